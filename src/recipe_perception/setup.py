@@ -1,0 +1,28 @@
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "recipe_perception"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["tests", "tests.*", "benchmarks", "benchmarks.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        (os.path.join("share", PACKAGE), ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="recipe maintainers",
+    maintainer_email="maintainers@recipe-robotics.org",
+    description="Camera ingest, object segmentation (SAM2 or depth-based) and 3D centroid lifting.",
+    license="Apache-2.0",
+    extras_require={"test": ["pytest"]},
+    entry_points={
+        "console_scripts": [
+
+        ],
+    },
+)
