@@ -13,6 +13,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         (os.path.join("share", PACKAGE), ["package.xml"]),
     ],
+    package_data={"recipe_sim": ["data/init_states/*.npz"]},
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="recipe maintainers",
@@ -22,6 +23,8 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
+            "scripted_init_states = recipe_sim.scripted_play:main",
+            "record_init_states = recipe_sim.init_states_recorder:main",
         ],
     },
 )
