@@ -10,10 +10,11 @@ Nodes not yet part of the stack (perception, diffusion policy) join here when th
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 TASKS = ("grasp_reach", "box_lift", "handover")
 

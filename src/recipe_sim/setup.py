@@ -1,5 +1,4 @@
 import os
-from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -18,7 +17,7 @@ setup(
     zip_safe=True,
     maintainer="recipe maintainers",
     maintainer_email="maintainers@recipe-robotics.org",
-    description="MuJoCo GR1 twin, tasks, contact-sticker rewards, domain randomization, PPO training, rollouts, distillation.",
+    description="MuJoCo GR1 twin, tasks, contact-sticker rewards, domain randomization, PPO, distillation.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
     entry_points={

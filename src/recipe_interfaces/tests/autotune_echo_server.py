@@ -43,7 +43,8 @@ class EchoAutotuneServer(Node):
         handle.succeed()
         return Autotune.Result(
             success=True,
-            message=",".join(goal.parameter_groups) + f"|{goal.num_sequences}|{goal.seed}|{goal.real_data_path}",
+            message=",".join(goal.parameter_groups)
+            + f"|{goal.num_sequences}|{goal.seed}|{goal.real_data_path}",
             best_mse=best,
             untuned_mse=1.0,
             random_search_mse=best,

@@ -96,5 +96,6 @@ def test_message_constants_and_fields():
     msg.position.x = 0.4
     assert msg.position.x == 0.4 and msg.header.frame_id == "base_link"
     assert ObjectState.get_fields_and_field_types() == {
-        "header": "std_msgs/Header", "position": "geometry_msgs/Point", "confidence": "float", "status": "uint8",
+        "header": "std_msgs/Header", "position": "geometry_msgs/Point", "confidence": "float",
+        "status": "uint8",
     }

@@ -46,7 +46,8 @@ def mask_centre(mask: np.ndarray) -> tuple[float, float] | None:
     return float(us.mean()), float(vs.mean())
 
 
-def robust_depth(depth: np.ndarray, mask: np.ndarray, centre: tuple[float, float], radius: int = 3) -> float | None:
+def robust_depth(depth: np.ndarray, mask: np.ndarray, centre: tuple[float, float],
+                 radius: int = 3) -> float | None:
     """Depth (m) at the mask centre: the median of valid masked pixels in a small window around it.
 
     A single pixel is often a hole (0) or a flying pixel on the object's edge in D435 depth, so the
@@ -54,9 +55,10 @@ def robust_depth(depth: np.ndarray, mask: np.ndarray, centre: tuple[float, float
     """
     if depth.shape != mask.shape:
         raise ValueError(f"depth {depth.shape} and mask {mask.shape} must have the same shape")
-    u, v = int(round(centre[0])), int(round(centre[1]))
+    u, v = round(centre[0]), round(centre[1])
     h, w = depth.shape
-    win = (slice(max(v - radius, 0), min(v + radius + 1, h)), slice(max(u - radius, 0), min(u + radius + 1, w)))
+    win = (slice(max(v - radius, 0), min(v + radius + 1, h)),
+           slice(max(u - radius, 0), min(u + radius + 1, w)))
     for d, m in ((depth[win], mask[win]), (depth, mask)):
         vals = d[m & np.isfinite(d) & (d > 0)]
         if vals.size:

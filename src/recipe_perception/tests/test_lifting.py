@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from recipe_perception.lifting import PinholeIntrinsics, deproject, lift_mask_centroid, mask_centre, robust_depth
+from recipe_perception.lifting import (
+    PinholeIntrinsics,
+    deproject,
+    lift_mask_centroid,
+    mask_centre,
+    robust_depth,
+)
 
 K = PinholeIntrinsics(fx=400.0, fy=400.0, cx=320.0, cy=240.0, width=640, height=480)
 

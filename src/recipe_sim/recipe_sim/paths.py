@@ -29,7 +29,7 @@ def config_dir() -> Path:
         cand = Path(get_package_share_directory("recipe_bringup")) / "config"
         if cand.is_dir():
             return cand
-    except Exception:  # noqa: BLE001 - ament index absent or package not installed: fall through
+    except Exception:
         pass
     raise FileNotFoundError(
         "cannot find the recipe config/ directory: set RECIPE_CONFIG_DIR or run from the workspace"

@@ -100,7 +100,6 @@ class HandSpec:
     urdf: str  # file name inside fourier_robot_descriptions/assets/urdf
     actuated: tuple[HandActuated, ...]
     couplings: tuple[Coupling, ...]
-    fingertip_links: tuple[str, ...]  # suffixes, prefixed with L_/R_; thumb, index, middle, ring
 
 
 _FOURIER = HandSpec(
@@ -121,8 +120,6 @@ _FOURIER = HandSpec(
         Coupling("ring_intermediate", "ring_proximal", 0.975, 0.0, -1.791, 0.0),
         Coupling("pinky_intermediate", "pinky_proximal", 0.975, 0.0, -1.791, 0.0),
     ),
-    fingertip_links=("thumb_distal_link", "index_intermediate_link", "middle_intermediate_link",
-                     "ring_intermediate_link"),
 )
 
 _INSPIRE = HandSpec(
@@ -144,8 +141,6 @@ _INSPIRE = HandSpec(
         Coupling("ring_intermediate", "ring_proximal", 1.0, 0.0, 0.0, 1.7),
         Coupling("pinky_intermediate", "pinky_proximal", 1.0, 0.0, 0.0, 1.7),
     ),
-    fingertip_links=("thumb_distal_link", "index_intermediate_link", "middle_intermediate_link",
-                     "ring_intermediate_link"),
 )
 
 HANDS: dict[str, HandSpec] = {"fourier": _FOURIER, "inspire": _INSPIRE}

@@ -2,10 +2,10 @@ import time
 
 import numpy as np
 import pytest
-from recipe_sim.init_states import InitStates, InitStatesError
-from recipe_sim.scripted_play import generate
 
 from recipe_sim import robot_spec
+from recipe_sim.init_states import InitStates, InitStatesError
+from recipe_sim.scripted_play import generate
 
 
 def _states(m: int = 5, **kw) -> InitStates:
@@ -71,8 +71,9 @@ def test_scripted_play_gives_labelled_physical_states(task):
 def test_teleop_recorder_records_human_states(tmp_path):
     rclpy = pytest.importorskip("rclpy")
     from rclpy.executors import SingleThreadedExecutor
-    from recipe_sim.init_states_recorder import InitStateRecorder
     from sensor_msgs.msg import JointState
+
+    from recipe_sim.init_states_recorder import InitStateRecorder
 
     rclpy.init()
     try:

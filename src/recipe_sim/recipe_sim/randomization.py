@@ -1,0 +1,407 @@
+"""Domain randomization (paper Table IV): validated config, seeded per-episode sampler, per-step noise.
+
+Everything is numpy and driven by an explicit ``np.random.Generator`` so that a seed reproduces a
+training run and the env (MuJoCo, numpy state) applies the values without tensor round trips.
+
+Per-episode items are drawn by ``sample_episode`` at reset; per-step items are small stateful
+helpers the env owns (``ObjectForce``, ``LagBuffer``) or pure functions (``apply_obs_noise``,
+``apply_action_noise``). A disabled item is the identity: scale 1, offset 0, absolute values at
+their ``nominal``, no noise, no lag, zero force.
+
+Interpretations of Table IV (the paper gives only the numbers):
+  * object mass/friction and hand friction are absolute values; a catalog object's own
+    ``mass_range``/``friction_range`` may replace the table's range for that object.
+  * initial position noise is added to x and y only (a z offset would start the object inside or
+    above the table).
+  * observation and action noise are zero-mean Gaussians with the given standard deviation, drawn
+    every policy step. ``joint_obs_noise`` keeps the paper's 0.4, which as radians (23 degrees) is
+    far above GR1 encoder error; it is only plausible if the paper meant degrees or normalised
+    units. It is kept as published and flagged here; lower it in the YAML if training suffers.
+  * camera position/rotation/FOV noise are per-episode uniform offsets within +-value (per axis
+    for position and roll/pitch/yaw rotation): a mis-calibrated camera stays mis-calibrated.
+  * lag: with probability p an env gets its previous frame/action again (a one-step delay).
+
+Per-step helpers do not reject NaN input (a diverged env must not stop the other N-1); the env
+detects those with ``success.nonfinite_state`` and resets them. Config values are checked strictly.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from recipe_sim.paths import config_path
+
+FORMAT = "recipe_sim/randomization/v1"
+CONFIG_FILE = "randomization.yaml"
+
+# Columns of scales_vector(): what the privileged critic sees (paper: mass/friction/shape scales,
+# plus the PD gain scales, which shape the dynamics just as much).
+PRIVILEGED_KEYS: tuple[str, ...] = (
+    "object_mass", "object_friction", "object_scale", "hand_friction", "kp_scale", "kd_scale",
+)
+
+# --------------------------------------------------------------------------- config-file helpers
+# Shared with rewards.py / success.py (kept here because this module has no torch dependency);
+# where config files live is recipe_sim.paths' business.
+
+
+def load_yaml_mapping(path: str | Path, expected_format: str) -> dict[str, Any]:
+    """Read a YAML mapping and check its ``format`` key, with errors that name the file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise FileNotFoundError(f"cannot read config file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: malformed YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    fmt = data.get("format")
+    if fmt != expected_format:
+        raise ValueError(f"{path}: key 'format' must be {expected_format!r}, got {fmt!r}")
+    return data
+
+
+def check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str,
+               required: Iterable[str] = ()) -> None:
+    """Reject unknown and missing keys, naming them with their dotted path."""
+    allowed = list(allowed)
+    for key in data:
+        if key not in allowed:
+            raise ValueError(f"{where}: unknown key {key!r} (allowed: {allowed})")
+    for key in required:
+        if key not in data:
+            raise ValueError(f"{where}: missing required key {key!r}")
+
+
+def as_float(value: Any, where: str, minimum: float | None = None, maximum: float | None = None,
+             exclusive: bool = False) -> float:
+    """A finite real number within [minimum, maximum] (open at minimum when exclusive)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{where} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{where} must be finite, got {value!r}")
+    if minimum is not None and (value < minimum or (exclusive and value == minimum)):
+        raise ValueError(f"{where} must be {'>' if exclusive else '>='} {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{where} must be <= {maximum}, got {value}")
+    return value
+
+
+def as_int(value: Any, where: str, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{where} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{where} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def as_bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
+def as_range(value: Any, where: str) -> tuple[float, float]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError(f"{where} must be a [low, high] pair, got {value!r}")
+    low, high = as_float(value[0], f"{where}[0]"), as_float(value[1], f"{where}[1]")
+    if low > high:
+        raise ValueError(f"{where} must have low <= high, got [{low}, {high}]")
+    return low, high
+
+
+# --------------------------------------------------------------------------- config items
+
+
+@dataclass(frozen=True)
+class RangeItem:
+    """A value drawn U(range) per episode; ``nominal`` is used when disabled (1 for scales, 0 for
+    offsets, the unrandomized value for absolute quantities)."""
+
+    enabled: bool
+    range: tuple[float, float]
+    nominal: float
+
+
+@dataclass(frozen=True)
+class NoiseItem:
+    """Zero-mean Gaussian noise with standard deviation ``std``, added every policy step."""
+
+    enabled: bool
+    std: float
+
+
+@dataclass(frozen=True)
+class LagItem:
+    """With ``probability`` per env and step, deliver the previous frame/action again."""
+
+    enabled: bool
+    probability: float
+
+
+@dataclass(frozen=True)
+class ForceItem:
+    """Random push on the object: every ``interval_s`` with ``probability`` a new force of
+    magnitude ``scale * mass`` (N, i.e. ``scale`` m/s^2 of acceleration) in a random direction;
+    the force decays by ``decay`` per ``interval_s``."""
+
+    enabled: bool
+    scale: float
+    probability: float
+    decay: float
+    interval_s: float
+
+
+def _parse_item(cls: type, data: Any, default: Any, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where} must be a mapping, got {type(data).__name__}")
+    names = [f.name for f in fields(cls)]
+    check_keys(data, names, where)
+    kw = asdict(default)
+    for key, value in data.items():
+        name = f"{where}.{key}"
+        if key == "enabled":
+            kw[key] = as_bool(value, name)
+        elif key == "range":
+            kw[key] = as_range(value, name)
+        elif key in ("probability", "decay"):
+            kw[key] = as_float(value, name, 0.0, 1.0)
+        elif key in ("std", "scale"):
+            kw[key] = as_float(value, name, 0.0)
+        elif key == "interval_s":
+            kw[key] = as_float(value, name, 0.0, exclusive=True)
+        else:
+            kw[key] = as_float(value, name)
+    return cls(**kw)
+
+
+@dataclass(frozen=True)
+class RandomizationConfig:
+    """Table IV, one field per item; the defaults are the paper's values."""
+
+    object_mass: RangeItem = RangeItem(True, (0.03, 0.1), 0.065)  # kg
+    object_friction: RangeItem = RangeItem(True, (0.5, 1.5), 1.0)  # sliding friction coefficient
+    object_scale: RangeItem = RangeItem(True, (0.95, 1.05), 1.0)  # multiplies the geom size
+    object_init_pos: RangeItem = RangeItem(True, (-0.02, 0.02), 0.0)  # m, added to x and y
+    object_init_yaw: RangeItem = RangeItem(True, (-0.75, 0.75), 0.0)  # rad, about world z
+    hand_friction: RangeItem = RangeItem(True, (0.5, 1.5), 1.0)
+    kp_scale: RangeItem = RangeItem(True, (0.8, 1.1), 1.0)
+    kd_scale: RangeItem = RangeItem(True, (0.7, 1.2), 1.0)
+    object_force: ForceItem = ForceItem(True, 2.0, 0.2, 0.99, 0.1)
+    object_pos_obs_noise: NoiseItem = NoiseItem(True, 0.02)  # m
+    joint_obs_noise: NoiseItem = NoiseItem(True, 0.4)  # paper value; see module docstring
+    action_noise: NoiseItem = NoiseItem(True, 0.1)
+    frame_lag: LagItem = LagItem(True, 0.1)
+    action_lag: LagItem = LagItem(True, 0.1)
+    camera_pos_noise: RangeItem = RangeItem(True, (-0.005, 0.005), 0.0)  # m per axis
+    camera_rot_noise_deg: RangeItem = RangeItem(True, (-5.0, 5.0), 0.0)  # deg per axis
+    camera_fov_noise_deg: RangeItem = RangeItem(True, (-5.0, 5.0), 0.0)  # deg
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> RandomizationConfig:
+        """Load config/randomization.yaml (or ``path``); items or fields left out keep the defaults."""
+        path = config_path(CONFIG_FILE) if path is None else Path(path)
+        data = load_yaml_mapping(path, FORMAT)
+        try:
+            return cls.from_dict({k: v for k, v in data.items() if k != "format"})
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RandomizationConfig:
+        defaults = cls()
+        check_keys(data, [f.name for f in fields(cls)], "randomization")
+        kw = {}
+        for key, value in data.items():
+            default = getattr(defaults, key)
+            kw[key] = _parse_item(type(default), value, default, key)
+        return replace(defaults, **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format": FORMAT}
+        for f in fields(self):
+            item = asdict(getattr(self, f.name))
+            if "range" in item:
+                item["range"] = list(item["range"])
+            out[f.name] = item
+        return out
+
+    @classmethod
+    def disabled(cls) -> RandomizationConfig:
+        """Every item off: the nominal simulator (for evaluation and debugging)."""
+        base = cls()
+        return replace(base, **{f.name: replace(getattr(base, f.name), enabled=False) for f in fields(base)})
+
+    def item_names(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+
+# --------------------------------------------------------------------------- per-episode sampling
+
+
+def _check_n_envs(n_envs: int) -> int:
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int | np.integer) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+    return int(n_envs)
+
+
+def _draw(item: RangeItem, rng: np.random.Generator, shape: tuple[int, ...],
+          override: tuple[float, float] | None = None) -> np.ndarray:
+    """Always consume the same random numbers, so toggling one item leaves the others' draws alone."""
+    low, high = item.range if override is None else override
+    values = rng.uniform(low, high, size=shape)
+    return values if item.enabled else np.full(shape, item.nominal)
+
+
+def sample_episode(cfg: RandomizationConfig, rng: np.random.Generator, n_envs: int,
+                   mass_range: tuple[float, float] | None = None,
+                   friction_range: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
+    """Per-env episode values, drawn at reset.
+
+    Keys and shapes: object_mass, object_friction, object_scale, object_init_yaw, hand_friction,
+    kp_scale, kd_scale, camera_fov_offset_deg (N,); object_init_pos_offset (N, 3) with z = 0,
+    camera_pos_offset, camera_rot_offset_deg (N, 3). ``mass_range``/``friction_range`` replace the
+    table's ranges for one catalog object (only while the item is enabled).
+    """
+    n = _check_n_envs(n_envs)
+    if mass_range is not None:
+        mass_range = as_range(mass_range, "mass_range")
+    if friction_range is not None:
+        friction_range = as_range(friction_range, "friction_range")
+    pos = _draw(cfg.object_init_pos, rng, (n, 3))
+    pos[:, 2] = 0.0
+    return {
+        "object_mass": _draw(cfg.object_mass, rng, (n,), mass_range),
+        "object_friction": _draw(cfg.object_friction, rng, (n,), friction_range),
+        "object_scale": _draw(cfg.object_scale, rng, (n,)),
+        "object_init_pos_offset": pos,
+        "object_init_yaw": _draw(cfg.object_init_yaw, rng, (n,)),
+        "hand_friction": _draw(cfg.hand_friction, rng, (n,)),
+        "kp_scale": _draw(cfg.kp_scale, rng, (n,)),
+        "kd_scale": _draw(cfg.kd_scale, rng, (n,)),
+        "camera_pos_offset": _draw(cfg.camera_pos_noise, rng, (n, 3)),
+        "camera_rot_offset_deg": _draw(cfg.camera_rot_noise_deg, rng, (n, 3)),
+        "camera_fov_offset_deg": _draw(cfg.camera_fov_noise_deg, rng, (n,)),
+    }
+
+
+def scales_vector(sample: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(N, len(PRIVILEGED_KEYS)) float32 block of the privileged critic observation."""
+    missing = [k for k in PRIVILEGED_KEYS if k not in sample]
+    if missing:
+        raise ValueError(f"sample lacks privileged keys {missing}")
+    cols = [np.asarray(sample[k], dtype=np.float32) for k in PRIVILEGED_KEYS]
+    n = cols[0].shape[0] if cols[0].ndim == 1 else -1
+    for key, col in zip(PRIVILEGED_KEYS, cols):
+        if col.shape != (n,):
+            raise ValueError(f"sample[{key!r}] must have shape ({n},), got {col.shape}")
+    return np.stack(cols, axis=-1)
+
+
+# --------------------------------------------------------------------------- per-step noise
+
+
+def _add_gaussian(x: np.ndarray, item: NoiseItem, rng: np.random.Generator) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if not item.enabled or item.std == 0.0:
+        return arr.copy()
+    return arr + rng.normal(0.0, item.std, size=arr.shape)
+
+
+def apply_obs_noise(obs: np.ndarray, item: NoiseItem, rng: np.random.Generator) -> np.ndarray:
+    """obs + N(0, std^2) per entry (e.g. cfg.object_pos_obs_noise, cfg.joint_obs_noise)."""
+    return _add_gaussian(obs, item, rng)
+
+
+def apply_action_noise(action: np.ndarray, item: NoiseItem, rng: np.random.Generator) -> np.ndarray:
+    """action + N(0, std^2) per entry, before the action is mapped to joint targets (which clips)."""
+    return _add_gaussian(action, item, rng)
+
+
+class LagBuffer:
+    """Frame or action lag: with probability p an env receives its previous input instead of the new.
+
+    The previous input (not the previous output) is kept, so a lag is exactly a one-step delay.
+    Right after ``reset`` an env has no previous input and always gets the new one, so stale data
+    never leaks across episodes.
+    """
+
+    def __init__(self, item: LagItem, n_envs: int, rng: np.random.Generator) -> None:
+        self.item = item
+        self.n_envs = _check_n_envs(n_envs)
+        self.rng = rng
+        self._prev: np.ndarray | None = None
+        self._has_prev = np.zeros(self.n_envs, dtype=bool)
+
+    def reset(self, env_ids: np.ndarray | None = None) -> None:
+        """Forget the previous input of the given envs (all when None)."""
+        if env_ids is None:
+            self._has_prev[:] = False
+        else:
+            self._has_prev[np.asarray(env_ids)] = False
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        arr = np.array(x, copy=True)
+        if arr.ndim == 0 or arr.shape[0] != self.n_envs:
+            raise ValueError(f"LagBuffer input must have leading dim {self.n_envs}, got {arr.shape}")
+        if self._prev is not None and self._prev.shape != arr.shape:
+            raise ValueError(f"LagBuffer input shape changed from {self._prev.shape} to {arr.shape}")
+        out = arr.copy()
+        if self.item.enabled and self._prev is not None:
+            lag = (self.rng.random(self.n_envs) < self.item.probability) & self._has_prev
+            out[lag] = self._prev[lag]
+        self._prev = arr
+        self._has_prev[:] = True
+        return out
+
+
+class ObjectForce:
+    """Random external force on the object (Table IV), to be written to MuJoCo ``xfrc_applied``.
+
+    ``step(dt, mass)`` advances the process by dt seconds: the force decays continuously by
+    ``decay`` per ``interval_s`` and, at every interval boundary, each env with probability p gets a
+    fresh force of magnitude ``scale * mass`` in a uniformly random direction.
+    """
+
+    def __init__(self, item: ForceItem, n_envs: int, rng: np.random.Generator) -> None:
+        self.item = item
+        self.n_envs = _check_n_envs(n_envs)
+        self.rng = rng
+        self.force = np.zeros((self.n_envs, 3))
+        self._since_tick = 0.0
+
+    def reset(self, env_ids: np.ndarray | None = None) -> None:
+        if env_ids is None:
+            self.force[:] = 0.0
+        else:
+            self.force[np.asarray(env_ids)] = 0.0
+
+    def step(self, dt: float, mass: np.ndarray | float) -> np.ndarray:
+        """Advance dt seconds and return the current force (N, 3) in newtons (a copy)."""
+        dt = as_float(dt, "dt", 0.0)
+        m = np.broadcast_to(np.asarray(mass, dtype=np.float64), (self.n_envs,))
+        if not np.all(np.isfinite(m)) or np.any(m <= 0.0):
+            raise ValueError(f"object mass must be finite and positive, got {m}")
+        if not self.item.enabled:
+            self.force[:] = 0.0
+            return self.force.copy()
+        self.force *= self.item.decay ** (dt / self.item.interval_s)
+        self._since_tick += dt
+        ticks = math.floor(self._since_tick / self.item.interval_s + 1e-9)
+        self._since_tick = max(self._since_tick - ticks * self.item.interval_s, 0.0)
+        for _ in range(ticks):
+            direction = self.rng.normal(size=(self.n_envs, 3))
+            direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+            hit = self.rng.random(self.n_envs) < self.item.probability
+            self.force[hit] = direction[hit] * (self.item.scale * m[hit])[:, None]
+        return self.force.copy()

@@ -1,0 +1,205 @@
+"""SimTwin: one simulated GR1 (arms, hands, table, optional object) used as if it were the real robot.
+
+The driver's sim backend and autotune's "real" side talk to this class. An optional hidden overlay
+(ModelParams) gives the twin dynamics that differ from the manufacturer model, so autotune has a
+ground truth to recover. The caller sets the pace: ``step``/``advance`` run physics as fast as the CPU
+allows and the driver sleeps to stay near real time. All public methods hold one lock, so a driver may
+call them from several ROS callbacks.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering default; read when mujoco is first imported
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from recipe_sim import robot_spec
+from recipe_sim.model.builder import build_model
+from recipe_sim.model.params import ModelParams
+from recipe_sim.model.scene import Intrinsics, load_scene
+from recipe_sim.objects import load_catalog
+
+# Paper Table IV: object initial position +- 2 cm, z-orientation +- 0.75 rad.
+SPAWN_JITTER_XY = 0.02
+SPAWN_JITTER_YAW = 0.75
+
+
+class SimTwin:
+    """The GR1 as a robot: joint position targets in, joint states and depth images out."""
+
+    def __init__(self, hand: str = robot_spec.DEFAULT_HAND,
+                 overlay: ModelParams | str | Path | Mapping[str, Any] | None = None,
+                 object_name: str | None = None, render: bool = False, seed: int = 0,
+                 visual: bool = False) -> None:
+        robot_spec.get_hand(hand)
+        self.hand = hand
+        self._lock = threading.RLock()
+        self._overlay = ModelParams.coerce(overlay, hand)
+        obj = None
+        if object_name is not None:
+            catalog = load_catalog()
+            if object_name not in catalog.objects:
+                raise KeyError(f"unknown object {object_name!r}; catalog has {sorted(catalog.objects)}")
+            obj = catalog.objects[object_name]
+        self.model, self.index = build_model(hand, obj=obj, params=self._overlay, visual=visual)
+        self.data = mujoco.MjData(self.model)
+        self.rng = np.random.default_rng(seed)
+        self._scene = load_scene()
+        self._render = render
+        self._renderers: dict[tuple[str, int, int], Any] = {}
+        self._lower = self.model.actuator_ctrlrange[self.index.actuator_ids, 0].copy()
+        self._upper = self.model.actuator_ctrlrange[self.index.actuator_ids, 1].copy()
+        self.reset()
+
+    # --- description --------------------------------------------------------------------------------
+
+    @property
+    def joint_names(self) -> list[str]:
+        return robot_spec.state_joint_names(self.hand)
+
+    @property
+    def actuated_names(self) -> list[str]:
+        return robot_spec.actuated_joint_names()
+
+    @property
+    def dt(self) -> float:
+        return float(self.model.opt.timestep)
+
+    @property
+    def time(self) -> float:
+        return float(self.data.time)
+
+    # --- commands -----------------------------------------------------------------------------------
+
+    def set_targets(self, q_target: np.ndarray) -> None:
+        """Joint position targets (26,) in radians, actuated order; clipped to the joint limits."""
+        q = _check_vector(q_target, robot_spec.ACTION_DIM, "q_target")
+        with self._lock:
+            self.data.ctrl[self.index.actuator_ids] = np.clip(q, self._lower, self._upper)
+
+    def step(self, n: int = 1) -> None:
+        if n < 0:
+            raise ValueError(f"step count must be >= 0, got {n}")
+        with self._lock:
+            if n:
+                mujoco.mj_step(self.model, self.data, nstep=int(n))
+
+    def advance(self, seconds: float) -> None:
+        """Simulate ``seconds`` of time (rounded to whole physics steps)."""
+        if not np.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be finite and >= 0, got {seconds}")
+        self.step(round(seconds / self.dt))
+
+    def reset(self, q: np.ndarray | None = None, randomize_object: bool = False) -> None:
+        """Put the actuated joints at ``q`` (26,; default all zero, arms hanging), at rest, targets = q.
+
+        Coupled joints are placed on their coupling (q_u = k * q_a + b, clipped to their joint range: the
+        Inspire URDF's thumb limits are tighter than its mimic ratios) so no constraint force kicks in.
+        The object goes to the scene's spawn pose (with the paper's jitter if ``randomize_object``).
+        """
+        q = np.zeros(robot_spec.ACTION_DIM) if q is None else _check_vector(q, robot_spec.ACTION_DIM, "q")
+        q = np.clip(q, self._lower, self._upper)
+        with self._lock:
+            mujoco.mj_resetData(self.model, self.data)
+            self.data.qpos[self.index.actuated_qpos_adr] = q
+            eq = self.model.eq_data[self.index.coupling_eq_ids]
+            drivers = q[self.index.coupling_actuated_index]
+            coupled_range = self.model.jnt_range[self.index.joint_ids[robot_spec.ACTION_DIM:]]
+            self.data.qpos[self.index.coupled_qpos_adr] = np.clip(eq[:, 0] + eq[:, 1] * drivers,
+                                                                  coupled_range[:, 0], coupled_range[:, 1])
+            self.data.ctrl[self.index.actuator_ids] = q
+            if self.index.object_body >= 0:
+                self._place_object(randomize_object)
+            mujoco.mj_forward(self.model, self.data)
+
+    def _place_object(self, randomize: bool) -> None:
+        spec = self.index.object_spec
+        assert spec is not None
+        xy = self._scene.spawn_xy.copy()
+        yaw = self._scene.spawn_yaw
+        if randomize:
+            xy += self.rng.uniform(-SPAWN_JITTER_XY, SPAWN_JITTER_XY, size=2)
+            yaw += self.rng.uniform(-SPAWN_JITTER_YAW, SPAWN_JITTER_YAW)
+        adr = self.index.object_qpos_adr
+        self.data.qpos[adr:adr + 3] = [*xy, self._scene.table_top_height + spec.resting_height]
+        self.data.qpos[adr + 3:adr + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        self.data.qvel[self.index.object_dof_adr:self.index.object_dof_adr + 6] = 0.0
+
+    # --- state --------------------------------------------------------------------------------------
+
+    def joint_positions(self) -> np.ndarray:
+        with self._lock:
+            return self.data.qpos[self.index.qpos_adr].copy()
+
+    def joint_velocities(self) -> np.ndarray:
+        with self._lock:
+            return self.data.qvel[self.index.dof_adr].copy()
+
+    def joint_efforts(self) -> np.ndarray:
+        """Actuator torque per joint (Nm); coupled joints have no motor and read 0."""
+        with self._lock:
+            return self.data.qfrc_actuator[self.index.dof_adr].copy()
+
+    def object_position(self) -> np.ndarray | None:
+        if self.index.object_body < 0:
+            return None
+        with self._lock:
+            return self.data.xpos[self.index.object_body].copy()
+
+    # --- cameras ------------------------------------------------------------------------------------
+
+    def _stream_size(self, camera: str, width: int | None, height: int | None) -> tuple[int, int]:
+        if camera not in self._scene.cameras:
+            raise KeyError(f"unknown camera {camera!r}; cameras: {sorted(self._scene.cameras)}")
+        stream = self._scene.cameras[camera].stream
+        return (width or stream.width, height or stream.height)
+
+    def camera_info(self, camera: str, width: int | None = None, height: int | None = None) -> dict[str, Any]:
+        """Intrinsics of ``render_depth(camera)`` (the D435 stream size unless a size is given)."""
+        w, h = self._stream_size(camera, width, height)
+        fovy = float(self.model.cam_fovy[self.index.cameras[camera]])
+        info: dict[str, Any] = Intrinsics.from_fovy(fovy, w, h).as_dict()
+        info["frame_id"] = self._scene.cameras[camera].frame_id
+        return info
+
+    def render_depth(self, camera: str, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """Depth (H, W) float32 metres from a scene camera, collision shapes only (see recipe_sim.render)."""
+        if not self._render:
+            raise RuntimeError("this SimTwin was created with render=False")
+        w, h = self._stream_size(camera, width, height)
+        with self._lock:
+            key = (camera, w, h)
+            if key not in self._renderers:
+                from recipe_sim.render import DepthRenderer
+
+                self._renderers[key] = DepthRenderer(self.model, camera, w, h)
+            return self._renderers[key].render(self.data)
+
+    def close(self) -> None:
+        with self._lock:
+            for r in self._renderers.values():
+                r.close()
+            self._renderers.clear()
+
+    def __enter__(self) -> SimTwin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_vector(value: np.ndarray, n: int, name: str) -> np.ndarray:
+    v = np.asarray(value, dtype=np.float64)
+    if v.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} contains NaN or inf at index {np.flatnonzero(~np.isfinite(v)).tolist()}")
+    return v

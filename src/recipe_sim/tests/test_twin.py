@@ -1,0 +1,131 @@
+"""SimTwin: the GR1 as a robot (targets in, joint states and depth out), with an optional hidden overlay."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+import pytest
+
+from recipe_sim import robot_spec
+from recipe_sim.model.scene import load_scene
+from recipe_sim.twin import SimTwin
+
+ROLL = robot_spec.actuated_joint_names().index("left_shoulder_roll_joint")
+PITCH = robot_spec.actuated_joint_names().index("left_shoulder_pitch_joint")
+
+
+@pytest.fixture(scope="module")
+def twin():
+    return SimTwin(object_name="can_small")
+
+
+def _step_response(tw: SimTwin, joint: int, target: float, seconds: float) -> np.ndarray:
+    tw.reset()
+    q = np.zeros(robot_spec.ACTION_DIM)
+    q[joint] = target
+    tw.set_targets(q)
+    out = []
+    for _ in range(round(seconds / tw.dt)):
+        tw.step()
+        out.append(tw.joint_positions()[joint])
+    return np.array(out)
+
+
+def test_description(twin):
+    assert twin.joint_names == robot_spec.state_joint_names("fourier")
+    assert twin.actuated_names == robot_spec.actuated_joint_names()
+    assert twin.dt == pytest.approx(1 / 120)
+    assert twin.joint_positions().shape == (36,)
+    assert twin.joint_velocities().shape == (36,) and twin.joint_efforts().shape == (36,)
+
+
+def test_tracks_a_step_on_an_arm_joint(twin):
+    """Shoulder roll 0 -> 0.5 rad (arm out sideways, clear of the table)."""
+    traj = _step_response(twin, ROLL, 0.5, 1.0)
+    t90 = np.argmax(traj >= 0.45) * twin.dt
+    assert 0.0 < t90 < 0.2  # within two 10 Hz policy steps
+    assert traj.max() < 0.5 * 1.15  # overshoot under 15 %
+    assert abs(traj[-1] - 0.5) < 0.03  # settles (gravity sag of a PD loop included)
+    others = np.delete(twin.joint_positions()[:14], ROLL)
+    assert np.max(np.abs(others)) < 0.05  # the other arm joints hold still
+    assert twin.time == pytest.approx(1.0, abs=twin.dt)
+
+
+def test_tracks_a_10hz_target_stream(twin):
+    """Targets sent at the policy rate (10 Hz) along a 0.5 Hz sweep are followed closely."""
+    twin.reset()
+    errs = []
+    for k in range(30):
+        s = abs(np.sin(np.pi * (k + 1) * 0.1))
+        q = np.zeros(robot_spec.ACTION_DIM)
+        q[[PITCH, ROLL]] = 0.4 * s
+        twin.set_targets(q)
+        twin.advance(0.1)
+        errs.append(np.abs(twin.joint_positions()[[PITCH, ROLL]] - q[[PITCH, ROLL]]))
+    assert np.max(errs[3:]) < 0.06 and np.mean(errs[3:]) < 0.03
+
+
+def test_hidden_overlay_changes_the_dynamics(twin):
+    soft = SimTwin(overlay={"joints": {"left_shoulder_roll_joint": {"kp": 40.0, "damping": 5.0}}})
+    nominal = _step_response(twin, ROLL, 0.5, 0.2)
+    tuned = _step_response(soft, ROLL, 0.5, 0.2)
+    assert tuned[-1] < nominal[-1] - 0.05  # slower: the overlay really reached the physics
+    assert not hasattr(soft, "overlay")  # hidden: not part of the public surface
+
+
+def test_reset_places_couplings_and_object(twin):
+    q = np.zeros(robot_spec.ACTION_DIM)
+    q[14:20] = robot_spec.hand_normalized_to_rad(np.full(6, 0.5))
+    twin.reset(q)
+    pos = twin.joint_positions()
+    np.testing.assert_allclose(pos[:26], q)
+    for s, side in enumerate(robot_spec.SIDES):
+        for c in robot_spec.get_hand("fourier").couplings:
+            p = robot_spec.HAND_PREFIX[side]
+            qa = pos[twin.joint_names.index(f"{p}_{c.actuated_suffix}_joint")]
+            qu = pos[twin.joint_names.index(f"{p}_{c.underactuated_suffix}_joint")]
+            assert qu == pytest.approx(c.k * qa + c.b, abs=1e-9), (s, c)
+    scene = load_scene()
+    obj = twin.object_position()
+    np.testing.assert_allclose(obj[:2], scene.spawn_xy)
+    assert obj[2] == pytest.approx(scene.table_top_height + 0.05)
+    twin.step(60)
+    assert np.linalg.norm(twin.object_position() - obj) < 0.005  # resting, not disturbed by the arms
+    twin.reset(randomize_object=True)
+    assert 0 < np.linalg.norm(twin.object_position()[:2] - scene.spawn_xy) <= 0.02 * np.sqrt(2)
+
+
+def test_bad_commands_are_rejected(twin):
+    with pytest.raises(ValueError, match="shape"):
+        twin.set_targets(np.zeros(25))
+    bad = np.zeros(robot_spec.ACTION_DIM)
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        twin.set_targets(bad)
+    with pytest.raises(ValueError):
+        twin.advance(-1.0)
+    with pytest.raises(KeyError, match="unknown object"):
+        SimTwin(object_name="teapot")
+    with pytest.raises(RuntimeError, match="render=False"):
+        twin.render_depth("head_depth")
+    assert SimTwin().object_position() is None
+
+
+def test_render_depth_and_camera_info():
+    with SimTwin(render=True, object_name="ball_small") as tw:
+        for cam in ("head_depth", "third_view"):
+            info = tw.camera_info(cam)
+            depth = tw.render_depth(cam)
+            assert depth.shape == (info["height"], info["width"]) and depth.dtype == np.float32
+            assert info["frame_id"].endswith("optical_frame")
+            assert np.isfinite(depth).all() and depth.min() > 0.05
+        small = tw.render_depth("head_depth", 84, 84)
+        assert small.shape == (84, 84)
+        head, policy = tw.camera_info("head_depth"), tw.camera_info("head_depth", 84, 84)
+        assert policy["fy"] == pytest.approx(head["fy"] * 84 / head["height"])  # same vertical FOV
+        assert policy["fx"] == policy["fy"] and policy["cx"] == 41.5
+        with pytest.raises(KeyError, match="unknown camera"):
+            tw.camera_info("wrist")
