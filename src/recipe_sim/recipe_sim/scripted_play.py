@@ -24,13 +24,10 @@ from recipe_sim.init_states import InitStates
 from recipe_sim.model.builder import ModelIndex, build_model, substeps
 from recipe_sim.model.scene import load_scene
 from recipe_sim.objects import ObjectSpec, load_catalog
+from recipe_sim.tasks.poses import arm_posture, configured_left_palm, ready_pose, set_coupled
 
 TASK_OBJECTS = {"grasp_reach": "can_small", "box_lift": "lift_box", "handover": "handover_block"}
-# Elbow bent, forearm forward: the posture the IK null space is pulled toward.
-PREFERRED_ARM = np.array([-0.5, 0.0, 0.0, -1.2, 0.0, 0.0, 0.0])
 _States = list[tuple[np.ndarray, np.ndarray]]
-# Left -> right arm: roll and yaw joints change sign, pitch joints do not.
-MIRROR = np.array([1.0, -1.0, -1.0, 1.0, -1.0, -1.0, 1.0])
 
 
 @dataclass
@@ -72,9 +69,17 @@ def _arm_ik(w: PlayWorld, side: str, target: np.ndarray) -> np.ndarray:
     """IK on a scratch copy of the state so the simulated state is not teleported."""
     scratch = mujoco.MjData(w.model)
     scratch.qpos[:] = w.data.qpos
-    posture = PREFERRED_ARM if side == "left" else PREFERRED_ARM * MIRROR
-    q, _ = solve_palm_position(w.model, scratch, w.index, side, target, posture=posture)
+    q, _ = solve_palm_position(w.model, scratch, w.index, side, target, posture=arm_posture(side))
     return q
+
+
+# Object region (world xy, m) kept for episode starts: in front of the robot, within the arms' reach.
+WORKSPACE_X = (0.22, 0.55)
+WORKSPACE_ABS_Y = 0.30
+
+
+def _in_workspace(pos: np.ndarray) -> bool:
+    return bool(WORKSPACE_X[0] <= pos[0] <= WORKSPACE_X[1] and abs(pos[1]) <= WORKSPACE_ABS_Y)
 
 
 class _ObjectLost(Exception):
@@ -121,10 +126,11 @@ def _with_hand(target26: np.ndarray, side: str, closure: float, hand: str) -> np
 
 
 def reset_robot(w: PlayWorld) -> np.ndarray:
+    """Put the robot at rest in the tasks' ready pose (the pose env episodes start from)."""
     mujoco.mj_resetData(w.model, w.data)
-    q0 = np.concatenate([PREFERRED_ARM, PREFERRED_ARM * MIRROR, np.zeros(12)])
-    q0 = np.clip(q0, *robot_spec.actuated_limits(w.index.hand))
+    q0 = ready_pose(w.model, w.index, configured_left_palm())
     w.data.qpos[w.index.actuated_qpos_adr] = q0
+    set_coupled(w.model, w.data, w.index)
     w.data.ctrl[w.index.actuator_ids] = q0
     return q0
 
@@ -200,6 +206,9 @@ def generate(task: str, episodes: int = 10, seed: int = 0, object_name: str | No
         except _ObjectLost:
             pass  # keep the states recorded before the object was knocked away
         states += rec
+    # Play sometimes pushes the object toward the table's edges; episodes should start where the hands
+    # can still work with it.
+    states = [st for st in states if _in_workspace(st[1][:3])]
     if not states:
         raise RuntimeError(f"scripted play for {task} produced no valid state")
     lo, hi = robot_spec.actuated_limits(w.index.hand)

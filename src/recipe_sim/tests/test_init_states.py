@@ -83,7 +83,7 @@ def test_teleop_recorder_records_human_states(tmp_path):
         ex = SingleThreadedExecutor()
         ex.add_node(rec)
         ex.add_node(teleop)
-        target = {"left_elbow_pitch_joint": -0.6, "L_index_proximal_joint": -0.8}
+        target = {"left_elbow_pitch_joint": -1.6, "L_index_proximal_joint": -0.8}  # bend: lifts the hand
         bad = JointState(name=["no_such_joint"], position=[0.1])
         deadline = time.monotonic() + 20
         while not rec.done.is_set() and time.monotonic() < deadline:
@@ -100,6 +100,6 @@ def test_teleop_recorder_records_human_states(tmp_path):
     s = InitStates.load(path)
     assert s.source == "human" and len(s) == 15
     names = robot_spec.actuated_joint_names()
-    assert s.q[-1, names.index("left_elbow_pitch_joint")] == pytest.approx(-0.6, abs=0.1)
+    assert s.q[-1, names.index("left_elbow_pitch_joint")] == pytest.approx(-1.6, abs=0.1)
     assert s.q[-1, names.index("L_index_proximal_joint")] == pytest.approx(-0.8, abs=0.15)
     assert rec.rejected > 0
