@@ -24,6 +24,7 @@ setup(
         "console_scripts": [
             "scripted_init_states = recipe_sim.scripted_play:main",
             "record_init_states = recipe_sim.init_states_recorder:main",
+            "task_video = recipe_sim.task_video:main",
         ],
     },
 )
