@@ -15,3 +15,9 @@ if [[ -f "$RECIPE_ROOT/install/setup.bash" ]]; then
   # shellcheck disable=SC1091
   source "$RECIPE_ROOT/install/setup.bash"
 fi
+# What `ros2 run <pkg> <exe>` would find: the console scripts colcon installs under install/<pkg>/lib/<pkg>/.
+for _d in "$RECIPE_ROOT"/install/*/lib/*/; do
+  [[ -d "$_d" && "$_d" != */python3* ]] && PATH="$_d:$PATH"
+done
+unset _d
+export PATH
