@@ -22,6 +22,8 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
+            "train = recipe_sim.train:main",
+            "eval = recipe_sim.evaluate:main",
             "scripted_init_states = recipe_sim.scripted_play:main",
             "record_init_states = recipe_sim.init_states_recorder:main",
             "task_video = recipe_sim.task_video:main",

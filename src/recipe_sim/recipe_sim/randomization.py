@@ -213,13 +213,18 @@ class RandomizationConfig:
         path = config_path(CONFIG_FILE) if path is None else Path(path)
         data = load_yaml_mapping(path, FORMAT)
         try:
-            return cls.from_dict({k: v for k, v in data.items() if k != "format"})
+            return cls.from_dict(data)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RandomizationConfig:
+        """Items from a mapping (what to_dict writes: an optional ``format`` key must match)."""
         defaults = cls()
+        if "format" in data:
+            if data["format"] != FORMAT:
+                raise ValueError(f"randomization: format {data['format']!r} is not {FORMAT!r}")
+            data = {k: v for k, v in data.items() if k != "format"}
         check_keys(data, [f.name for f in fields(cls)], "randomization")
         kw = {}
         for key, value in data.items():

@@ -226,3 +226,10 @@ def test_malformed_and_missing_files(tmp_path):
         dr.RandomizationConfig.load(tmp_path / "nope.yaml")
     with pytest.raises(ValueError, match="n_envs must be a positive integer"):
         dr.sample_episode(dr.RandomizationConfig(), np.random.default_rng(0), 0)
+
+
+def test_to_dict_round_trips_through_from_dict():
+    cfg = dr.RandomizationConfig.load()
+    assert dr.RandomizationConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="format"):
+        dr.RandomizationConfig.from_dict({**cfg.to_dict(), "format": "other/v0"})

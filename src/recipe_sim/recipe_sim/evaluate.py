@@ -1,0 +1,163 @@
+"""``eval``: success rate of a PPO specialist over N episodes per object, under several conditions.
+
+Conditions: ``nominal`` (no domain randomization), ``randomized`` (paper Table IV as configured in
+config/randomization.yaml, which includes its random object force) and ``pushes`` (no randomization
+except random forces on the object; --force-scale / --force-probability make them harsher).
+Writes ``eval.json`` and ``eval.png`` (bars per object and condition) and, with ``--video N``, an MP4 of
+N episodes from the third-view camera.
+
+Example::
+
+    ros2 run recipe_sim eval --checkpoint runs/grasp_reach/<stamp>/model_1999.pt --episodes 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="eval",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", type=Path, required=True, help="model_<it>.pt with its metadata.json")
+    p.add_argument("--episodes", type=int, default=20, help="episodes per object and condition (default 20)")
+    p.add_argument("--objects", nargs="+", default=None, help="objects to test (default: the checkpoint's)")
+    p.add_argument(
+        "--conditions",
+        nargs="+",
+        default=["nominal", "randomized", "pushes"],
+        choices=["nominal", "randomized", "pushes"],
+    )
+    p.add_argument("--num-envs", type=int, default=25, help="parallel envs per object (default 25)")
+    p.add_argument("--seed", type=int, default=1000, help="evaluation seed (keep apart from training seeds)")
+    p.add_argument("--force-scale", type=float, default=None, help="pushes: force scale (x object mass)")
+    p.add_argument("--force-probability", type=float, default=None, help="pushes: probability per interval")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default <checkpoint dir>/eval)")
+    p.add_argument(
+        "--video",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also record N episodes of env 0 (first object, first condition) to episodes.mp4",
+    )
+    p.add_argument("--threads", type=int, default=2)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.episodes < 1 or args.num_envs < 1:
+        print("eval: error: --episodes and --num-envs must be >= 1", file=sys.stderr)
+        return 2
+    import torch
+
+    from recipe_sim.ppo.checkpoint import CheckpointError, read_metadata
+    from recipe_sim.ppo.envs import SubTask, make_env, recorded_init_states
+    from recipe_sim.ppo.evaluation import (
+        VideoRecorder,
+        condition_randomization,
+        deterministic_policy,
+        episodes_per_env,
+        load_actor,
+        objects_of,
+        plot_success,
+        run_episodes,
+        summarize,
+        take,
+    )
+
+    torch.set_num_threads(args.threads)
+    try:
+        meta = read_metadata(args.checkpoint)
+        init_states = recorded_init_states(meta)
+    except (CheckpointError, FileNotFoundError) as exc:
+        print(f"eval: error: {exc}", file=sys.stderr)
+        return 1
+    out = args.out or args.checkpoint.resolve().parent / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    objects = objects_of(meta, args.objects)
+    overrides = meta.get("task_overrides") or None
+    num_envs, rounds = episodes_per_env(args.episodes, args.num_envs)
+    results: dict = {}
+    start = time.monotonic()
+    for condition in args.conditions:
+        rand = condition_randomization(condition, args.force_scale, args.force_probability)
+        results[condition] = {}
+        for k, name in enumerate(objects):
+            sub = SubTask(meta["task"], f"single:{name}", 0, (name,))
+            env = make_env(
+                sub,
+                num_envs,
+                args.seed + k,
+                rand,
+                init_states=init_states,
+                no_init_states=init_states is None,
+                num_threads=args.threads,
+                task_overrides=overrides,
+            )
+            try:
+                actor, _ = load_actor(args.checkpoint, env)
+                batch = take(run_episodes(env, deterministic_policy(actor), rounds), args.episodes)
+            except CheckpointError as exc:
+                print(f"eval: error: {exc}", file=sys.stderr)
+                return 1
+            finally:
+                env.close()
+            results[condition][name] = batch
+            print(
+                f"eval: {condition:10s} {name:14s} success {100 * batch.success_rate:5.1f}% "
+                f"({batch.success.size} episodes)",
+                file=sys.stderr,
+            )
+    summary = summarize(results)
+    report = {
+        "checkpoint": str(args.checkpoint),
+        "task": meta["task"],
+        "object_group": meta["object_group"],
+        "iteration": meta["iteration"],
+        "training_metrics": meta["metrics"],
+        "seed": args.seed,
+        "episodes_per_object": args.episodes,
+        "conditions": summary,
+        "force": {"scale": args.force_scale, "probability": args.force_probability},
+        "wall_time_s": time.monotonic() - start,
+    }
+    (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_success(summary, out / "eval.png", f"{meta['task']} {meta['object_group']} @ it {meta['iteration']}")
+    if args.video > 0:
+        sub = SubTask(meta["task"], f"single:{objects[0]}", 0, (objects[0],))
+        env = make_env(
+            sub,
+            1,
+            args.seed,
+            condition_randomization(args.conditions[0], args.force_scale, args.force_probability),
+            init_states=init_states,
+            no_init_states=init_states is None,
+            num_threads=1,
+            task_overrides=overrides,
+        )
+        try:
+            actor, _ = load_actor(args.checkpoint, env)
+            recorder = VideoRecorder(env)
+            run_episodes(env, deterministic_policy(actor), args.video, on_step=recorder)
+            recorder.write(out / "episodes.mp4", fps=1.0 / float(env.dt))
+            recorder.close()
+        finally:
+            env.close()
+    overall = ", ".join(f"{c} {100 * (summary[c]['_overall']['success_rate'] or 0):.1f}%" for c in summary)
+    print(
+        f"eval: overall success: {overall}\n  wrote {out / 'eval.json'} and {out / 'eval.png'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

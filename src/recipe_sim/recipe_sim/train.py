@@ -1,0 +1,169 @@
+"""``train``: PPO specialists (asymmetric actor-critic, rsl-rl-lib) for one task and object grouping.
+
+Examples::
+
+    ros2 run recipe_sim train --task grasp_reach --group single:can_small --iterations 300
+    ros2 run recipe_sim train --task grasp_reach --group shape            # 3 specialists in sequence
+    ros2 run recipe_sim train --task handover --task-aware-init --overlay autotune_best.yaml
+    ros2 run recipe_sim train --task grasp_reach --resume runs/grasp_reach/<stamp>/model_299.pt \
+        --iterations 200
+
+A multi-group grouping (shape, mix, single) trains every group in sequence, or only ``--subtask i``;
+each group gets its own sub-directory of ``--out``. See recipe_sim.ppo.training for the run layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+from recipe_sim.paths import workspace_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--task", default="grasp_reach", help="task name from config/tasks.yaml (default grasp_reach)"
+    )
+    p.add_argument(
+        "--group",
+        default=None,
+        help="object grouping: all | shape | mix | single | single:<object> | a task grouping "
+        "(default: the task's object_group in tasks.yaml)",
+    )
+    p.add_argument(
+        "--subtask",
+        type=int,
+        default=None,
+        help="train only group i of a multi-group grouping (default: all groups in sequence)",
+    )
+    p.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: the profile's)")
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="PPO iterations to run (more iterations when resuming; default: the profile's)",
+    )
+    p.add_argument(
+        "--time-budget-min",
+        type=float,
+        default=None,
+        help="stop each specialist after this many minutes of training (checkpoint is saved)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", type=Path, default=None, help="PPO YAML (default config/ppo.yaml)")
+    p.add_argument("--profile", default="default", help="profile in the PPO YAML: default | tiny | ...")
+    init = p.add_mutually_exclusive_group()
+    init.add_argument(
+        "--task-aware-init",
+        dest="task_aware_init",
+        action="store_true",
+        default=None,
+        help="start episodes from recorded task states (tasks.yaml init_states, else the "
+        "packaged scripted states of the task)",
+    )
+    init.add_argument(
+        "--no-task-aware-init",
+        dest="task_aware_init",
+        action="store_false",
+        help="always start from the ready pose, even if tasks.yaml names init states",
+    )
+    p.add_argument(
+        "--init-states", type=Path, default=None, help="init-states .npz (implies --task-aware-init)"
+    )
+    p.add_argument(
+        "--overlay", type=Path, default=None, help="autotune ModelParams YAML applied to the robot"
+    )
+    p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<task>/<timestamp>)")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        help="checkpoint to continue from (iteration count, env steps and optimizer continue)",
+    )
+    p.add_argument("--no-randomization", action="store_true", help="train without domain randomization")
+    p.add_argument("--no-export", action="store_true", help="skip the TorchScript/ONNX export at the end")
+    p.add_argument("--verbose", action="store_true", help="print rsl-rl's full per-iteration report")
+    return p
+
+
+def default_run_dir(task: str) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return workspace_dir() / "runs" / task / stamp
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Heavy imports after argument parsing, so --help and bad flags answer at once.
+    from recipe_sim.assets import ConfigError
+    from recipe_sim.ppo.checkpoint import CheckpointError
+    from recipe_sim.ppo.config import load_config
+    from recipe_sim.ppo.envs import randomization_config, resolve_init_states, resolve_subtasks
+    from recipe_sim.ppo.progress import TrainingProgress, format_stats
+    from recipe_sim.ppo.training import TrainRequest, train_specialist
+
+    try:
+        config = load_config(args.config, args.profile).with_overrides(
+            num_envs=args.num_envs, iterations=args.iterations
+        )
+        subtasks = resolve_subtasks(args.task, args.group, args.subtask)
+        init_path, no_init = resolve_init_states(args.task, args.task_aware_init, args.init_states)
+        if args.overlay is not None and not args.overlay.is_file():
+            raise FileNotFoundError(f"--overlay {args.overlay}: no such file")
+        if args.resume is not None and len(subtasks) > 1:
+            raise ValueError("--resume continues one specialist: add --subtask to pick its group")
+        if args.time_budget_min is not None and not args.time_budget_min > 0:
+            raise ValueError(f"--time-budget-min must be > 0, got {args.time_budget_min}")
+        randomization = randomization_config(not args.no_randomization)
+    except (ConfigError, ValueError, KeyError, FileNotFoundError) as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 2
+
+    out = args.out
+    if out is None:
+        out = args.resume.resolve().parent if args.resume is not None else default_run_dir(args.task)
+    for sub in subtasks:
+        run_dir = out if len(subtasks) == 1 else out / sub.slug
+        print(
+            f"train: {sub.task} on {sub.label} {list(sub.objects)}: {config.iterations} iterations x "
+            f"{config.num_envs} envs x {config.num_steps_per_env} steps -> {run_dir}",
+            file=sys.stderr,
+        )
+        req = TrainRequest(
+            sub=sub,
+            config=config,
+            run_dir=run_dir,
+            seed=args.seed,
+            randomization=randomization,
+            iterations=config.iterations,
+            overlay=args.overlay,
+            init_states=init_path,
+            no_init_states=no_init,
+            resume=args.resume,
+            export=not args.no_export,
+            verbose=args.verbose,
+            time_budget_s=None if args.time_budget_min is None else 60.0 * args.time_budget_min,
+        )
+        try:
+            with TrainingProgress(config.iterations, desc=sub.label) as progress:
+                result = train_specialist(req, on_iteration=progress)
+        except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as exc:
+            print(f"train: error: {exc}", file=sys.stderr)
+            return 1
+        last = result.history[-1] if result.history else None
+        summary = format_stats(last) if last else "no iterations"
+        print(f"train: done {sub.label}: {summary}\n  checkpoint {result.checkpoint}", file=sys.stderr)
+        if result.export_max_abs_diff is not None:
+            diffs = ", ".join(f"{k} {v:.1e}" for k, v in result.export_max_abs_diff.items())
+            print(f"  exported {run_dir / 'exported'} (max |diff| vs torch actor: {diffs})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
