@@ -7,8 +7,6 @@ discovery on localhost only, a domain id unique to this process, logs under log/
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -26,14 +24,16 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
 
+from recipe_sim.node_process import NodeProcess as _NodeProcess  # noqa: E402
+
 
 def _pythonpath() -> str:
     paths = [ROOT / "src/recipe_sim", ROOT / "src/recipe_autotune", ROOT / "src/recipe_gr1_driver"]
     return os.pathsep.join([*map(str, paths), os.environ.get("PYTHONPATH", "")])
 
 
-class NodeProcess:
-    """A node in a subprocess; stopped with SIGINT (then SIGTERM), never SIGKILL (Fast DDS shm files)."""
+class NodeProcess(_NodeProcess):
+    """``python -m module --ros-args -p k:=v ...`` in a subprocess; the workspace packages importable."""
 
     def __init__(self, module: str, params: dict[str, Any], log: Path) -> None:
         args = [sys.executable, "-m", module, "--ros-args"]
@@ -41,26 +41,7 @@ class NodeProcess:
             args += ["-p", f"{key}:={value}"]
         env = os.environ.copy()
         env["PYTHONPATH"] = _pythonpath()
-        self.log = log
-        self._logf = open(log, "w")
-        self.proc = subprocess.Popen(args, stdout=self._logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                self.proc.wait(timeout=10)
-        self._logf.close()
-        return self.proc.returncode
+        super().__init__(args, log, env=env, cwd=ROOT, stop_timeout=15)
 
 
 class Client:

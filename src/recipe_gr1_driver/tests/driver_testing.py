@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -33,6 +31,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from recipe_gr1_driver.backends.base import Backend, BackendStatus  # noqa: E402
 from recipe_sim import robot_spec  # noqa: E402
+from recipe_sim.node_process import NodeProcess  # noqa: E402
 
 ACTUATED = robot_spec.actuated_joint_names()
 STATE_NAMES = robot_spec.state_joint_names()
@@ -159,13 +158,12 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
-class DriverProcess:
-    """The driver node in a subprocess (driver_harness.py); stopped with SIGINT, then SIGTERM."""
+class DriverProcess(NodeProcess):
+    """The driver node in a subprocess (driver_harness.py), recording the targets its backend receives."""
 
     def __init__(self, tmp: Path, twin: str = "fake", params: dict[str, Any] | None = None,
                  backend: str = "sim") -> None:
         self.record = tmp / "targets.bin"
-        self.log = tmp / "driver.log"
         args = [sys.executable, str(HARNESS), "--twin", twin, "--record", str(self.record), "--ros-args",
                 "-p", f"backend:={backend}"]
         for k, v in (params or {}).items():
@@ -173,25 +171,7 @@ class DriverProcess:
         env = os.environ.copy()
         paths = [ROOT / "src/recipe_sim", ROOT / "src/recipe_gr1_driver", TESTS]
         env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), env.get("PYTHONPATH", "")])
-        self._logf = open(self.log, "w")
-        self.proc = subprocess.Popen(args, stdout=self._logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                self.proc.wait(timeout=10)
-        self._logf.close()
-        return self.proc.returncode
+        super().__init__(args, tmp / "driver.log", env=env, cwd=ROOT)
 
 
 def _ros_value(v: Any, in_list: bool = False) -> str:
