@@ -2,6 +2,8 @@
 # Every process we start talks to localhost only and logs inside the workspace.
 RECIPE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export RECIPE_ROOT
+# venv activate and colcon's setup.bash read unset variables: allow that even under `set -u`.
+case $- in *u*) _recipe_nounset=1; set +u ;; *) _recipe_nounset=0 ;; esac
 # shellcheck disable=SC1091
 source "$RECIPE_ROOT/.venv/bin/activate"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
@@ -21,3 +23,5 @@ for _d in "$RECIPE_ROOT"/install/*/lib/*/; do
 done
 unset _d
 export PATH
+if [[ $_recipe_nounset == 1 ]]; then set -u; fi
+unset _recipe_nounset
