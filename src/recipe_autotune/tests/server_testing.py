@@ -94,6 +94,7 @@ class Client:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self._thread.join(timeout=10)  # the spin thread must be out of the wait set before handles go
         self.executor.remove_node(self.node)
         self.action.destroy()
         self.node.destroy_node()

@@ -288,9 +288,9 @@ class RosClient:
 
     def close(self) -> None:
         self._executor.shutdown(timeout_sec=2.0)
+        self._thread.join(timeout=5.0)  # out of the wait set before the node's handles are destroyed
         self.node.destroy_node()
         self.rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=5.0)
 
 
 def position_of(msg: Any, name: str) -> float:
