@@ -1,6 +1,6 @@
 """Checkpoint files: rsl-rl's torch.save dict, read back without unpickling, plus a metadata.json each.
 
-rsl-rl's own ``OnPolicyRunner.load`` calls ``torch.load(weights_only=False)``, which runs arbitrary
+rsl-rl's own ``OnPolicyRunner.load`` calls ``torch.load`` with ``weights_only=False``, which runs arbitrary
 pickled code from the file. Checkpoints get shared (a committed specialist, a colleague's run), so
 every load here goes through ``torch.load(weights_only=True)`` and a structure check; a truncated,
 corrupted or foreign file becomes a ``CheckpointError`` that says which file and what is wrong.
