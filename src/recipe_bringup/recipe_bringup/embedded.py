@@ -78,7 +78,7 @@ def run(task: str, duration: float, out: Path, hand: str, record: bool, cameras:
     out.mkdir(parents=True, exist_ok=True)
     obj = TASK_OBJECTS[task]
     print(f"[embedded] task={task} object={obj} hand={hand} -> {out}", flush=True)
-    commands = play_commands(task, load_scene().spawn_xy, seed=0, object_name=obj)
+    commands = play_commands(task, load_scene().spawn_xy, seed=0, object_name=obj, hand=hand)
     rclpy.init(args=["--ros-args", "--params-file", str(config_path("driver.yaml"))])
     overrides = [Parameter("backend", value="sim"), Parameter("hand", value=hand),
                  Parameter("sim_object", value=obj),

@@ -40,9 +40,9 @@ class PlayWorld:
     commands: list[np.ndarray] = field(default_factory=list)  # the 26 targets sent at each policy step
 
 
-def make_world(task: str, object_name: str | None) -> PlayWorld:
+def make_world(task: str, object_name: str | None, hand: str = robot_spec.DEFAULT_HAND) -> PlayWorld:
     obj = load_catalog().objects[object_name or TASK_OBJECTS[task]]
-    model, index = build_model(obj=obj)
+    model, index = build_model(hand, obj=obj)
     return PlayWorld(model, mujoco.MjData(model), index, obj, substeps())
 
 
@@ -219,13 +219,13 @@ def generate(task: str, episodes: int = 10, seed: int = 0, object_name: str | No
                       note=f"scripted play, {episodes} episodes, seed {seed}, object {w.obj.name}")
 
 
-def play_commands(task: str, object_xy: np.ndarray, seed: int = 0,
-                  object_name: str | None = None) -> np.ndarray:
+def play_commands(task: str, object_xy: np.ndarray, seed: int = 0, object_name: str | None = None,
+                  hand: str = robot_spec.DEFAULT_HAND) -> np.ndarray:
     """The (T, 26) joint targets of one scripted play episode with the object at ``object_xy``.
 
     A stand-in task motion for demos of the deploy pipeline until a trained policy drives the robot.
     """
-    w = make_world(task, object_name)
+    w = make_world(task, object_name, hand)
     try:
         play_episode(w, task, np.random.default_rng(seed), [], object_xy=object_xy)
     except _ObjectLost:
