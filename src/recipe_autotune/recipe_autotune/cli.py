@@ -47,7 +47,8 @@ def _record_live(config, job) -> Recording | None:
     import threading
 
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+
+    from recipe_sim.ros_executor import MultiThreadedExecutor
 
     from .clearance import ClearanceChecker
     from .live import LiveRecorder

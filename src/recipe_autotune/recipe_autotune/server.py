@@ -17,10 +17,11 @@ import numpy as np
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from recipe_interfaces.action import Autotune
+from recipe_sim.ros_executor import MultiThreadedExecutor
 
 from . import calibration
 from .clearance import ClearanceChecker

@@ -50,10 +50,10 @@ class Client:
     def __init__(self) -> None:
         import rclpy
         from rclpy.action import ActionClient
-        from rclpy.executors import MultiThreadedExecutor
         from sensor_msgs.msg import JointState
 
         from recipe_interfaces.action import Autotune
+        from recipe_sim.ros_executor import MultiThreadedExecutor
 
         self._rclpy = rclpy
         self.context = rclpy.Context()

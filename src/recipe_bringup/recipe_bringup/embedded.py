@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -31,6 +30,7 @@ from recipe_gr1_driver.node import DriverNode
 from recipe_sim import robot_spec
 from recipe_sim.model.scene import load_scene
 from recipe_sim.paths import config_path, workspace_dir
+from recipe_sim.ros_executor import MultiThreadedExecutor
 from recipe_sim.scripted_play import TASK_OBJECTS, play_commands
 
 CAMERA_TOPICS = ("/camera/head/depth/image_rect_raw", "/camera/third_view/depth/image_rect_raw")

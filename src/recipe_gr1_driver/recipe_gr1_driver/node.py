@@ -41,7 +41,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -54,6 +54,7 @@ from recipe_gr1_driver.config import NODE_NAME, DriverConfig, _field_default
 from recipe_gr1_driver.controller import SafetyController
 from recipe_gr1_driver.safety import CommandRejected, SafetyFilter, SafetyLimits
 from recipe_sim import robot_spec
+from recipe_sim.ros_executor import MultiThreadedExecutor
 
 N_ACT = robot_spec.ACTION_DIM
 CAMERA_MAX_DUTY = 0.5  # fraction of wall time the camera callback may spend rendering

@@ -9,10 +9,10 @@ import time
 
 import rclpy
 from rclpy.action import ActionServer, CancelResponse
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
 from recipe_interfaces.action import Autotune
+from recipe_sim.ros_executor import MultiThreadedExecutor
 
 
 class EchoAutotuneServer(Node):
