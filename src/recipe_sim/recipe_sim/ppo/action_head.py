@@ -8,7 +8,9 @@ straight from an MLP:
 * with the Gaussian's std at 0.2 rad, one Adam step on a 3x512 MLP moves the mean by several
   tenths of a std, so rsl-rl's KL-adaptive schedule drives the learning rate to its 1e-5 floor and
   still overshoots (seen in the first CPU runs). Scaling the MLP output by ~0.2 makes the same
-  parameter step move the action 5x less, which puts the adaptive learning rate back in its range.
+  parameter step move the action 5x less. (That alone did not fix the adaptive schedule: at the 1e-5
+  floor an update still moved the mean ~0.007 and the summed KL stayed above 2 x desired_kl, so
+  config/ppo.yaml now uses a fixed learning rate.)
 
 The stage is appended to ``actor.mlp`` with buffers only (nothing trainable), so it is saved in the
 checkpoint and baked into the TorchScript/ONNX export: deployment still gets absolute joint targets.

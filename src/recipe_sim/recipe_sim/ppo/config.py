@@ -48,6 +48,7 @@ class ModelConfig:
     obs_normalization: bool
     init_std: float | None = None
     std_type: str = "scalar"
+    arm_init_std: float | None = None  # actor only: initial std of the 14 arm entries (None = init_std)
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,10 @@ class PPOConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form in the YAML layout (plus ``profile``), for metadata.json and reloading."""
         data = _plain(asdict(self))
-        for key in ("init_std", "std_type"):
+        for key in ("init_std", "std_type", "arm_init_std"):
             data["critic"].pop(key)
+        if data["actor"]["arm_init_std"] is None:
+            data["actor"].pop("arm_init_std")
         return data
 
     def with_overrides(self, **changes: Any) -> PPOConfig:
@@ -253,7 +256,7 @@ def _action_head(raw: Any, where: str) -> ActionHead:
 
 
 def _model(raw: Any, where: str, stochastic: bool) -> ModelConfig:
-    optional = {"init_std", "std_type"} if stochastic else set()
+    optional = {"init_std", "std_type", "arm_init_std"} if stochastic else set()
     required = {"hidden_dims", "activation", "obs_normalization"} | ({"init_std"} if stochastic else set())
     assets.require_keys(raw, where, required, optional)
     dims = raw["hidden_dims"]
@@ -263,12 +266,17 @@ def _model(raw: Any, where: str, stochastic: bool) -> ModelConfig:
     activation = _choice(raw["activation"], f"{where}.activation", ACTIVATIONS)
     init_std = assets.as_float(raw["init_std"], f"{where}.init_std", positive=True) if stochastic else None
     std_type = _choice(raw.get("std_type", "scalar"), f"{where}.std_type", STD_TYPES)
+    arm_std = raw.get("arm_init_std")
+    arm_init_std = None
+    if stochastic and arm_std is not None:
+        arm_init_std = assets.as_float(arm_std, f"{where}.arm_init_std", positive=True)
     return ModelConfig(
         hidden,
         activation,
         _as_bool(raw["obs_normalization"], f"{where}.obs_normalization"),
         init_std,
         std_type,
+        arm_init_std,
     )
 
 

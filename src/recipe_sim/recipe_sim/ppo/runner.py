@@ -26,7 +26,7 @@ import torch
 from rsl_rl.runners import OnPolicyRunner
 from rsl_rl.utils.logger import Logger
 
-from recipe_sim.ppo.action_head import install_action_head, ready_pose_action, scale_vector
+from recipe_sim.ppo.action_head import N_ARM, install_action_head, ready_pose_action, scale_vector
 from recipe_sim.ppo.checkpoint import (
     CheckpointError,
     build_metadata,
@@ -177,6 +177,24 @@ def action_head_for(env: Any, config: PPOConfig) -> tuple[torch.Tensor, torch.Te
     return offset, scale_vector(n, head.arm_scale, head.hand_scale)
 
 
+def set_arm_init_std(actor: torch.nn.Module, arm_std: float) -> None:
+    """Start the arm entries of the actor's Gaussian at ``arm_std`` (the hand entries keep init_std).
+
+    One std for all 26 entries does not fit both units: 0.2 normalized hand units is a modest finger
+    perturbation, but 0.2 rad of independent noise per arm joint and 10 Hz step jerks the palm by
+    ~10 cm and knocks the object off the table in about half the episodes of a ready-pose policy.
+    A checkpoint loaded later overwrites this with its learned std.
+    """
+    dist = getattr(actor, "distribution", None)
+    with torch.no_grad():
+        if hasattr(dist, "log_std_param"):
+            dist.log_std_param[:N_ARM] = math.log(arm_std)
+        elif hasattr(dist, "std_param"):
+            dist.std_param[:N_ARM] = arm_std
+        else:
+            raise ValueError("arm_init_std needs a Gaussian actor with a std parameter")
+
+
 class _TimeBudgetReached(Exception):
     """Internal: stops rsl-rl's learn loop from the per-iteration logging hook."""
 
@@ -218,6 +236,8 @@ class SpecialistRunner(OnPolicyRunner):
         self.log_dir = log_dir
         offset, scale = action_head_for(env, config)
         install_action_head(self.actor, offset, scale, config.action_head.output_gain)
+        if config.actor.arm_init_std is not None:
+            set_arm_init_std(self.actor, config.actor.arm_init_std)
 
     def _on_iteration(self, stats: IterationStats) -> None:
         if self._user_callback is not None:
