@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from recipe_sim import robot_spec
+from recipe_sim.paths import config_path
 
 from .space import ParameterSpace, SpaceError
 
@@ -24,13 +25,11 @@ class ConfigError(ValueError):
 
 
 def default_config_path() -> Path:
-    """config/autotune.yaml of the workspace this package lives in (source tree or colcon install)."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "config" / "autotune.yaml"
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"config/autotune.yaml not found above {here}; pass the config path explicitly")
+    """config/autotune.yaml where the workspace keeps its configuration (recipe_sim.paths decides)."""
+    try:
+        return config_path("autotune.yaml")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc}; pass the config path explicitly") from None
 
 
 @dataclass(frozen=True)
