@@ -17,7 +17,7 @@ from tqdm import tqdm
 from recipe_sim.model.builder import build_model, substeps
 from recipe_sim.model.scene import load_scene
 from recipe_sim.objects import load_catalog
-from recipe_sim.render import DepthRenderer
+from recipe_sim.render import DepthRenderer, geom_groups
 from recipe_sim.scripted_play import TASK_OBJECTS, play_commands
 from recipe_sim.tasks.poses import configured_left_palm, ready_pose, set_coupled
 
@@ -49,8 +49,7 @@ def render_task(task: str, seed: int = 0) -> list[np.ndarray]:
     colour = mujoco.Renderer(model, HEIGHT, WIDTH)
     depth = DepthRenderer(model, "head_depth", 84, 84)
     option = mujoco.MjvOption()
-    option.geomgroup[:] = 0
-    option.geomgroup[[0, 2]] = 1  # environment + visual meshes
+    option.geomgroup[:] = geom_groups(collision_only=False)  # environment + visual meshes
     frames = []
     nsub = substeps()
     try:
