@@ -12,7 +12,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         (os.path.join("share", PACKAGE), ["package.xml"]),
     ],
-    package_data={"recipe_sim": ["data/init_states/*.npz"]},
+    package_data={"recipe_sim": ["data/init_states/*.npz", "data/specialists/*/*"]},
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="recipe maintainers",

@@ -47,6 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also record N episodes of env 0 (first object, first condition) to episodes.mp4",
     )
+    p.add_argument(
+        "--randomization",
+        type=Path,
+        default=None,
+        help="randomization YAML of the 'randomized' and 'pushes' conditions (default "
+        "config/randomization.yaml = paper Table IV)",
+    )
+    p.add_argument(
+        "--start",
+        choices=["ready", "init"],
+        default="ready",
+        help="episode starts: ready = the tasks' ready pose (the deployment start, default); init = the "
+        "task-aware initial states the checkpoint was trained with (easier: some start mid-grasp)",
+    )
     p.add_argument("--threads", type=int, default=2)
     return p
 
@@ -76,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         meta = read_metadata(args.checkpoint)
-        init_states = recorded_init_states(meta)
+        init_states = recorded_init_states(meta) if args.start == "init" else None
+        rand_path = args.randomization
+        if rand_path is not None and not rand_path.is_file():
+            raise FileNotFoundError(f"--randomization {rand_path}: no such file")
     except (CheckpointError, FileNotFoundError) as exc:
         print(f"eval: error: {exc}", file=sys.stderr)
         return 1
@@ -88,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     start = time.monotonic()
     for condition in args.conditions:
-        rand = condition_randomization(condition, args.force_scale, args.force_probability)
+        rand = condition_randomization(condition, args.force_scale, args.force_probability, rand_path)
         results[condition] = {}
         for k, name in enumerate(objects):
             sub = SubTask(meta["task"], f"single:{name}", 0, (name,))
@@ -127,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         "episodes_per_object": args.episodes,
         "conditions": summary,
         "force": {"scale": args.force_scale, "probability": args.force_probability},
+        "start": args.start,
+        "randomization": "config/randomization.yaml" if rand_path is None else str(rand_path),
         "wall_time_s": time.monotonic() - start,
     }
     (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -137,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             sub,
             1,
             args.seed,
-            condition_randomization(args.conditions[0], args.force_scale, args.force_probability),
+            condition_randomization(args.conditions[0], args.force_scale, args.force_probability, rand_path),
             init_states=init_states,
             no_init_states=init_states is None,
             num_threads=1,

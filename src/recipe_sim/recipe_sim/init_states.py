@@ -8,7 +8,11 @@ that learn handover from 0% to 30%. A file holds such states for one task:
 * ``object_pose`` (M, 7): object position (m, world frame) and orientation quaternion (w, x, y, z);
 * ``joint_names`` (26,): the joint order, checked on load so a file can never be read in another order;
 * ``task``, ``hand``, ``source`` ("human" for teleoperated recordings, "scripted" for generated ones),
-  ``format`` and a free-text ``note``.
+  ``format`` and a free-text ``note``;
+* optional ``objects`` (M,): the catalog object of each state. A state where the hand is wrapped around
+  a 3 cm can is not a valid start for a 2.5 cm cube (the fingers would start inside it or miss it), so
+  an env samples only states recorded with its own object when the file names objects (all states when
+  none of them match).
 
 Stored as .npz without pickled objects (np.load(allow_pickle=False) reads it).
 """
@@ -38,6 +42,7 @@ class InitStates:
     q: np.ndarray  # (M, 26)
     object_pose: np.ndarray  # (M, 7)
     note: str = ""
+    objects: np.ndarray | None = None  # (M,) catalog object names, or None (states fit any object)
 
     def __post_init__(self) -> None:
         _validate(self, "InitStates")
@@ -54,6 +59,7 @@ class InitStates:
             source=np.array(self.source), note=np.array(self.note), q=self.q.astype(np.float64),
             object_pose=self.object_pose.astype(np.float64),
             joint_names=np.array(robot_spec.actuated_joint_names()),
+            **({} if self.objects is None else {"objects": np.asarray(self.objects, dtype=str)}),
         )
         tmp.replace(path)  # never leave a half-written file where a good one was
         return path
@@ -80,16 +86,34 @@ class InitStates:
             states = cls(task=str(data["task"]), hand=str(data["hand"]), source=str(data["source"]),
                          q=np.asarray(data["q"], np.float64),
                          object_pose=np.asarray(data["object_pose"], np.float64),
-                         note=str(data.get("note", "")))
+                         note=str(data.get("note", "")),
+                         objects=None if "objects" not in data else np.asarray(data["objects"], dtype=str))
         except InitStatesError as e:
             raise InitStatesError(f"{path}: {e}") from e
         if task is not None and states.task != task:
             raise InitStatesError(f"{path}: states were recorded for task {states.task!r}, not {task!r}")
         return states
 
-    def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """n states drawn uniformly with replacement: (q (n, 26), object_pose (n, 7))."""
-        idx = rng.integers(0, len(self), size=n)
+    def sample(
+        self, rng: np.random.Generator, n: int, objects: list[str] | np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """n states drawn uniformly with replacement: (q (n, 26), object_pose (n, 7)).
+
+        With ``objects`` (n,) and a file that names objects, row i comes from the states of objects[i]
+        (from all states if the file has none of that object).
+        """
+        if objects is None or self.objects is None:
+            idx = rng.integers(0, len(self), size=n)
+            return self.q[idx].copy(), self.object_pose[idx].copy()
+        objects = np.asarray(objects, dtype=str)
+        if objects.shape != (n,):
+            raise ValueError(f"objects must have shape ({n},), got {objects.shape}")
+        idx = np.empty(n, dtype=int)
+        for name in np.unique(objects):
+            rows = np.flatnonzero(objects == name)
+            pool = np.flatnonzero(self.objects == name)
+            pool = pool if len(pool) else np.arange(len(self))
+            idx[rows] = pool[rng.integers(0, len(pool), size=len(rows))]
         return self.q[idx].copy(), self.object_pose[idx].copy()
 
 
@@ -104,6 +128,8 @@ def _validate(s: InitStates, where: str) -> None:
         raise InitStatesError(f"{where}: object_pose must be ({q.shape[0]}, 7), got {pose.shape}")
     if q.shape[0] == 0:
         raise InitStatesError(f"{where}: no states")
+    if s.objects is not None and np.asarray(s.objects).shape != (q.shape[0],):
+        raise InitStatesError(f"{where}: objects must be ({q.shape[0]},), got {np.asarray(s.objects).shape}")
     if not (np.isfinite(q).all() and np.isfinite(pose).all()):
         raise InitStatesError(f"{where}: q/object_pose contain NaN or inf")
     norms = np.linalg.norm(pose[:, 3:], axis=1)

@@ -11,6 +11,7 @@ demonstrations and the file says so (source="scripted").
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from recipe_sim.model.builder import ModelIndex, build_model, substeps
 from recipe_sim.model.scene import load_scene
 from recipe_sim.objects import ObjectSpec, load_catalog
 from recipe_sim.tasks.poses import arm_posture, configured_left_palm, ready_pose, set_coupled
+from recipe_sim.tasks.scripted import plan_side_grasp
 
 TASK_OBJECTS = {"grasp_reach": "can_small", "box_lift": "lift_box", "handover": "handover_block"}
 _States = list[tuple[np.ndarray, np.ndarray]]
@@ -135,6 +137,47 @@ def reset_robot(w: PlayWorld) -> np.ndarray:
     return q0
 
 
+def _task_cfg(task: str):
+    from recipe_sim.tasks.config import load_task_configs
+
+    return load_task_configs().get(task)
+
+
+def _side_grasp_play(w: PlayWorld, rng: np.random.Generator, rec: _States, pos: np.ndarray,
+                     target: np.ndarray) -> bool:
+    """Grasp-and-reach play with the scripted side grasp: reach over and beside the object, close the
+    hand, carry the object toward a goal from the task's goal region and hold it there.
+
+    Returns False (nothing driven) when the object is too low or too far for a side grasp at the ready
+    orientation; the caller then plays the position-only reach instead. Closure, goal and pace vary per
+    episode, so the states cover approach, contact, grasp, lift and carry.
+    """
+    side = "left" if pos[1] >= 0 else "right"  # the closer-hand rule of the task
+    sgn = 1.0 if side == "left" else -1.0
+    closure = rng.uniform(0.6, 0.95)
+    cfg = _task_cfg("grasp_reach")
+    top = load_scene().table_top_height
+    goal = cfg.goal.sample(rng, 1, top, mirror_y=np.array([side == "right"]))[0]
+    try:
+        pre = plan_side_grasp(w.model, w.index, target, pos + np.array([0.0, sgn * 0.04, 0.06]), side)
+        plan = plan_side_grasp(w.model, w.index, target, pos, side, closure=closure)
+        try:
+            carry = plan_side_grasp(w.model, w.index, target, goal, side).approach
+        except ValueError:
+            carry = plan.lifted
+    except ValueError:
+        return False
+    n_arm = 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE
+    carry = carry.copy()
+    carry[n_arm:] = plan.closed[n_arm:]
+    pace = int(rng.integers(0, 4))
+    legs = ((pre.approach, 7 + pace), (plan.approach, 5 + pace), (plan.closed, 5), (carry, 10 + pace),
+            (carry, 4))
+    for tgt, steps in legs:
+        _drive(w, tgt, steps, rec)
+    return True
+
+
 def play_episode(w: PlayWorld, task: str, rng: np.random.Generator, rec: _States,
                  object_xy: np.ndarray | None = None) -> None:
     """One scripted play episode, appending the (q, object_pose) states visited at 10 Hz to ``rec``.
@@ -144,8 +187,10 @@ def play_episode(w: PlayWorld, task: str, rng: np.random.Generator, rec: _States
     target = reset_robot(w)
     w.commands.clear()
     hand = w.index.hand
-    y_side = rng.uniform(-0.12, 0.12)
-    xy = np.array([rng.uniform(0.30, 0.42), y_side if task == "grasp_reach" else rng.uniform(-0.03, 0.03)])
+    if task == "grasp_reach":  # the task's own spawn region (config/tasks.yaml)
+        xy = _task_cfg(task).spawn.sample(rng, 1, 0.0)[0, :2]
+    else:
+        xy = np.array([rng.uniform(0.30, 0.42), rng.uniform(-0.03, 0.03)])
     if object_xy is not None:
         xy = np.asarray(object_xy, np.float64)
     pos = place_object(w, xy, rng.uniform(-0.75, 0.75))
@@ -153,6 +198,8 @@ def play_episode(w: PlayWorld, task: str, rng: np.random.Generator, rec: _States
     _drive(w, target, 3, rec)  # settle
     closure = rng.uniform(0.3, 0.8)
     lift = rng.uniform(0.0, 0.10)
+    if task == "grasp_reach" and _side_grasp_play(w, rng, rec, pos, target):
+        return
     if task in ("grasp_reach", "handover"):
         # grasp_reach: the closer hand (by y); handover: hand A is random, B is the other.
         closer = "left" if pos[1] >= 0 else "right"
@@ -191,32 +238,43 @@ def play_episode(w: PlayWorld, task: str, rng: np.random.Generator, rec: _States
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_OBJECTS)}")
 
 
-def generate(task: str, episodes: int = 10, seed: int = 0, object_name: str | None = None,
+def generate(task: str, episodes: int = 10, seed: int = 0, object_name: str | Sequence[str] | None = None,
              progress: bool = True) -> InitStates:
-    """A starter set of scripted task-aware initial states for ``task``."""
+    """A starter set of scripted task-aware initial states for ``task``.
+
+    ``object_name`` may list several catalog objects: ``episodes`` are played with each, and every state
+    records its object, so an env training on that group starts each object from its own states.
+    """
     if task not in TASK_OBJECTS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_OBJECTS)}")
-    w = make_world(task, object_name)
+    names = [object_name] if object_name is None or isinstance(object_name, str) else list(object_name)
     rng = np.random.default_rng(seed)
-    states: list[tuple[np.ndarray, np.ndarray]] = []
-    for _ in tqdm(range(episodes), desc=f"scripted play {task}", disable=not progress):
-        rec: list[tuple[np.ndarray, np.ndarray]] = []
-        try:
-            play_episode(w, task, rng, rec)
-        except _ObjectLost:
-            pass  # keep the states recorded before the object was knocked away
-        states += rec
+    states: list[tuple[np.ndarray, np.ndarray, str]] = []
+    hand = robot_spec.DEFAULT_HAND
+    for name in names:
+        w = make_world(task, name)
+        hand = w.index.hand
+        for _ in tqdm(range(episodes), desc=f"scripted play {task} {w.obj.name}", disable=not progress):
+            rec: list[tuple[np.ndarray, np.ndarray]] = []
+            try:
+                play_episode(w, task, rng, rec)
+            except _ObjectLost:
+                pass  # keep the states recorded before the object was knocked away
+            states += [(q, pose, w.obj.name) for q, pose in rec]
     # Play sometimes pushes the object toward the table's edges; episodes should start where the hands
     # can still work with it.
     states = [st for st in states if _in_workspace(st[1][:3])]
     if not states:
         raise RuntimeError(f"scripted play for {task} produced no valid state")
-    lo, hi = robot_spec.actuated_limits(w.index.hand)
+    lo, hi = robot_spec.actuated_limits(hand)
     q = np.clip(np.stack([s[0] for s in states]), lo, hi)
     pose = np.stack([s[1] for s in states])
     pose[:, 3:] /= np.linalg.norm(pose[:, 3:], axis=1, keepdims=True)
-    return InitStates(task=task, hand=w.index.hand, source="scripted", q=q, object_pose=pose,
-                      note=f"scripted play, {episodes} episodes, seed {seed}, object {w.obj.name}")
+    used = sorted({s[2] for s in states})
+    return InitStates(task=task, hand=hand, source="scripted", q=q, object_pose=pose,
+                      objects=np.array([s[2] for s in states]),
+                      note=f"scripted play, {episodes} episodes per object, seed {seed}, "
+                      f"objects {', '.join(used)}")
 
 
 def play_commands(task: str, object_xy: np.ndarray, seed: int = 0, object_name: str | None = None,
@@ -238,10 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task", required=True, choices=sorted(TASK_OBJECTS))
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--object", default=None, help="catalog object name (default depends on the task)")
+    p.add_argument("--object", nargs="+", default=None,
+                   help="catalog object name(s), --episodes each (default depends on the task)")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     states = generate(a.task, a.episodes, a.seed, a.object)
     path = states.save(a.out)
     print(f"wrote {len(states)} scripted states for {a.task} to {path}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

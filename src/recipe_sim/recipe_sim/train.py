@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint to continue from (iteration count, env steps and optimizer continue)",
     )
     p.add_argument("--no-randomization", action="store_true", help="train without domain randomization")
+    p.add_argument(
+        "--randomization",
+        type=Path,
+        default=None,
+        help="randomization YAML (default config/randomization.yaml = paper Table IV; items the file "
+        "leaves out keep the paper's values)",
+    )
     p.add_argument("--no-export", action="store_true", help="skip the TorchScript/ONNX export at the end")
     p.add_argument("--verbose", action="store_true", help="print rsl-rl's full per-iteration report")
     return p
@@ -120,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--resume continues one specialist: add --subtask to pick its group")
         if args.time_budget_min is not None and not args.time_budget_min > 0:
             raise ValueError(f"--time-budget-min must be > 0, got {args.time_budget_min}")
-        randomization = randomization_config(not args.no_randomization)
+        randomization = randomization_config(not args.no_randomization, path=args.randomization)
     except (ConfigError, ValueError, KeyError, FileNotFoundError) as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 2
@@ -141,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             run_dir=run_dir,
             seed=args.seed,
             randomization=randomization,
+            randomization_file=None if args.randomization is None else args.randomization.resolve(),
             iterations=config.iterations,
             overlay=args.overlay,
             init_states=init_path,

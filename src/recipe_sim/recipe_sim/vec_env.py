@@ -362,7 +362,7 @@ class RecipeVecEnv(VecEnv):
         self._rest_z[ids] = self.table_top + rest
 
         if self.init_states is not None:
-            q, pose = self.init_states.sample(rng, n)
+            q, pose = self.init_states.sample(rng, n, [self.object_names[o] for o in object_ids])
             pose[:, 2] = np.maximum(pose[:, 2], self.table_top + rest + SPAWN_CLEARANCE)
         else:
             q = np.broadcast_to(self.ready_q, (n, robot_spec.ACTION_DIM)).copy()

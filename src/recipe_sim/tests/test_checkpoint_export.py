@@ -210,4 +210,31 @@ def test_eval_cli_writes_json_and_chart(trained, tmp_path: Path):
         assert row["episodes"] == 3 and 0.0 <= row["success_rate"] <= 1.0
         assert row["mean_length"] <= OVERRIDES["episode_length"]  # the checkpoint's task overrides were used
     assert (out / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["start"] == "ready" and report["randomization"] == "config/randomization.yaml"
     assert eval_main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 1
+    assert eval_main([*args, "--randomization", str(tmp_path / "none.yaml"), "--out", str(out)]) == 1
+
+
+def test_package_specialist_copies_a_consistent_record(trained, tmp_path: Path):
+    from recipe_sim.evaluate import main as eval_main
+    from recipe_sim.ppo.packaged import load_specialist, package_specialist
+
+    runner, run_dir, _ = trained
+    runner.export(run_dir / "exported")  # the export of the last checkpoint, model_2, as train writes it
+    ckpt = run_dir / "model_2.pt"
+    out = tmp_path / "eval"
+    assert eval_main(["--checkpoint", str(ckpt), "--episodes", "2", "--num-envs", "2",
+                      "--conditions", "nominal", "--out", str(out)]) == 0
+    root = tmp_path / "specialists"
+    dest = package_specialist(ckpt, out / "eval.json", "tiny_cube", root=root)
+    spec = load_specialist("tiny_cube", root=root)
+    assert spec.metadata["iteration"] == 2 and spec.success_rate("nominal") is not None
+    obs = runner.env.get_observations()["policy"].numpy()
+    np.testing.assert_allclose(spec.policy("onnx")(obs), spec.policy("ts")(obs), atol=1e-5)
+    with pytest.raises(ValueError, match="different checkpoints"):  # an older checkpoint than the export
+        package_specialist(run_dir / "model_0.pt", out / "eval.json", "old", root=root)
+    (dest / "policy.json").write_text("{not json")
+    with pytest.raises(ValueError, match="malformed JSON"):
+        load_specialist("tiny_cube", root=root)
+    with pytest.raises(FileNotFoundError, match="no packaged specialist"):
+        load_specialist("missing", root=root)

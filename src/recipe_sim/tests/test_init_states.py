@@ -68,6 +68,34 @@ def test_scripted_play_gives_labelled_physical_states(task):
     assert np.ptp(s.q[:, :14], axis=0).max() > 0.3
 
 
+def test_states_of_each_object_are_sampled_for_that_object(tmp_path):
+    q = np.zeros((6, 26))
+    q[:, 0] = np.arange(6) * 0.1  # a label per row
+    objects = np.array(["can_medium"] * 2 + ["bottle"] * 4)
+    s = _states(6, q=q, objects=objects)
+    back = InitStates.load(s.save(tmp_path / "obj.npz"))
+    np.testing.assert_array_equal(back.objects, objects)
+    want = np.array(["bottle", "can_medium", "bottle", "cube_small"] * 25)
+    got, _ = back.sample(np.random.default_rng(0), len(want), want)
+    rows = np.rint(got[:, 0] / 0.1).astype(int)
+    assert set(rows[want == "can_medium"]) == {0, 1}
+    assert set(rows[want == "bottle"]) == {2, 3, 4, 5}
+    assert set(rows[want == "cube_small"]) == set(range(6))  # no states of it: any state
+    with pytest.raises(InitStatesError, match="objects must be"):
+        _states(6, q=q, objects=objects[:3])
+    with pytest.raises(ValueError, match="objects must have shape"):
+        back.sample(np.random.default_rng(0), 3, ["bottle"])
+
+
+def test_grasp_reach_play_lifts_a_can_with_the_side_grasp():
+    s = generate("grasp_reach", episodes=3, seed=0, object_name=["can_medium", "cube_small"], progress=False)
+    assert set(s.objects) == {"can_medium", "cube_small"}
+    z = s.object_pose[:, 2]
+    can = s.objects == "can_medium"
+    assert z[can].max() - z[can].min() > 0.08  # carried toward a goal 10-20 cm above the table
+    assert np.mean(z[can] - z[can].min() > 0.05) > 0.1
+
+
 def test_teleop_recorder_records_human_states(tmp_path):
     rclpy = pytest.importorskip("rclpy")
     from rclpy.executors import SingleThreadedExecutor

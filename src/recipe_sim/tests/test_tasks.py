@@ -214,7 +214,7 @@ def test_grasp_reach_scripted_grasp_succeeds_and_a_drop_fails():
         2,
         objects=["bottle"],
         randomization=RandomizationConfig.disabled(),
-        task_overrides={"spawn": {"x": [0.339, 0.341], "y": [0.099, 0.101]}},
+        task_overrides={"spawn": {"x": [0.339, 0.341], "y": [0.099, 0.101]}, "terminate_on_success": True},
     )
     assert env.task.side.tolist() == [0, 0]  # the object is nearer the left hand
     obj = np.array([0.34, 0.10, env.table_top + env.object_specs[0].resting_height + 0.001])
@@ -236,7 +236,12 @@ def test_grasp_reach_scripted_grasp_succeeds_and_a_drop_fails():
 
 
 def test_box_lift_success_with_both_hands_and_not_with_one_or_none():
-    env = RecipeVecEnv("box_lift", 3, randomization=RandomizationConfig.disabled())
+    env = RecipeVecEnv(
+        "box_lift",
+        3,
+        randomization=RandomizationConfig.disabled(),
+        task_overrides={"terminate_on_success": True},
+    )
     box = env.object_specs[0]
     center = np.array([0.42, 0.0, env.table_top + box.resting_height + 0.10])  # lifted 10 cm
     beside = {
@@ -260,7 +265,12 @@ def test_box_lift_success_with_both_hands_and_not_with_one_or_none():
 
 
 def test_handover_scripted_stages_and_success():
-    env = RecipeVecEnv("handover_left_to_right", 2, randomization=RandomizationConfig.disabled())
+    env = RecipeVecEnv(
+        "handover_left_to_right",
+        2,
+        randomization=RandomizationConfig.disabled(),
+        task_overrides={"terminate_on_success": True},
+    )
     for i in range(2):
         _float(env, i)
     hold = _hold_actions(env, env._reset_targets.copy())

@@ -116,15 +116,21 @@ def recorded_init_states(meta: dict[str, Any]) -> Path | None:
     raise FileNotFoundError(f"checkpoint was trained with init states {recorded}, not found on this machine")
 
 
-def randomization_config(enabled: bool, force: bool | None = None) -> RandomizationConfig:
-    """Table IV (config/randomization.yaml) or all off; ``force`` toggles only the random push."""
-    cfg = RandomizationConfig.load() if enabled else RandomizationConfig.disabled()
+def randomization_config(
+    enabled: bool, force: bool | None = None, path: str | Path | None = None
+) -> RandomizationConfig:
+    """Table IV (config/randomization.yaml, or the YAML at ``path``) or all off; ``force`` toggles only
+    the random push. Items a ``path`` file leaves out keep the paper's values."""
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"randomization file {path}: no such file")
+    cfg = RandomizationConfig.load(path) if enabled else RandomizationConfig.disabled()
     if force is not None:
         from dataclasses import replace
 
         if force and not enabled:
             # Pushes without the rest of the randomization: take the force item from the YAML.
-            cfg = replace(cfg, object_force=replace(RandomizationConfig.load().object_force, enabled=True))
+            pushes = RandomizationConfig.load(path).object_force
+            cfg = replace(cfg, object_force=replace(pushes, enabled=True))
         else:
             cfg = replace(cfg, object_force=replace(cfg.object_force, enabled=force))
     return cfg

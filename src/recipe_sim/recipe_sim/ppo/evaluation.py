@@ -128,9 +128,13 @@ def run_episodes(
 
 
 def condition_randomization(
-    condition: str, force_scale: float | None = None, force_probability: float | None = None
+    condition: str,
+    force_scale: float | None = None,
+    force_probability: float | None = None,
+    path: str | Path | None = None,
 ) -> RandomizationConfig:
-    """nominal: all off; randomized: Table IV (config/randomization.yaml); pushes: only random forces."""
+    """nominal: all off; randomized: Table IV (config/randomization.yaml, or ``path``); pushes: only
+    random forces."""
     from dataclasses import replace
 
     from recipe_sim.ppo.envs import randomization_config
@@ -138,9 +142,9 @@ def condition_randomization(
     if condition == "nominal":
         return randomization_config(False)
     if condition == "randomized":
-        cfg = randomization_config(True)
+        cfg = randomization_config(True, path=path)
     elif condition == "pushes":
-        cfg = randomization_config(False, force=True)
+        cfg = randomization_config(False, force=True, path=path)
     else:
         raise ValueError(f"unknown condition {condition!r}; known: {list(CONDITIONS)}")
     force = cfg.object_force

@@ -37,6 +37,7 @@ class TrainRequest:
     seed: int
     randomization: RandomizationConfig
     iterations: int
+    randomization_file: Path | None = None  # where ``randomization`` came from, if not the default YAML
     overlay: Path | None = None
     init_states: Path | None = None
     no_init_states: bool = False
@@ -90,6 +91,9 @@ def train_specialist(
             seed=req.seed,
             extra={
                 "randomization": _randomization_summary(req.randomization),
+                # The values themselves, so eval reproduces the training randomization anywhere.
+                "randomization_values": req.randomization.to_dict(),
+                "randomization_file": None if req.randomization_file is None else str(req.randomization_file),
                 "task_aware_init": env.init_states is not None,
                 "init_states": None if env.init_states is None else str(env.cfg["init_states"]),
                 "overlay": None if req.overlay is None else str(req.overlay),
