@@ -176,7 +176,8 @@ class SafetyFilter:
             return np.zeros(self.size)
         if not (math.isfinite(dt) and dt > 0):
             return np.zeros(self.size)
-        return np.minimum(self.limits.max_velocity * dt, self.limits.max_step)
+        with np.errstate(over="ignore"):  # a huge dt overflows to inf, which max_step then bounds
+            return np.minimum(self.limits.max_velocity * dt, self.limits.max_step)
 
     def filter(self, target: np.ndarray, current: np.ndarray, dt: float) -> np.ndarray:
         """Next safe command from ``target``, given the previous safe command ``current``.
