@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         meta = read_metadata(args.checkpoint)
         init_states = recorded_init_states(meta) if args.start == "init" else None
         rand_path = args.randomization
-        if rand_path is not None and not rand_path.is_file():
-            raise FileNotFoundError(f"--randomization {rand_path}: no such file")
+        rands = {
+            c: condition_randomization(c, args.force_scale, args.force_probability, rand_path)
+            for c in args.conditions
+        }
     except (CheckpointError, FileNotFoundError) as exc:
         print(f"eval: error: {exc}", file=sys.stderr)
         return 1
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     start = time.monotonic()
     for condition in args.conditions:
-        rand = condition_randomization(condition, args.force_scale, args.force_probability, rand_path)
+        rand = rands[condition]
         results[condition] = {}
         for k, name in enumerate(objects):
             sub = SubTask(meta["task"], f"single:{name}", 0, (name,))
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             sub,
             1,
             args.seed,
-            condition_randomization(args.conditions[0], args.force_scale, args.force_probability, rand_path),
+            rands[args.conditions[0]],
             init_states=init_states,
             no_init_states=init_states is None,
             num_threads=1,

@@ -25,6 +25,7 @@ from recipe_sim.init_states import InitStates
 from recipe_sim.model.builder import ModelIndex, build_model, substeps
 from recipe_sim.model.scene import load_scene
 from recipe_sim.objects import ObjectSpec, load_catalog
+from recipe_sim.tasks.config import TaskConfig, load_task_configs
 from recipe_sim.tasks.poses import arm_posture, configured_left_palm, ready_pose, set_coupled
 from recipe_sim.tasks.scripted import plan_side_grasp
 
@@ -39,13 +40,14 @@ class PlayWorld:
     index: ModelIndex
     obj: ObjectSpec
     nsub: int
+    task_cfg: TaskConfig  # config/tasks.yaml entry of the task played (spawn and goal regions)
     commands: list[np.ndarray] = field(default_factory=list)  # the 26 targets sent at each policy step
 
 
 def make_world(task: str, object_name: str | None, hand: str = robot_spec.DEFAULT_HAND) -> PlayWorld:
     obj = load_catalog().objects[object_name or TASK_OBJECTS[task]]
     model, index = build_model(hand, obj=obj)
-    return PlayWorld(model, mujoco.MjData(model), index, obj, substeps())
+    return PlayWorld(model, mujoco.MjData(model), index, obj, substeps(), load_task_configs().get(task))
 
 
 def place_object(w: PlayWorld, xy: np.ndarray, yaw: float) -> np.ndarray:
@@ -137,12 +139,6 @@ def reset_robot(w: PlayWorld) -> np.ndarray:
     return q0
 
 
-def _task_cfg(task: str):
-    from recipe_sim.tasks.config import load_task_configs
-
-    return load_task_configs().get(task)
-
-
 def _side_grasp_play(w: PlayWorld, rng: np.random.Generator, rec: _States, pos: np.ndarray,
                      target: np.ndarray) -> bool:
     """Grasp-and-reach play with the scripted side grasp: reach over and beside the object, close the
@@ -155,9 +151,9 @@ def _side_grasp_play(w: PlayWorld, rng: np.random.Generator, rec: _States, pos: 
     side = "left" if pos[1] >= 0 else "right"  # the closer-hand rule of the task
     sgn = 1.0 if side == "left" else -1.0
     closure = rng.uniform(0.6, 0.95)
-    cfg = _task_cfg("grasp_reach")
+    assert w.task_cfg.goal is not None
     top = load_scene().table_top_height
-    goal = cfg.goal.sample(rng, 1, top, mirror_y=np.array([side == "right"]))[0]
+    goal = w.task_cfg.goal.sample(rng, 1, top, mirror_y=np.array([side == "right"]))[0]
     try:
         pre = plan_side_grasp(w.model, w.index, target, pos + np.array([0.0, sgn * 0.04, 0.06]), side)
         plan = plan_side_grasp(w.model, w.index, target, pos, side, closure=closure)
@@ -188,7 +184,7 @@ def play_episode(w: PlayWorld, task: str, rng: np.random.Generator, rec: _States
     w.commands.clear()
     hand = w.index.hand
     if task == "grasp_reach":  # the task's own spawn region (config/tasks.yaml)
-        xy = _task_cfg(task).spawn.sample(rng, 1, 0.0)[0, :2]
+        xy = w.task_cfg.spawn.sample(rng, 1, 0.0)[0, :2]
     else:
         xy = np.array([rng.uniform(0.30, 0.42), rng.uniform(-0.03, 0.03)])
     if object_xy is not None:

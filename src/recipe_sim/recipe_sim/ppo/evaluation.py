@@ -140,7 +140,7 @@ def condition_randomization(
     from recipe_sim.ppo.envs import randomization_config
 
     if condition == "nominal":
-        return randomization_config(False)
+        return randomization_config(False, path=path)  # still checks that a given file exists
     if condition == "randomized":
         cfg = randomization_config(True, path=path)
     elif condition == "pushes":
