@@ -14,6 +14,9 @@ Runs (the issue's benchmark set)::
     python benchmarks/learning_curve.py --task handover --task-aware-init --minutes 60
     # Table II on fewer seeds: with vs without task-aware init, share of seeds above 60% success
     python benchmarks/learning_curve.py --task grasp_reach --compare-init --seeds 0 1 2 --minutes 20
+    # demo-initialised PPO (ppo/demo_init.py) on one object the scripted expert can grasp
+    python benchmarks/learning_curve.py --task grasp_reach --group single:can_medium --demo-init \
+        --randomization config/randomization_low_noise.yaml --minutes 60
 
 Writes ``<out>/learning_curve.json`` and ``<out>/learning_curve.png``; each run's directory is a normal
 train run (checkpoints, TensorBoard, exported policy).
@@ -65,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Table II: train every seed with and without task-aware init",
     )
     p.add_argument("--profile", default="default")
+    p.add_argument(
+        "--demo-init",
+        action="store_true",
+        help="clone the scripted expert before PPO (train --demo-init; the budget includes it)",
+    )
     p.add_argument("--num-envs", type=int, default=None)
     p.add_argument("--smooth", type=int, default=10, help="iterations in the success-rate moving average")
     p.add_argument("--report-every-min", type=float, default=5.0, help="rows of the printed table")
@@ -105,7 +113,7 @@ def train_one(args: argparse.Namespace, seed: int, task_aware: bool, out: Path) 
     (sub,) = resolve_subtasks(args.task, group, args.subtask)
     config = load_config(profile=args.profile).with_overrides(num_envs=args.num_envs)
     init_path, no_init = resolve_init_states(args.task, task_aware, None)
-    label = f"{'init' if task_aware else 'no-init'}-seed{seed}"
+    label = f"{'demo-' if args.demo_init else ''}{'init' if task_aware else 'no-init'}-seed{seed}"
     run_dir = out / label
     req = TrainRequest(
         sub=sub,
@@ -118,11 +126,12 @@ def train_one(args: argparse.Namespace, seed: int, task_aware: bool, out: Path) 
         init_states=init_path,
         no_init_states=no_init,
         time_budget_s=60.0 * args.minutes,
+        demo_init=args.demo_init,
         extra_metadata={"benchmark": "learning_curve"},
     )
     print(f"== {args.task} {sub.label} {label}: {args.minutes:g} min -> {run_dir}", file=sys.stderr)
     with TrainingProgress(None, desc=label) as progress:
-        result = train_specialist(req, on_iteration=progress)
+        result = train_specialist(req, on_iteration=progress, log=progress.write)
     hist = result.history
     final = final_iv = None
     if args.eval_episodes > 0:
@@ -259,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "subtask": args.subtask,
         "minutes": args.minutes,
         "profile": args.profile,
+        "demo_init": bool(args.demo_init),
         "randomization": (
             False if args.no_randomization else str(args.randomization or "config/randomization.yaml")
         ),

@@ -1,8 +1,8 @@
 """What a scripted grasp-and-reach achieves under domain randomization: the ceiling a policy can expect.
 
-For each object, every env plans the scripted side grasp of ``recipe_sim.tasks.scripted`` from its reset
-state (closer hand, ready orientation), then runs it open-loop through the real env: reach (10 steps),
-close (6), carry to the goal (14), hold. Success is the task's own detector. The sweep repeats this with
+For each object, every env runs the scripted side grasp of ``recipe_sim.scripted_expert`` open-loop
+through the real env: reach (10 steps), close (6), carry to the goal (14), hold. Success is the task's
+own detector. The sweep repeats this with
 the arm/hand action noise of Table IV set to several standard deviations, everything else as in
 config/randomization.yaml, which shows how much of the grasp the action noise alone destroys.
 
@@ -22,53 +22,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from recipe_sim import robot_spec
 from recipe_sim.randomization import RandomizationConfig
-from recipe_sim.tasks.scripted import GraspPlan, plan_side_grasp
+from recipe_sim.scripted_expert import SideGraspExpert
 from recipe_sim.vec_env import RecipeVecEnv
 
-REACH, CLOSE, CARRY, TOTAL = 10, 6, 14, 60
-
-
-def _plans(env: RecipeVecEnv) -> list[tuple[GraspPlan, GraspPlan] | None]:
-    model, index = env.physics.models[0], env.index
-    oa = index.object_qpos_adr
-    pos = env.physics.qpos[:, oa : oa + 3].copy()
-    out: list[tuple[GraspPlan, GraspPlan] | None] = []
-    for i in range(env.num_envs):
-        side = "left" if int(env.task.side[i]) == 0 else "right"
-        try:
-            grasp = plan_side_grasp(model, index, env.ready_q, pos[i], side=side, lift=0.0)
-            goal = env.task.goal[i].numpy()
-            at_goal = plan_side_grasp(model, index, env.ready_q, goal, side=side, lift=0.0)
-        except ValueError:
-            out.append(None)
-            continue
-        out.append((grasp, at_goal))
-    return out
-
-
-def _targets(env: RecipeVecEnv, plans: list[tuple[GraspPlan, GraspPlan] | None], k: int) -> np.ndarray:
-    """(N, 26) joint targets of policy step k of the scripted episode."""
-    n_arm = 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE
-    out = np.tile(env.ready_q, (env.num_envs, 1))
-    for i, plan in enumerate(plans):
-        if plan is None:
-            continue
-        grasp, at_goal = plan
-        carry = at_goal.approach.copy()
-        carry[n_arm:] = grasp.closed[n_arm:]
-        if k < REACH:
-            out[i] = env.ready_q + (grasp.approach - env.ready_q) * (k + 1) / REACH
-        elif k < REACH + CLOSE:
-            out[i] = grasp.approach + (grasp.closed - grasp.approach) * (k - REACH + 1) / CLOSE
-        elif k < REACH + CLOSE + CARRY:
-            out[i] = grasp.closed + (carry - grasp.closed) * (k - REACH - CLOSE + 1) / CARRY
-        else:
-            out[i] = carry
-    return out
+TOTAL = 60  # policy steps per scripted episode: the script ends at step 30, then holds
 
 
 def run(obj: str, noise: float | None, episodes: int, seed: int) -> dict[str, float]:
@@ -81,29 +40,64 @@ def run(obj: str, noise: float | None, episodes: int, seed: int) -> dict[str, fl
     env = RecipeVecEnv("grasp_reach", episodes, objects=[obj], seed=seed, randomization=rand)
     try:
         env.reset()
-        plans = _plans(env)
-        first: dict[int, tuple[bool, bool]] = {}
-        for k in range(TOTAL):
-            q = _targets(env, plans, k)
-            action = torch.as_tensor(robot_spec.joint_targets_to_action(q, env.hand), dtype=torch.float32)
-            _, _, dones, extras = env.step(action)
-            ids = np.flatnonzero(dones.numpy())
-            log = extras["log"]
-            for j, i in enumerate(ids):
-                first.setdefault(int(i), (bool(log["/episode/success"][j]), bool(log["/episode/failure"][j])))
-        # Episodes still running after TOTAL steps: success if the detector has fired (terminate_on_success
-        # may be off), never a failure.
-        ever = env._ep_success.copy()
-        succ = [first[i][0] if i in first else bool(ever[i]) for i in range(episodes)]
-        # Failure = the object was lost before any success (a drop after the hold is still a success).
-        fail = [first[i][1] and not succ[i] if i in first else False for i in range(episodes)]
+        expert = SideGraspExpert(env)
+        expert.replan()
+        has_plan = expert.has_plan
+        succ, fail = _first_episodes(env, expert)
         return {
             "success": float(np.mean(succ)),
             "failure": float(np.mean(fail)),
-            "no_plan": float(np.mean([p is None for p in plans])),
+            "no_plan": float(np.mean(~has_plan)),
         }
     finally:
         env.close()
+
+
+def _first_episodes(env: RecipeVecEnv, expert: SideGraspExpert) -> tuple[np.ndarray, np.ndarray]:
+    """Run TOTAL steps; (success, failure) of each env's first episode (later ones are ignored)."""
+    first: dict[int, tuple[bool, bool]] = {}
+    for _ in range(TOTAL):
+        _, _, dones, extras = env.step(expert())
+        log = extras["log"]
+        for j, i in enumerate(np.flatnonzero(dones.numpy())):
+            first.setdefault(int(i), (bool(log["/episode/success"][j]), bool(log["/episode/failure"][j])))
+    # Episodes still running after TOTAL steps: success if the detector has fired (terminate_on_success
+    # may be off), never a failure.
+    ever = env._ep_success.copy()
+    n = env.num_envs
+    succ = np.array([first[i][0] if i in first else bool(ever[i]) for i in range(n)])
+    # Failure = the object was lost before any success (a drop after the hold is still a success).
+    fail = np.array([first[i][1] and not succ[i] if i in first else False for i in range(n)])
+    return succ, fail
+
+
+def basin(obj: str, shift: float, episodes: int, seed: int) -> dict[str, float]:
+    """Success without randomization when the object sits ``shift`` m away from where the grasp was planned.
+
+    The width of this basin is how much error (perception, tracking, action noise) the grasp tolerates.
+    Returns success among envs with a plan, per displacement: x (forward) and y (+ = toward the palm).
+    """
+    out: dict[str, float] = {}
+    off = RandomizationConfig.disabled()
+    env = RecipeVecEnv("grasp_reach", episodes, objects=[obj], seed=seed, randomization=off)
+    oa = env.index.object_qpos_adr
+    try:
+        moves = (("0", 0, 0), ("+x", shift, 0), ("-x", -shift, 0), ("+y", 0, shift), ("-y", 0, -shift))
+        for label, dx, dy in moves:
+            env.reset()
+            expert = SideGraspExpert(env)
+            expert.joint_targets()  # plans every env for the object where it is now
+            toward_palm = np.where(env.task.side.numpy() == 0, 1.0, -1.0)  # the left palm is on the +y side
+            pose = env.physics.qpos[:, oa : oa + 7].copy()
+            pose[:, 0] += dx
+            pose[:, 1] += dy * toward_palm
+            env.teleport(np.arange(episodes), object_pose=pose, hold_targets=False)
+            succ, _ = _first_episodes(env, expert)
+            ok = expert.has_plan
+            out[label] = float(succ[ok].mean()) if ok.any() else float("nan")
+    finally:
+        env.close()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=32)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
+    p.add_argument("--shift", type=float, default=0.01,
+                   help="grasp basin: displace the object this much (m) after planning (0: skip)")
     a = p.parse_args(argv)
     rows = []
     print(f"{'object':12s} {'randomization':34s} success failure no-plan")
@@ -125,8 +121,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{obj:12s} {label:34s} {r['success']:7.2f} {r['failure']:7.2f} {r['no_plan']:7.2f}"
                   f"   ({time.monotonic() - t:.1f} s)", flush=True)
             rows.append({"object": obj, "action_noise": noise, **r})
+    basins = {}
+    if a.shift > 0:
+        print(f"\ngrasp basin, no randomization: success of planned episodes with the object moved "
+              f"{a.shift:g} m after planning (x forward, +y toward the palm)")
+        for obj in a.objects:
+            basins[obj] = basin(obj, a.shift, a.episodes, a.seed)
+            print(f"{obj:12s} " + "  ".join(f"{k:>2s} {v:4.2f}" for k, v in basins[obj].items()), flush=True)
     if a.out is not None:
-        a.out.write_text(json.dumps({"episodes": a.episodes, "seed": a.seed, "rows": rows}, indent=2) + "\n")
+        data = {"episodes": a.episodes, "seed": a.seed, "rows": rows, "shift": a.shift, "basin": basins}
+        a.out.write_text(json.dumps(data, indent=2) + "\n")
     return 0
 
 

@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overlay", type=Path, default=None, help="autotune ModelParams YAML applied to the robot"
     )
+    p.add_argument(
+        "--demo-init",
+        action="store_true",
+        help="before PPO, clone the scripted expert's successful episodes into the actor (grasp_reach; "
+        "settings in the profile's demo_init section)",
+    )
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<task>/<timestamp>)")
     p.add_argument(
         "--resume",
@@ -125,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"--overlay {args.overlay}: no such file")
         if args.resume is not None and len(subtasks) > 1:
             raise ValueError("--resume continues one specialist: add --subtask to pick its group")
+        if args.demo_init and args.resume is not None:
+            raise ValueError("--demo-init starts a new specialist; it cannot be combined with --resume")
+        if args.demo_init and config.demo_init is None:
+            raise ValueError(f"--demo-init: profile {config.profile!r} has no demo_init section")
         if args.time_budget_min is not None and not args.time_budget_min > 0:
             raise ValueError(f"--time-budget-min must be > 0, got {args.time_budget_min}")
         randomization = randomization_config(not args.no_randomization, path=args.randomization)
@@ -154,13 +164,14 @@ def main(argv: list[str] | None = None) -> int:
             init_states=init_path,
             no_init_states=no_init,
             resume=args.resume,
+            demo_init=args.demo_init,
             export=not args.no_export,
             verbose=args.verbose,
             time_budget_s=None if args.time_budget_min is None else 60.0 * args.time_budget_min,
         )
         try:
             with TrainingProgress(config.iterations, desc=sub.label) as progress:
-                result = train_specialist(req, on_iteration=progress)
+                result = train_specialist(req, on_iteration=progress, log=progress.write)
         except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as exc:
             print(f"train: error: {exc}", file=sys.stderr)
             return 1

@@ -233,8 +233,46 @@ def test_package_specialist_copies_a_consistent_record(trained, tmp_path: Path):
     np.testing.assert_allclose(spec.policy("onnx")(obs), spec.policy("ts")(obs), atol=1e-5)
     with pytest.raises(ValueError, match="different checkpoints"):  # an older checkpoint than the export
         package_specialist(run_dir / "model_0.pt", out / "eval.json", "old", root=root)
+    # An earlier checkpoint, evaluated on its own, is exported next to the run before packaging.
+    out0 = tmp_path / "eval0"
+    assert eval_main(["--checkpoint", str(run_dir / "model_0.pt"), "--episodes", "2", "--num-envs", "2",
+                      "--conditions", "nominal", "--out", str(out0)]) == 0
+    package_specialist(run_dir / "model_0.pt", out0 / "eval.json", "tiny_cube_0", root=root)
+    early = load_specialist("tiny_cube_0", root=root)
+    assert early.metadata["iteration"] == 0 and (run_dir / "exported_0" / "policy.ts").is_file()
+    assert not np.allclose(early.policy("ts")(obs), spec.policy("ts")(obs))  # another policy than model_2's
     (dest / "policy.json").write_text("{not json")
     with pytest.raises(ValueError, match="malformed JSON"):
         load_specialist("tiny_cube", root=root)
     with pytest.raises(FileNotFoundError, match="no packaged specialist"):
         load_specialist("missing", root=root)
+
+
+def test_thin_curve_keeps_the_ends_and_at_most_the_asked_points():
+    from recipe_sim.ppo.packaged import thin_curve
+
+    curve = {"task": "t", "iterations": [{"iteration": i} for i in range(2000)]}
+    thin = thin_curve(curve, 200)
+    its = [r["iteration"] for r in thin["iterations"]]
+    assert its[0] == 0 and its[-1] == 1999 and len(its) <= 201 and its == sorted(its)
+    assert thin_curve({"iterations": [{"iteration": 0}]}, 200)["iterations"] == [{"iteration": 0}]
+
+
+def test_the_committed_grasp_reach_specialist_loads_and_acts():
+    """The packaged specialist (data/specialists/grasp_reach_can_medium) that later stages start from."""
+    from recipe_sim.ppo.envs import make_env, randomization_config, resolve_subtasks
+    from recipe_sim.ppo.packaged import load_specialist
+
+    spec = load_specialist("grasp_reach_can_medium")
+    assert spec.metadata["task"] == "grasp_reach" and spec.metadata["objects"] == ["can_medium"]
+    assert spec.metadata["demo_init"]["episodes_kept"] > 0  # trained with train --demo-init
+    assert spec.eval_report["start"] == "ready" and spec.success_rate("randomized") > 0
+    (sub,) = resolve_subtasks("grasp_reach", "single:can_medium")
+    env = make_env(sub, 2, 0, randomization_config(False), no_init_states=True)
+    try:
+        obs = env.get_observations()["policy"].numpy()
+    finally:
+        env.close()
+    ts, onnx = spec.policy("ts")(obs), spec.policy("onnx")(obs)
+    assert ts.shape == (2, 26) and np.isfinite(ts).all()
+    np.testing.assert_allclose(onnx, ts, atol=1e-4)

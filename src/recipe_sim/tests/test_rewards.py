@@ -80,6 +80,20 @@ def test_grasp_lift_reward_eq3_is_contact_plus_goal():
     torch.testing.assert_close(r, torch.tensor([1.85 - 10.0], dtype=D))
 
 
+def test_lift_reward_pays_only_a_held_lifted_object():
+    z = torch.tensor([0.80, 0.825, 0.90, 0.90, 0.70], dtype=D)
+    pos = torch.stack([torch.full_like(z, 0.3), torch.zeros_like(z), z], dim=1)
+    held = torch.tensor([True, True, True, False, True])
+    r = rewards.lift_reward(pos, 0.80, held, lift_height=0.05, weight=8.0)
+    # at rest, half the lift height, above it (clipped), not held, below the rest height
+    assert r.tolist() == pytest.approx([0.0, 4.0, 8.0, 0.0, 0.0])
+    assert rewards.lift_reward(pos, 0.80, held, 0.05, 0.0).abs().sum() == 0  # weight 0: the paper's reward
+    with pytest.raises(ValueError, match="held must have shape"):
+        rewards.lift_reward(pos, 0.80, held[:2], 0.05, 8.0)
+    with pytest.raises(ValueError, match="lift weight"):
+        rewards.lift_reward(pos, 0.80, held, 0.05, -1.0)
+
+
 def test_newly_completed_stages_flags_each_stage_once():
     prev = torch.tensor([0, 0, 1, 0, 2])
     cur = torch.tensor([0, 1, 1, 2, 2])
@@ -188,6 +202,8 @@ def set_success(task, **kw):
     (set_key("handover", stage_bonuses=[20.0, 10.0]), r"stage_bonuses must grow"),
     (set_key("handover", stage_bonuses=[1.0]), r"stage_bonuses must be a list of 2"),
     (set_key("grasp_reach", stage_bonuses=[1.0, 2.0]), r"only meaningful for the handover"),
+    (set_key("handover", lift_weight=1.0), r"handover\.lift_weight: handover pays stage bonuses"),
+    (set_key("grasp_reach", lift_weight=-1.0), r"grasp_reach\.lift_weight must be >= 0"),
     (set_success("grasp_reach", hold=3), r"tasks\.grasp_reach\.success: unknown key 'hold'"),
     (set_success("grasp_reach", hold_steps=0), r"tasks\.grasp_reach\.success\.hold_steps must be >= 1"),
     (lambda d: d["tasks"].pop("handover"), r"tasks: missing required key 'handover'"),
@@ -212,5 +228,7 @@ def test_malformed_yaml_and_missing_file(tmp_path):
 
 
 def test_config_round_trip():
-    cfg = rewards.load_reward_configs()["handover"]
-    assert rewards.RewardConfig.from_dict("handover", cfg.to_dict()) == cfg
+    for task in ("handover", "grasp_reach"):
+        cfg = rewards.load_reward_configs()[task]
+        assert rewards.RewardConfig.from_dict(task, cfg.to_dict()) == cfg
+    assert rewards.load_reward_configs()["grasp_reach"].lift_weight > 0

@@ -70,6 +70,21 @@ class AlgorithmConfig:
 
 
 @dataclass(frozen=True)
+class DemoInitConfig:
+    """Demo-initialised PPO (``train --demo-init``, ppo/demo_init.py): clone a scripted expert, then PPO."""
+
+    episodes: int  # successful scripted episodes to clone
+    max_rounds: int  # give up after this many rounds of num_envs scripted episodes
+    epochs: int  # behaviour-cloning passes over the demonstrations
+    batch_size: int
+    learning_rate: float
+    arm_std: float  # exploration std of the 14 arm entries after cloning (rad)
+    hand_std: float  # and of the 12 hand entries (normalized)
+    critic_warmup_iterations: int  # PPO iterations with the actor frozen while the critic learns its values
+    ppo_learning_rate: float  # replaces algorithm.learning_rate: fine-tuning a clone needs smaller steps
+
+
+@dataclass(frozen=True)
 class PPOConfig:
     """A resolved profile. ``num_envs``/``iterations`` are defaults the train CLI may override."""
 
@@ -86,6 +101,7 @@ class PPOConfig:
     actor: ModelConfig
     critic: ModelConfig
     algorithm: AlgorithmConfig
+    demo_init: DemoInitConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form in the YAML layout (plus ``profile``), for metadata.json and reloading."""
@@ -94,6 +110,8 @@ class PPOConfig:
             data["critic"].pop(key)
         if data["actor"]["arm_init_std"] is None:
             data["actor"].pop("arm_init_std")
+        if data["demo_init"] is None:
+            data.pop("demo_init")
         return data
 
     def with_overrides(self, **changes: Any) -> PPOConfig:
@@ -204,7 +222,7 @@ _TOP_KEYS = {
 def config_from_dict(data: Mapping[str, Any], profile: str = "default") -> PPOConfig:
     """Validate one resolved profile (no ``extends``)."""
     where = f"profiles.{profile}"
-    assets.require_keys(dict(data), where, _TOP_KEYS)
+    assets.require_keys(dict(data), where, _TOP_KEYS, {"demo_init"})
     cfg = PPOConfig(
         profile=profile,
         num_envs=assets.as_int(data["num_envs"], f"{where}.num_envs", minimum=1),
@@ -219,6 +237,9 @@ def config_from_dict(data: Mapping[str, Any], profile: str = "default") -> PPOCo
         actor=_model(data["actor"], f"{where}.actor", stochastic=True),
         critic=_model(data["critic"], f"{where}.critic", stochastic=False),
         algorithm=_algorithm(data["algorithm"], f"{where}.algorithm"),
+        demo_init=None
+        if data.get("demo_init") is None
+        else _demo_init(data["demo_init"], f"{where}.demo_init"),
     )
     batch = cfg.num_envs * cfg.num_steps_per_env
     if batch < cfg.algorithm.num_mini_batches:
@@ -320,6 +341,19 @@ def _algorithm(raw: Any, where: str) -> AlgorithmConfig:
     for key in ("use_clipped_value_loss", "normalize_advantage_per_mini_batch"):
         values[key] = _as_bool(raw[key], f"{where}.{key}")
     return AlgorithmConfig(**values)
+
+
+def _demo_init(raw: Any, where: str) -> DemoInitConfig:
+    ints = ("episodes", "max_rounds", "epochs", "batch_size")
+    floats = ("learning_rate", "arm_std", "hand_std", "ppo_learning_rate")
+    assets.require_keys(raw, where, {*ints, *floats, "critic_warmup_iterations"})
+    return DemoInitConfig(
+        **{k: assets.as_int(raw[k], f"{where}.{k}", minimum=1) for k in ints},
+        **{k: assets.as_float(raw[k], f"{where}.{k}", positive=True) for k in floats},
+        critic_warmup_iterations=assets.as_int(
+            raw["critic_warmup_iterations"], f"{where}.critic_warmup_iterations", minimum=0
+        ),
+    )
 
 
 def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:

@@ -30,6 +30,7 @@ from recipe_sim.ppo.export import ExportedPolicy, load_exported_policy
 
 SPECIALISTS_DIR = Path(__file__).resolve().parent.parent / "data" / "specialists"
 POLICY_FILES = ("policy.ts", "policy.onnx", "policy.json")
+CURVE_POINTS = 200
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,56 @@ def _check_consistent(meta: dict[str, Any], report: dict[str, Any], info: dict[s
         raise ValueError(f"{where}: task differs between metadata, eval.json and policy.json")
 
 
+def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
+    """Export (and verify) the actor of any saved checkpoint, e.g. one picked by eval before the last."""
+    from recipe_sim.ppo.envs import SubTask, make_env, randomization_config
+    from recipe_sim.ppo.evaluation import load_actor
+    from recipe_sim.ppo.export import export_actor, verify_export
+
+    meta = read_metadata(checkpoint)
+    sub = SubTask(meta["task"], meta["object_group"], 0, tuple(meta["objects"]))
+    env = make_env(sub, 2, 0, randomization_config(False), no_init_states=True)
+    try:
+        actor, _ = load_actor(checkpoint, env)
+        info = {
+            "task": meta["task"],
+            "objects": list(meta["objects"]),
+            "iteration": meta["iteration"],
+            "obs_layout": env.cfg.get("policy_obs"),
+        }
+        files = export_actor(actor, out_dir, info=info)
+        verify_export(actor, files, obs=env.get_observations()["policy"])
+    finally:
+        env.close()
+    return out_dir
+
+
+def thin_curve(curve: dict[str, Any], max_points: int = CURVE_POINTS) -> dict[str, Any]:
+    """The run's curve with at most ``max_points`` evenly spaced iterations (the last one kept): an hour's
+    2,000 iterations with their extras are 1.4 MB, too much to commit for a plot."""
+    its = list(curve.get("iterations") or [])
+    if len(its) <= max_points:
+        return curve
+    step = -(-len(its) // max_points)
+    kept = its[::step]
+    if kept[-1] is not its[-1]:
+        kept.append(its[-1])
+    return {**curve, "iterations": kept, "thinned_every": step}
+
+
 def package_specialist(checkpoint: Path, eval_json: Path, name: str, root: Path | None = None) -> Path:
-    """Copy a checkpoint's exported actor, metadata, eval report and curve into the package."""
+    """Copy a checkpoint's exported actor, metadata, eval report and curve into the package.
+
+    The run's ``exported/`` folder holds the last iteration's actor; another checkpoint is exported
+    next to itself (``exported_<it>/``) first.
+    """
     checkpoint = Path(checkpoint)
     run_dir = checkpoint.resolve().parent
     meta = read_metadata(checkpoint)
     report = _read_json(Path(eval_json))
     exported = run_dir / "exported"
+    if _read_json(exported / "policy.json").get("iteration") != meta.get("iteration"):
+        exported = export_checkpoint(checkpoint, run_dir / f"exported_{meta.get('iteration')}")
     info = _read_json(exported / "policy.json")
     _check_consistent(meta, report, info, str(run_dir))
     dest = (root or SPECIALISTS_DIR) / name
@@ -113,7 +157,7 @@ def package_specialist(checkpoint: Path, eval_json: Path, name: str, root: Path 
     (tmp / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     curve = run_dir / "training_curve.json"
     if curve.is_file():
-        shutil.copy2(curve, tmp / "training_curve.json")
+        (tmp / "training_curve.json").write_text(json.dumps(thin_curve(_read_json(curve)), indent=1) + "\n")
     shutil.rmtree(dest, ignore_errors=True)
     tmp.replace(dest)
     return dest

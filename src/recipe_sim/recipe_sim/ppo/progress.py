@@ -50,6 +50,13 @@ class TrainingProgress:
             self._last_line = time.monotonic()
             print(format_stats(stats), file=self.stream, flush=True)
 
+    def write(self, message: str) -> None:
+        """A status line (stages before the first iteration) that does not break the bar."""
+        if self._bar is not None:
+            self._bar.write(message, file=self.stream)
+        else:
+            print(message, file=self.stream, flush=True)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

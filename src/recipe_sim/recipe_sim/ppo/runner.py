@@ -26,7 +26,7 @@ import torch
 from rsl_rl.runners import OnPolicyRunner
 from rsl_rl.utils.logger import Logger
 
-from recipe_sim.ppo.action_head import N_ARM, install_action_head, ready_pose_action, scale_vector
+from recipe_sim.ppo.action_head import install_action_head, ready_pose_action, scale_vector, set_action_std
 from recipe_sim.ppo.checkpoint import (
     CheckpointError,
     build_metadata,
@@ -177,24 +177,6 @@ def action_head_for(env: Any, config: PPOConfig) -> tuple[torch.Tensor, torch.Te
     return offset, scale_vector(n, head.arm_scale, head.hand_scale)
 
 
-def set_arm_init_std(actor: torch.nn.Module, arm_std: float) -> None:
-    """Start the arm entries of the actor's Gaussian at ``arm_std`` (the hand entries keep init_std).
-
-    One std for all 26 entries does not fit both units: 0.2 normalized hand units is a modest finger
-    perturbation, but 0.2 rad of independent noise per arm joint and 10 Hz step jerks the palm by
-    ~10 cm and knocks the object off the table in about half the episodes of a ready-pose policy.
-    A checkpoint loaded later overwrites this with its learned std.
-    """
-    dist = getattr(actor, "distribution", None)
-    with torch.no_grad():
-        if hasattr(dist, "log_std_param"):
-            dist.log_std_param[:N_ARM] = math.log(arm_std)
-        elif hasattr(dist, "std_param"):
-            dist.std_param[:N_ARM] = arm_std
-        else:
-            raise ValueError("arm_init_std needs a Gaussian actor with a std parameter")
-
-
 class _TimeBudgetReached(Exception):
     """Internal: stops rsl-rl's learn loop from the per-iteration logging hook."""
 
@@ -233,13 +215,52 @@ class SpecialistRunner(OnPolicyRunner):
         )
         self._user_callback = on_iteration
         self._deadline: float | None = None
+        self._unfreeze_after: int | None = None
+        self._then_lr: float | None = None
         self.log_dir = log_dir
         offset, scale = action_head_for(env, config)
         install_action_head(self.actor, offset, scale, config.action_head.output_gain)
         if config.actor.arm_init_std is not None:
-            set_arm_init_std(self.actor, config.actor.arm_init_std)
+            set_action_std(self.actor, config.actor.arm_init_std)
+
+    def freeze_actor(self, iterations: int, then_learning_rate: float | None = None) -> None:
+        """Keep the actor (mean and std) fixed for the next ``iterations`` PPO iterations; the critic learns.
+
+        After behaviour cloning the critic is still random, and PPO's first advantages would be noise that
+        pushes a working policy around; a few critic-only iterations give it the cloned policy's values.
+        ``then_learning_rate`` replaces the learning rate when the actor is released (the critic warms up
+        at the profile's rate, the fine-tuning runs at this one).
+        """
+        if iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {iterations}")
+        self._then_lr = then_learning_rate
+        if iterations == 0:
+            if then_learning_rate is not None:
+                self.set_learning_rate(then_learning_rate)
+            return
+        for p in self.actor.parameters():
+            p.requires_grad_(False)
+        self._unfreeze_after = self.current_learning_iteration + iterations - 1
+
+    def set_learning_rate(self, lr: float) -> None:
+        """PPO's learning rate from now on (a fixed schedule keeps it; an adaptive one starts from it)."""
+        if not 0 < lr <= 1:
+            raise ValueError(f"learning rate must be in (0, 1], got {lr}")
+        self.alg.learning_rate = lr
+        for group in self.alg.optimizer.param_groups:
+            group["lr"] = lr
+
+    @property
+    def actor_frozen(self) -> bool:
+        return self._unfreeze_after is not None
 
     def _on_iteration(self, stats: IterationStats) -> None:
+        if self._unfreeze_after is not None and stats.iteration >= self._unfreeze_after:
+            for p in self.actor.parameters():
+                p.requires_grad_(True)
+            self._unfreeze_after = None
+            if self._then_lr is not None:
+                self.set_learning_rate(self._then_lr)
         if self._user_callback is not None:
             self._user_callback(stats)
         self._check_deadline(stats)

@@ -6,6 +6,7 @@ Shared by the train CLI and the learning benchmark so that both produce the same
     <run_dir>/events.out.tfevents.*                        TensorBoard
     <run_dir>/exported/policy.{ts,onnx,json}               deployable actor (normalizer baked in)
     <run_dir>/training_curve.json                          per-iteration metrics + export check
+    <run_dir>/demonstrations.npz                           the cloned expert episodes (demo init only)
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from recipe_sim.ppo.action_head import set_action_std
 from recipe_sim.ppo.checkpoint import CheckpointError, latest_checkpoint, metadata_path, read_metadata
 from recipe_sim.ppo.config import PPOConfig
+from recipe_sim.ppo.demo_init import Demonstrations, clone_actor, collect_demonstrations
 from recipe_sim.ppo.envs import SubTask, make_env
 from recipe_sim.ppo.runner import IterationStats, RunInfo, SpecialistRunner
 from recipe_sim.randomization import RandomizationConfig
 
 CURVE_FILE = "training_curve.json"
+DEMOS_FILE = "demonstrations.npz"
 
 
 @dataclass
@@ -43,6 +47,7 @@ class TrainRequest:
     no_init_states: bool = False
     resume: Path | None = None
     time_budget_s: float | None = None  # stop after the iteration that crosses this much training time
+    demo_init: bool = False  # clone the scripted expert before PPO (config.demo_init; ppo/demo_init.py)
     export: bool = True
     verbose: bool = False
     task_overrides: dict[str, Any] | None = None  # tasks.yaml keys for this run (tests, benchmarks)
@@ -65,13 +70,20 @@ def seed_everything(seed: int) -> None:
 
 
 def train_specialist(
-    req: TrainRequest, on_iteration: Callable[[IterationStats], None] | None = None
+    req: TrainRequest,
+    on_iteration: Callable[[IterationStats], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Build the env and runner, train, save, export and verify; returns the final checkpoint and curve."""
+    """Build the env and runner, train, save, export and verify; returns the final checkpoint and curve.
+
+    With ``req.demo_init`` the time budget covers the demonstrations and the cloning too.
+    """
     torch.set_num_threads(req.config.torch_threads)
     seed_everything(req.seed)
+    start = time.monotonic()
     if req.resume is not None:
         check_resume_compatible(req.resume, req.sub)
+    demos = collect_demos(req, log) if req.demo_init else None
     env = make_env(
         req.sub,
         req.config.num_envs,
@@ -107,8 +119,12 @@ def train_specialist(
         )
         if req.resume is not None:
             runner.load(str(req.resume))
-        start = time.monotonic()
-        runner.train(req.iterations, time_budget_s=req.time_budget_s)
+        if demos is not None:
+            info.extra["demo_init"] = clone_into(runner, demos, req, log)
+        budget = req.time_budget_s
+        if budget is not None:
+            budget = max(budget - (time.monotonic() - start), 1.0)
+        runner.train(req.iterations, time_budget_s=budget)
         wall = time.monotonic() - start
         checkpoint = latest_checkpoint(req.run_dir)
         diffs = None
@@ -118,6 +134,69 @@ def train_specialist(
         return TrainResult(req.run_dir, checkpoint, list(runner.history), diffs, wall)
     finally:
         env.close()
+
+
+def collect_demos(req: TrainRequest, log: Callable[[str], None] | None = None) -> Demonstrations:
+    """The scripted expert's successful episodes under the run's randomization, from the ready pose."""
+    cfg = req.config.demo_init
+    if cfg is None:
+        raise ValueError(
+            f"--demo-init: profile {req.config.profile!r} has no demo_init section (config/ppo.yaml)"
+        )
+    if req.resume is not None:
+        raise ValueError("--demo-init starts a new specialist; it cannot be combined with --resume")
+    env = make_env(
+        req.sub,
+        req.config.num_envs,
+        req.seed + 1,  # other episodes than the training env's first ones
+        req.randomization,
+        overlay=req.overlay,
+        no_init_states=True,
+        num_threads=req.config.env_threads,
+        task_overrides=req.task_overrides,
+    )
+    try:
+        def progress(run: int, kept: int) -> None:
+            if log is not None:
+                log(f"demonstrations: {kept}/{cfg.episodes} successful of {run} scripted episodes")
+
+        demos = collect_demonstrations(env, cfg.episodes, cfg.max_rounds, on_round=progress)
+    finally:
+        env.close()
+    req.run_dir.mkdir(parents=True, exist_ok=True)
+    demos.save(req.run_dir / DEMOS_FILE)
+    if log is not None:
+        s = demos.summary()
+        log(
+            f"demonstrations: kept {s['episodes_kept']} of {s['episodes_run']} episodes "
+            f"({s['expert_success_rate']:.0%} expert success), {s['pairs']} pairs in {s['seconds']} s"
+        )
+    return demos
+
+
+def clone_into(
+    runner: SpecialistRunner, demos: Demonstrations, req: TrainRequest, log: Callable[[str], None] | None
+) -> dict[str, Any]:
+    """Behaviour-clone ``demos`` into the runner's actor, lower its std, freeze it for the critic warm-up."""
+    cfg = req.config.demo_init
+    assert cfg is not None
+    t = time.monotonic()
+    losses = clone_actor(runner.actor, demos, cfg, seed=req.seed)
+    set_action_std(runner.actor, cfg.arm_std, cfg.hand_std)
+    runner.freeze_actor(cfg.critic_warmup_iterations, then_learning_rate=cfg.ppo_learning_rate)
+    seconds = time.monotonic() - t
+    if log is not None:
+        log(
+            f"behaviour cloning: {cfg.epochs} epochs, loss {losses[0]:.4f} -> {losses[-1]:.4f} "
+            f"in {seconds:.1f} s"
+        )
+    return {
+        **demos.summary(),
+        "bc_loss_first": losses[0],
+        "bc_loss_last": losses[-1],
+        "bc_seconds": round(seconds, 1),
+        "demonstrations_file": DEMOS_FILE,
+    }
 
 
 def check_resume_compatible(checkpoint: Path, sub: SubTask) -> None:

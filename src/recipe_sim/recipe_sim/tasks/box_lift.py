@@ -18,7 +18,7 @@ import torch
 
 from recipe_sim import success
 from recipe_sim.objects import ObjectSpec
-from recipe_sim.rewards import contact_reward, goal_reward
+from recipe_sim.rewards import contact_reward, goal_reward, lift_reward
 from recipe_sim.tasks.base import LEFT, RIGHT, Frame, StepOutcome, Task, sticker_points
 
 
@@ -53,6 +53,10 @@ class BoxLiftTask(Task):
             left, frame.tips[:, LEFT], right, frame.tips[:, RIGHT], rc.contact_alpha, rc.contact_beta
         )
         goal = goal_reward(frame.obj_pos, self.goal, rc.goal_scale)
+        held = success.hand_in_contact(
+            left, frame.tips[:, LEFT], sp.contact_distance, sp.min_tips_in_contact
+        ) & success.hand_in_contact(right, frame.tips[:, RIGHT], sp.contact_distance, sp.min_tips_in_contact)
+        lift = lift_reward(frame.obj_pos, self.rest_z, held, sp.lift_height, rc.lift_weight)
         ok, self.counter = success.box_lift_success(
             frame.obj_pos,
             self.rest_z,
@@ -64,8 +68,8 @@ class BoxLiftTask(Task):
             sp,
         )
         return StepOutcome(
-            reward=contact + goal,
-            terms={"contact": contact, "goal": goal},
+            reward=contact + goal + lift,
+            terms={"contact": contact, "goal": goal, "lift": lift},
             success=ok,
             failure=torch.zeros(self.num_envs, dtype=torch.bool),
         )

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from recipe_sim import robot_spec, success
-from recipe_sim.rewards import goal_reward, hand_contact_reward
+from recipe_sim.rewards import goal_reward, hand_contact_reward, lift_reward
 from recipe_sim.tasks.base import LEFT, N_ARM, RIGHT, Frame, StepOutcome, Task
 
 _ARM = robot_spec.NUM_ARM_JOINTS_PER_SIDE
@@ -68,13 +68,19 @@ class GraspReachTask(Task):
         c_right = hand_contact_reward(right, frame.tips[:, RIGHT], rc.contact_beta)
         contact = torch.where(self.side == LEFT, c_left, c_right)
         goal = goal_reward(frame.obj_pos, self.goal, rc.goal_scale)
+        held = torch.where(
+            self.side == LEFT,
+            success.hand_in_contact(left, frame.tips[:, LEFT], sp.contact_distance, sp.min_tips_in_contact),
+            success.hand_in_contact(right, frame.tips[:, RIGHT], sp.contact_distance, sp.min_tips_in_contact),
+        )
+        lift = lift_reward(frame.obj_pos, self.rest_z, held, sp.lift_height, rc.lift_weight)
         ok, self.counter = success.grasp_reach_success(
             frame.obj_pos, self.goal, self.rest_z, self.counter, sp
         )
         n = self.num_envs
         return StepOutcome(
-            reward=contact + goal,
-            terms={"contact": contact, "goal": goal},
+            reward=contact + goal + lift,
+            terms={"contact": contact, "goal": goal, "lift": lift},
             success=ok,
             failure=torch.zeros(n, dtype=torch.bool),
         )
