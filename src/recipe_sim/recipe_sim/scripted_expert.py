@@ -23,11 +23,11 @@ import torch
 
 from recipe_sim import robot_spec
 from recipe_sim.tasks.scripted import GraspPlan, plan_side_grasp
+from recipe_sim.vec_env import N_ARM
 
 REACH_STEPS, CLOSE_STEPS, CARRY_STEPS = 10, 6, 14
 SCRIPT_STEPS = REACH_STEPS + CLOSE_STEPS + CARRY_STEPS
 SUPPORTED_KINDS = ("grasp_reach",)
-N_ARM = 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE
 
 
 class SideGraspExpert:
