@@ -42,9 +42,8 @@ from tensordict import TensorDict
 
 from recipe_sim.ppo.action_head import ActionAffine
 from recipe_sim.ppo.config import DemoInitConfig
+from recipe_sim.ppo.evaluation import SUCCESS_LOG_KEY
 from recipe_sim.scripted_expert import SideGraspExpert
-
-SUCCESS_LOG_KEY = "/episode/success"
 
 
 @dataclass(frozen=True)

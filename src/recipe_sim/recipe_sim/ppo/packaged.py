@@ -142,9 +142,10 @@ def package_specialist(checkpoint: Path, eval_json: Path, name: str, root: Path 
     meta = read_metadata(checkpoint)
     report = _read_json(Path(eval_json))
     exported = run_dir / "exported"
-    if _read_json(exported / "policy.json").get("iteration") != meta.get("iteration"):
-        exported = export_checkpoint(checkpoint, run_dir / f"exported_{meta.get('iteration')}")
     info = _read_json(exported / "policy.json")
+    if info.get("iteration") != meta.get("iteration"):
+        exported = export_checkpoint(checkpoint, run_dir / f"exported_{meta.get('iteration')}")
+        info = _read_json(exported / "policy.json")
     _check_consistent(meta, report, info, str(run_dir))
     dest = (root or SPECIALISTS_DIR) / name
     tmp = dest.with_name(dest.name + ".tmp")
