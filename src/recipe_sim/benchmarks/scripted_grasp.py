@@ -1,16 +1,19 @@
 """What a scripted grasp-and-reach achieves under domain randomization: the ceiling a policy can expect.
 
-For each object, every env runs the scripted side grasp of ``recipe_sim.scripted_expert`` open-loop
-through the real env: reach (10 steps), close (6), carry to the goal (14), hold. Success is the task's
-own detector. The sweep repeats this with
-the arm/hand action noise of Table IV set to several standard deviations, everything else as in
-config/randomization.yaml, which shows how much of the grasp the action noise alone destroys.
+For each object and grasp of config/grasps.yaml, every env runs the scripted side grasp of
+``recipe_sim.scripted_expert`` open-loop through the real env: reach (10 steps), close (6), carry to
+the goal (14), hold. Success is the task's own detector. The sweep repeats this with the arm/hand
+action noise of the profile (Table IV, or ``--randomization FILE``) set to several standard
+deviations, everything else as in the profile, which shows how much of the grasp the action noise
+alone destroys. The basin (``--shift``) shows how far off the object may be and still be grasped.
 
     ./dev bench scripted_grasp                                  # can_medium, noise 0 / 0.02 / 0.05 / 0.1
     ./dev bench scripted_grasp --objects can_medium bottle cuboid_tall --noise 0 0.1 --episodes 64
+    ./dev bench scripted_grasp --grasps thumb_opposed wrap \
+        --randomization config/randomization_low_noise.yaml
 
-Envs whose object is out of the side grasp's reach (IK misses by > 5 mm at the ready orientation) count
-as failures and are reported as "no plan".
+Envs whose object is out of the side grasp's reach (IK misses by > 5 mm at the grasp's orientation)
+count as failures and are reported as "no plan".
 """
 
 from __future__ import annotations
@@ -25,22 +28,27 @@ import numpy as np
 
 from recipe_sim.randomization import RandomizationConfig
 from recipe_sim.scripted_expert import SideGraspExpert
+from recipe_sim.tasks.grasps import load_grasps
 from recipe_sim.vec_env import RecipeVecEnv
 
 TOTAL = 60  # policy steps per scripted episode: the script ends at step 30, then holds
 
 
-def run(obj: str, noise: float | None, episodes: int, seed: int) -> dict[str, float]:
-    """Success / failure / no-plan shares of ``episodes`` scripted episodes (noise None: no randomization)."""
+def run(obj: str, noise: float | None, episodes: int, seed: int, grasp: str | None = None,
+        randomization: Path | None = None) -> dict[str, float]:
+    """Success / failure / no-plan shares of ``episodes`` scripted episodes (noise None: no randomization).
+
+    ``randomization``: the profile whose action noise the sweep replaces (default: Table IV).
+    """
     if noise is None:
         rand = RandomizationConfig.disabled()
     else:
-        base = RandomizationConfig.load()
+        base = RandomizationConfig.load(randomization)
         rand = replace(base, action_noise=replace(base.action_noise, enabled=noise > 0, std=max(noise, 1e-9)))
     env = RecipeVecEnv("grasp_reach", episodes, objects=[obj], seed=seed, randomization=rand)
     try:
         env.reset()
-        expert = SideGraspExpert(env)
+        expert = SideGraspExpert(env, grasp)
         expert.replan()
         has_plan = expert.has_plan
         succ, fail = _first_episodes(env, expert)
@@ -71,7 +79,7 @@ def _first_episodes(env: RecipeVecEnv, expert: SideGraspExpert) -> tuple[np.ndar
     return succ, fail
 
 
-def basin(obj: str, shift: float, episodes: int, seed: int) -> dict[str, float]:
+def basin(obj: str, shift: float, episodes: int, seed: int, grasp: str | None = None) -> dict[str, float]:
     """Success without randomization when the object sits ``shift`` m away from where the grasp was planned.
 
     The width of this basin is how much error (perception, tracking, action noise) the grasp tolerates.
@@ -85,7 +93,7 @@ def basin(obj: str, shift: float, episodes: int, seed: int) -> dict[str, float]:
         moves = (("0", 0, 0), ("+x", shift, 0), ("-x", -shift, 0), ("+y", 0, shift), ("-y", 0, -shift))
         for label, dx, dy in moves:
             env.reset()
-            expert = SideGraspExpert(env)
+            expert = SideGraspExpert(env, grasp)
             expert.joint_targets()  # plans every env for the object where it is now
             toward_palm = np.where(env.task.side.numpy() == 0, 1.0, -1.0)  # the left palm is on the +y side
             pose = env.physics.qpos[:, oa : oa + 7].copy()
@@ -110,26 +118,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
     p.add_argument("--shift", type=float, default=0.01,
                    help="grasp basin: displace the object this much (m) after planning (0: skip)")
+    p.add_argument("--grasps", nargs="+", default=None,
+                   help="grasp names of config/grasps.yaml to compare (default: its default grasp)")
+    p.add_argument("--randomization", type=Path, default=None,
+                   help="profile the noise sweep starts from (default: config/randomization.yaml)")
     a = p.parse_args(argv)
+    grasps = a.grasps or [load_grasps().default]
+    for g in grasps:
+        load_grasps().get(g)  # unknown names fail before any episode runs
+    profile = "Table IV" if a.randomization is None else a.randomization.stem
     rows = []
-    print(f"{'object':12s} {'randomization':34s} success failure no-plan")
+    print(f"{'object':12s} {'grasp':14s} {'randomization':44s} success failure no-plan")
     for obj in a.objects:
-        for noise in [None, *a.noise]:
-            t = time.monotonic()
-            r = run(obj, noise, a.episodes, a.seed)
-            label = "none" if noise is None else f"Table IV, action noise {noise:g}"
-            print(f"{obj:12s} {label:34s} {r['success']:7.2f} {r['failure']:7.2f} {r['no_plan']:7.2f}"
-                  f"   ({time.monotonic() - t:.1f} s)", flush=True)
-            rows.append({"object": obj, "action_noise": noise, **r})
-    basins = {}
+        for g in grasps:
+            for noise in [None, *a.noise]:
+                t = time.monotonic()
+                r = run(obj, noise, a.episodes, a.seed, g, a.randomization)
+                label = "none" if noise is None else f"{profile}, action noise {noise:g}"
+                print(f"{obj:12s} {g:14s} {label:44s} {r['success']:7.2f} {r['failure']:7.2f} "
+                      f"{r['no_plan']:7.2f}   ({time.monotonic() - t:.1f} s)", flush=True)
+                rows.append({"object": obj, "grasp": g, "action_noise": noise, **r})
+    basins: dict[str, dict[str, dict[str, float]]] = {}
     if a.shift > 0:
         print(f"\ngrasp basin, no randomization: success of planned episodes with the object moved "
               f"{a.shift:g} m after planning (x forward, +y toward the palm)")
         for obj in a.objects:
-            basins[obj] = basin(obj, a.shift, a.episodes, a.seed)
-            print(f"{obj:12s} " + "  ".join(f"{k:>2s} {v:4.2f}" for k, v in basins[obj].items()), flush=True)
+            for g in grasps:
+                basins.setdefault(obj, {})[g] = b = basin(obj, a.shift, a.episodes, a.seed, g)
+                cells = "  ".join(f"{k:>2s} {v:4.2f}" for k, v in b.items())
+                print(f"{obj:12s} {g:14s} {cells}", flush=True)
     if a.out is not None:
-        data = {"episodes": a.episodes, "seed": a.seed, "rows": rows, "shift": a.shift, "basin": basins}
+        data = {"episodes": a.episodes, "seed": a.seed, "randomization": profile, "rows": rows,
+                "shift": a.shift, "basin": basins}
         a.out.write_text(json.dumps(data, indent=2) + "\n")
     return 0
 

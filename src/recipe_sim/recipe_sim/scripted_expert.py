@@ -1,13 +1,14 @@
 """A scripted grasp-and-reach expert that drives a RecipeVecEnv: the demonstrator for demo-initialised PPO.
 
 Each env plans the side grasp of ``recipe_sim.tasks.scripted`` when its episode starts (closer hand,
-ready orientation, from the true object position and the episode's goal), then follows it open-loop
-in policy steps: reach (10 steps, linear in joint space from the ready pose), close (6), carry to the
-goal (14), hold. The plan is keyed on the env's own episode clock (``episode_length_buf``), so the
-expert works with auto-resetting envs and can be called like any policy: ``actions = expert(obs)``.
+the grasp of config/grasps.yaml, from the true object position and the episode's goal), then follows it
+open-loop in policy steps: reach (10 steps, linear in joint space from the ready pose, the hand taking
+its preshape), close (6), carry to the goal (14), hold. The plan is keyed on the env's own episode
+clock (``episode_length_buf``), so the expert works with auto-resetting envs and can be called
+like any policy: ``actions = expert(obs)``.
 
 It needs episodes that start at the ready pose (no task-aware init states): the reach is planned from
-there. Envs whose object or goal is out of the side grasp's reach (IK misses by > 5 mm at the ready
+there. Envs whose object or goal is out of the side grasp's reach (IK misses by > 5 mm at the grasp's
 orientation) hold the ready pose for the whole episode and report ``has_plan`` False.
 
 Used by ``benchmarks/scripted_grasp.py`` (what a script achieves under randomization) and by
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from recipe_sim import robot_spec
+from recipe_sim.tasks.grasps import SideGrasp, load_grasps
 from recipe_sim.tasks.scripted import GraspPlan, plan_side_grasp
 from recipe_sim.vec_env import N_ARM
 
@@ -33,7 +35,8 @@ SUPPORTED_KINDS = ("grasp_reach",)
 class SideGraspExpert:
     """Per-env scripted side grasp; ``__call__(obs)`` returns (N, 26) float32 actions."""
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, grasp: SideGrasp | str | None = None) -> None:
+        """``grasp``: a SideGrasp, a grasp name of config/grasps.yaml, or None for its default."""
         kind = getattr(getattr(env, "task_cfg", None), "kind", None)
         if kind not in SUPPORTED_KINDS:
             raise ValueError(
@@ -45,6 +48,7 @@ class SideGraspExpert:
                 "task-aware init states"
             )
         self.env = env
+        self.grasp = grasp if isinstance(grasp, SideGrasp) else load_grasps().get(grasp)
         n = int(env.num_envs)
         self._plans: list[tuple[GraspPlan, np.ndarray] | None] = [None] * n
         self._planned = np.zeros(n, dtype=bool)  # a plan (or its absence) exists for the current episode
@@ -66,14 +70,14 @@ class SideGraspExpert:
             pos = env.physics.qpos[i, oa : oa + 3].copy()
             goal = env.task.goal[i].numpy().astype(np.float64)
             try:
-                grasp = plan_side_grasp(model, index, env.ready_q, pos, side=side, lift=0.0)
-                at_goal = plan_side_grasp(model, index, env.ready_q, goal, side=side, lift=0.0)
+                plan = plan_side_grasp(model, index, env.ready_q, pos, side, lift=0.0, grasp=self.grasp)
+                at_goal = plan_side_grasp(model, index, env.ready_q, goal, side, lift=0.0, grasp=self.grasp)
             except ValueError:
                 self._plans[i] = None
             else:
                 carry = at_goal.approach.copy()
-                carry[N_ARM:] = grasp.closed[N_ARM:]  # the goal's arm pose with the grasping hand closed
-                self._plans[i] = (grasp, carry)
+                carry[N_ARM:] = plan.closed[N_ARM:]  # the goal's arm pose with the grasping hand closed
+                self._plans[i] = (plan, carry)
             self._planned[i] = True
 
     def joint_targets(self) -> np.ndarray:

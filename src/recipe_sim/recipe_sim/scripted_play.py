@@ -144,9 +144,9 @@ def _side_grasp_play(w: PlayWorld, rng: np.random.Generator, rec: _States, pos: 
     """Grasp-and-reach play with the scripted side grasp: reach over and beside the object, close the
     hand, carry the object toward a goal from the task's goal region and hold it there.
 
-    Returns False (nothing driven) when the object is too low or too far for a side grasp at the ready
-    orientation; the caller then plays the position-only reach instead. Closure, goal and pace vary per
-    episode, so the states cover approach, contact, grasp, lift and carry.
+    Returns False (nothing driven) when the object is too low or too far for a side grasp at the grasp's
+    orientation (config/grasps.yaml); the caller then plays the position-only reach instead. Closure,
+    goal and pace vary per episode, so the states cover approach, contact, grasp, lift and carry.
     """
     side = "left" if pos[1] >= 0 else "right"  # the closer-hand rule of the task
     sgn = 1.0 if side == "left" else -1.0

@@ -1,5 +1,6 @@
 """Rewards: hand-computed values of Eq. 1/3/4 and regularizers, and the rewards.yaml loader."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,20 @@ def test_lift_reward_pays_only_a_held_lifted_object():
         rewards.lift_reward(pos, 0.80, held[:2], 0.05, 8.0)
     with pytest.raises(ValueError, match="lift weight"):
         rewards.lift_reward(pos, 0.80, held, 0.05, -1.0)
+
+
+def test_the_lift_terms_goal_factor_pays_most_at_the_goal():
+    pos = torch.tensor([[0.3, 0.0, 0.90], [0.3, 0.1, 0.90], [0.3, 0.3, 0.90]], dtype=D)
+    held = torch.ones(3, dtype=torch.bool)
+    goal = torch.tensor([0.3, 0.0, 0.90], dtype=D)
+    r = rewards.lift_reward(pos, 0.80, held, 0.05, 8.0, goal_pos=goal, goal_distance=0.1)
+    # at the goal, 10 cm and 30 cm away: 8, 8/e, 8/e^3
+    assert r.tolist() == pytest.approx([8.0, 8.0 * math.exp(-1.0), 8.0 * math.exp(-3.0)])
+    assert rewards.lift_reward(pos, 0.80, held, 0.05, 8.0, goal_pos=goal).tolist() == pytest.approx([8.0] * 3)
+    with pytest.raises(ValueError, match="goal factor needs goal_pos"):
+        rewards.lift_reward(pos, 0.80, held, 0.05, 8.0, goal_distance=0.1)
+    with pytest.raises(ValueError, match="goal factor"):
+        rewards.lift_reward(pos, 0.80, held, 0.05, 8.0, goal_pos=goal, goal_distance=0.0)
 
 
 def test_newly_completed_stages_flags_each_stage_once():
@@ -204,6 +219,8 @@ def set_success(task, **kw):
     (set_key("grasp_reach", stage_bonuses=[1.0, 2.0]), r"only meaningful for the handover"),
     (set_key("handover", lift_weight=1.0), r"handover\.lift_weight: handover pays stage bonuses"),
     (set_key("grasp_reach", lift_weight=-1.0), r"grasp_reach\.lift_weight must be >= 0"),
+    (set_key("grasp_reach", lift_goal_distance=0.0), r"grasp_reach\.lift_goal_distance must be > 0"),
+    (set_key("handover", lift_goal_distance=0.1), r"handover\.lift_goal_distance: handover has no lift"),
     (set_success("grasp_reach", hold=3), r"tasks\.grasp_reach\.success: unknown key 'hold'"),
     (set_success("grasp_reach", hold_steps=0), r"tasks\.grasp_reach\.success\.hold_steps must be >= 1"),
     (lambda d: d["tasks"].pop("handover"), r"tasks: missing required key 'handover'"),
@@ -232,3 +249,4 @@ def test_config_round_trip():
         cfg = rewards.load_reward_configs()[task]
         assert rewards.RewardConfig.from_dict(task, cfg.to_dict()) == cfg
     assert rewards.load_reward_configs()["grasp_reach"].lift_weight > 0
+    assert rewards.load_reward_configs()["grasp_reach"].lift_goal_distance == pytest.approx(0.1)

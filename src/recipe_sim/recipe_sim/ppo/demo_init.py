@@ -44,6 +44,7 @@ from recipe_sim.ppo.action_head import ActionAffine
 from recipe_sim.ppo.config import DemoInitConfig
 from recipe_sim.ppo.evaluation import SUCCESS_LOG_KEY
 from recipe_sim.scripted_expert import SideGraspExpert
+from recipe_sim.tasks.grasps import SideGrasp
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,17 @@ def collect_demonstrations(
     max_rounds: int,
     policy_group: str = "policy",
     on_round: Callable[[int, int], None] | None = None,
+    grasp: SideGrasp | str | None = None,
 ) -> Demonstrations:
     """Run the scripted expert in ``env`` until ``episodes`` successful episodes are kept (or ``max_rounds``
-    x num_envs episodes were run); raises if none succeeded, naming what was tried."""
+    x num_envs episodes were run); raises if none succeeded, naming what was tried.
+
+    ``grasp``: the expert's grasp (a config/grasps.yaml name or a SideGrasp; default: that file's default).
+    """
     if episodes < 1 or max_rounds < 1:
         raise ValueError(f"episodes and max_rounds must be >= 1, got {episodes} and {max_rounds}")
     start = time.monotonic()
-    expert = SideGraspExpert(env)
+    expert = SideGraspExpert(env, grasp)
     n = int(env.num_envs)
     obs = env.reset()
     buf_obs: list[list[np.ndarray]] = [[] for _ in range(n)]

@@ -56,7 +56,8 @@ class BoxLiftTask(Task):
         held = success.hand_in_contact(
             left, frame.tips[:, LEFT], sp.contact_distance, sp.min_tips_in_contact
         ) & success.hand_in_contact(right, frame.tips[:, RIGHT], sp.contact_distance, sp.min_tips_in_contact)
-        lift = lift_reward(frame.obj_pos, self.rest_z, held, sp.lift_height, rc.lift_weight)
+        lift = lift_reward(frame.obj_pos, self.rest_z, held, sp.lift_height, rc.lift_weight,
+                           self.goal, rc.lift_goal_distance)
         ok, self.counter = success.box_lift_success(
             frame.obj_pos,
             self.rest_z,

@@ -1,0 +1,113 @@
+"""Scripted side-grasp shapes (config/grasps.yaml): where the palm goes beside an object, how the hand closes.
+
+One file holds every grasp the scripts use, so the demonstrator, the init-state play and the benchmarks
+grasp the same way, and a user can tune a grasp for their own object without touching code.
+Normalized hand values follow ``robot_spec`` (0 = open, 1 = closed), in ``HAND_ACTUATED_SUFFIXES`` order
+once parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recipe_sim import robot_spec
+from recipe_sim.paths import config_path
+from recipe_sim.randomization import as_float, check_keys, load_yaml_mapping
+
+FORMAT = "recipe_sim/grasps/v1"
+CONFIG_FILE = "grasps.yaml"
+_GRASP_KEYS = ("palm_offset", "palm_roll", "palm_yaw", "preshape", "closure")
+
+
+@dataclass(frozen=True)
+class SideGrasp:
+    """A side grasp for the left hand; ``for_side`` mirrors it for the right."""
+
+    name: str
+    palm_offset: np.ndarray  # (3,) palm minus object centre, m
+    palm_roll: float  # rad about world x on top of the ready orientation
+    palm_yaw: float  # rad about world z, after the roll
+    preshape: np.ndarray  # (6,) normalized hand targets during the reach
+    closure: np.ndarray  # (6,) normalized hand targets of the closed grasp
+
+    def offset(self, side: str) -> np.ndarray:
+        return self.palm_offset * np.array([1.0, 1.0 if side == "left" else -1.0, 1.0])
+
+    def rotation(self, side: str) -> np.ndarray:
+        """(3, 3) world rotation applied to the ready palm orientation (mirrored for the right hand)."""
+        sgn = 1.0 if side == "left" else -1.0
+        r, y = sgn * self.palm_roll, sgn * self.palm_yaw
+        rx = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(r), -np.sin(r)], [0.0, np.sin(r), np.cos(r)]])
+        rz = np.array([[np.cos(y), -np.sin(y), 0.0], [np.sin(y), np.cos(y), 0.0], [0.0, 0.0, 1.0]])
+        return rz @ rx
+
+    def with_finger_closure(self, closure: float) -> SideGrasp:
+        """The same grasp with the four fingers closed to ``closure`` (the thumb keeps its shape)."""
+        c = self.closure.copy()
+        c[2:] = float(np.clip(closure, 0.0, 1.0))
+        return SideGrasp(self.name, self.palm_offset, self.palm_roll, self.palm_yaw, self.preshape, c)
+
+
+@dataclass(frozen=True)
+class GraspCatalog:
+    default: str
+    grasps: dict[str, SideGrasp]
+
+    def get(self, name: str | None = None) -> SideGrasp:
+        """The named grasp, or the default one when ``name`` is None."""
+        name = self.default if name is None else name
+        try:
+            return self.grasps[name]
+        except KeyError:
+            known = sorted(self.grasps)
+            raise ValueError(f"unknown grasp {name!r}; config/{CONFIG_FILE} has {known}") from None
+
+
+def _hand_values(raw: Any, where: str, required: bool) -> np.ndarray:
+    joints = robot_spec.HAND_ACTUATED_SUFFIXES
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where} must be a mapping of hand joint -> normalized value, got {raw!r}")
+    check_keys(raw, joints, where, required=joints if required else ())
+    return np.array([as_float(raw.get(j, 0.0), f"{where}.{j}", 0.0, 1.0) for j in joints])
+
+
+def parse_grasp(name: str, raw: Any) -> SideGrasp:
+    where = f"grasps.{name}"
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where} must be a mapping, got {raw!r}")
+    check_keys(raw, _GRASP_KEYS, where, required=_GRASP_KEYS)
+    off = raw["palm_offset"]
+    if not isinstance(off, list | tuple) or len(off) != 3:
+        raise ValueError(f"{where}.palm_offset must be [x, y, z] in metres, got {off!r}")
+    offset = np.array([as_float(v, f"{where}.palm_offset[{i}]", -0.3, 0.3) for i, v in enumerate(off)])
+    return SideGrasp(
+        name=name,
+        palm_offset=offset,
+        palm_roll=as_float(raw["palm_roll"], f"{where}.palm_roll", -np.pi, np.pi),
+        palm_yaw=as_float(raw["palm_yaw"], f"{where}.palm_yaw", -np.pi, np.pi),
+        preshape=_hand_values(raw["preshape"] or {}, f"{where}.preshape", required=False),
+        closure=_hand_values(raw["closure"], f"{where}.closure", required=True),
+    )
+
+
+def load_grasps(path: str | Path | None = None) -> GraspCatalog:
+    """Read and validate config/grasps.yaml (or ``path``); errors name the file and the bad key."""
+    path = config_path(CONFIG_FILE) if path is None else Path(path)
+    data = load_yaml_mapping(path, FORMAT)
+    try:
+        check_keys(data, ("format", "default", "grasps"), "grasps.yaml", required=("default", "grasps"))
+        grasps = data["grasps"]
+        if not isinstance(grasps, Mapping) or not grasps:
+            raise ValueError("grasps must be a non-empty mapping of name -> grasp")
+        parsed = {str(n): parse_grasp(str(n), raw) for n, raw in grasps.items()}
+        default = data["default"]
+        if default not in parsed:
+            raise ValueError(f"default: {default!r} is not one of the grasps {sorted(parsed)}")
+        return GraspCatalog(str(default), parsed)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
