@@ -28,13 +28,13 @@ import numpy as np
 
 from recipe_sim.randomization import RandomizationConfig
 from recipe_sim.scripted_expert import SideGraspExpert
-from recipe_sim.tasks.grasps import load_grasps
+from recipe_sim.tasks.grasps import SideGrasp, load_grasps
 from recipe_sim.vec_env import RecipeVecEnv
 
 TOTAL = 60  # policy steps per scripted episode: the script ends at step 30, then holds
 
 
-def run(obj: str, noise: float | None, episodes: int, seed: int, grasp: str | None = None,
+def run(obj: str, noise: float | None, episodes: int, seed: int, grasp: SideGrasp | None = None,
         randomization: Path | None = None) -> dict[str, float]:
     """Success / failure / no-plan shares of ``episodes`` scripted episodes (noise None: no randomization).
 
@@ -79,7 +79,8 @@ def _first_episodes(env: RecipeVecEnv, expert: SideGraspExpert) -> tuple[np.ndar
     return succ, fail
 
 
-def basin(obj: str, shift: float, episodes: int, seed: int, grasp: str | None = None) -> dict[str, float]:
+def basin(obj: str, shift: float, episodes: int, seed: int,
+          grasp: SideGrasp | None = None) -> dict[str, float]:
     """Success without randomization when the object sits ``shift`` m away from where the grasp was planned.
 
     The width of this basin is how much error (perception, tracking, action noise) the grasp tolerates.
@@ -123,9 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--randomization", type=Path, default=None,
                    help="profile the noise sweep starts from (default: config/randomization.yaml)")
     a = p.parse_args(argv)
-    grasps = a.grasps or [load_grasps().default]
-    for g in grasps:
-        load_grasps().get(g)  # unknown names fail before any episode runs
+    catalog = load_grasps()
+    grasps = {g: catalog.get(g) for g in a.grasps or [catalog.default]}  # unknown names fail here
     profile = "Table IV" if a.randomization is None else a.randomization.stem
     rows = []
     print(f"{'object':12s} {'grasp':14s} {'randomization':44s} success failure no-plan")
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in grasps:
             for noise in [None, *a.noise]:
                 t = time.monotonic()
-                r = run(obj, noise, a.episodes, a.seed, g, a.randomization)
+                r = run(obj, noise, a.episodes, a.seed, grasps[g], a.randomization)
                 label = "none" if noise is None else f"{profile}, action noise {noise:g}"
                 print(f"{obj:12s} {g:14s} {label:44s} {r['success']:7.2f} {r['failure']:7.2f} "
                       f"{r['no_plan']:7.2f}   ({time.monotonic() - t:.1f} s)", flush=True)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{a.shift:g} m after planning (x forward, +y toward the palm)")
         for obj in a.objects:
             for g in grasps:
-                basins.setdefault(obj, {})[g] = b = basin(obj, a.shift, a.episodes, a.seed, g)
+                basins.setdefault(obj, {})[g] = b = basin(obj, a.shift, a.episodes, a.seed, grasps[g])
                 cells = "  ".join(f"{k:>2s} {v:4.2f}" for k, v in b.items())
                 print(f"{obj:12s} {g:14s} {cells}", flush=True)
     if a.out is not None:

@@ -26,6 +26,7 @@ from recipe_sim.model.builder import ModelIndex, build_model, substeps
 from recipe_sim.model.scene import load_scene
 from recipe_sim.objects import ObjectSpec, load_catalog
 from recipe_sim.tasks.config import TaskConfig, load_task_configs
+from recipe_sim.tasks.grasps import load_grasps
 from recipe_sim.tasks.poses import arm_posture, configured_left_palm, ready_pose, set_coupled
 from recipe_sim.tasks.scripted import plan_side_grasp
 
@@ -154,11 +155,13 @@ def _side_grasp_play(w: PlayWorld, rng: np.random.Generator, rec: _States, pos: 
     assert w.task_cfg.goal is not None
     top = load_scene().table_top_height
     goal = w.task_cfg.goal.sample(rng, 1, top, mirror_y=np.array([side == "right"]))[0]
+    grasp = load_grasps().get()
     try:
-        pre = plan_side_grasp(w.model, w.index, target, pos + np.array([0.0, sgn * 0.04, 0.06]), side)
-        plan = plan_side_grasp(w.model, w.index, target, pos, side, closure=closure)
+        pre = plan_side_grasp(w.model, w.index, target, pos + np.array([0.0, sgn * 0.04, 0.06]), side,
+                              grasp=grasp)
+        plan = plan_side_grasp(w.model, w.index, target, pos, side, closure=closure, grasp=grasp)
         try:
-            carry = plan_side_grasp(w.model, w.index, target, goal, side).approach
+            carry = plan_side_grasp(w.model, w.index, target, goal, side, grasp=grasp).approach
         except ValueError:
             carry = plan.lifted
     except ValueError:
