@@ -9,7 +9,7 @@ once parsed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ _GRASP_KEYS = ("palm_offset", "palm_roll", "palm_yaw", "preshape", "closure")
 
 @dataclass(frozen=True)
 class SideGrasp:
-    """A side grasp for the left hand; ``for_side`` mirrors it for the right."""
+    """A side grasp for the left hand; ``offset`` and ``rotation`` mirror it for the right."""
 
     name: str
     palm_offset: np.ndarray  # (3,) palm minus object centre, m
@@ -50,7 +50,7 @@ class SideGrasp:
         """The same grasp with the four fingers closed to ``closure`` (the thumb keeps its shape)."""
         c = self.closure.copy()
         c[2:] = float(np.clip(closure, 0.0, 1.0))
-        return SideGrasp(self.name, self.palm_offset, self.palm_roll, self.palm_yaw, self.preshape, c)
+        return replace(self, closure=c)
 
 
 @dataclass(frozen=True)
