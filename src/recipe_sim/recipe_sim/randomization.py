@@ -41,6 +41,8 @@ from recipe_sim.paths import config_path
 
 FORMAT = "recipe_sim/randomization/v1"
 CONFIG_FILE = "randomization.yaml"
+# Items that change only the rendered depth image: no effect on a state-based policy or a script.
+CAMERA_ITEMS = ("camera_pos_noise", "camera_rot_noise_deg", "camera_fov_noise_deg")
 
 # Columns of scales_vector(): what the privileged critic sees (paper: mass/friction/shape scales,
 # plus the PD gain scales, which shape the dynamics just as much).
@@ -249,6 +251,15 @@ class RandomizationConfig:
 
     def item_names(self) -> list[str]:
         return [f.name for f in fields(self)]
+
+    def enabled_items(self) -> list[str]:
+        return [name for name in self.item_names() if getattr(self, name).enabled]
+
+    def without(self, name: str) -> RandomizationConfig:
+        """This profile with item ``name`` off: one row of a leave-one-out ablation (what it costs)."""
+        if name not in self.item_names():
+            raise ValueError(f"randomization has no item {name!r}; items: {self.item_names()}")
+        return replace(self, **{name: replace(getattr(self, name), enabled=False)})
 
 
 # --------------------------------------------------------------------------- per-episode sampling
