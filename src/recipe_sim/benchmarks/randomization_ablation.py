@@ -133,15 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from recipe_sim.ppo.checkpoint import CheckpointError, read_metadata
-    from recipe_sim.ppo.envs import SubTask, make_env
-    from recipe_sim.ppo.evaluation import (
-        deterministic_policy,
-        episodes_per_env,
-        load_actor,
-        objects_of,
-        run_episodes,
-        take,
-    )
+    from recipe_sim.ppo.evaluation import deterministic_policy, evaluate_objects, load_actor, objects_of
     from recipe_sim.scripted_expert import SideGraspExpert
 
     torch.set_num_threads(a.threads)
@@ -166,24 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         actor, _ = load_actor(a.checkpoint, env)
         return deterministic_policy(actor)
 
-    num_envs, rounds = episodes_per_env(a.episodes, a.num_envs)
     rates: dict[str, tuple[float, int]] = {}
     profile_name = "Table IV" if a.randomization is None else a.randomization.stem
     print(f"{who} under {profile_name}: {len(profiles)} conditions x {len(objects)} object(s) x "
           f"{a.episodes} episodes", flush=True)
     for cond, rand in profiles.items():
         t = time.monotonic()
-        wins, total = 0, 0
-        for k, name in enumerate(objects):
-            sub = SubTask(task, f"single:{name}", 0, (name,))
-            env = make_env(sub, num_envs, a.seed + k, rand, no_init_states=True,
-                           num_threads=a.threads, task_overrides=overrides)
-            try:
-                batch = take(run_episodes(env, policy_for(env), rounds), a.episodes)
-            finally:
-                env.close()
-            wins += int(batch.success.sum())
-            total += int(batch.success.size)
+        batches = evaluate_objects(task, objects, rand, a.episodes, a.num_envs, a.seed, policy_for,
+                                   task_overrides=overrides, threads=a.threads)
+        wins = sum(int(b.success.sum()) for b in batches.values())
+        total = sum(int(b.success.size) for b in batches.values())
         rates[cond] = (wins / total, total)
         print(f"  {cond:34s} {100 * wins / total:5.1f}%  ({time.monotonic() - t:.0f} s)", flush=True)
     rows = ablation_table(rates)

@@ -78,13 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         VideoRecorder,
         condition_randomization,
         deterministic_policy,
-        episodes_per_env,
+        evaluate_objects,
         load_actor,
         objects_of,
         plot_success,
         run_episodes,
         summarize,
-        take,
     )
 
     torch.set_num_threads(args.threads)
@@ -103,38 +102,31 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     objects = objects_of(meta, args.objects)
     overrides = meta.get("task_overrides") or None
-    num_envs, rounds = episodes_per_env(args.episodes, args.num_envs)
     results: dict = {}
     start = time.monotonic()
+
+    def policy_for(env):
+        actor, _ = load_actor(args.checkpoint, env)
+        return deterministic_policy(actor)
+
     for condition in args.conditions:
-        rand = rands[condition]
-        results[condition] = {}
-        for k, name in enumerate(objects):
-            sub = SubTask(meta["task"], f"single:{name}", 0, (name,))
-            env = make_env(
-                sub,
-                num_envs,
-                args.seed + k,
-                rand,
-                init_states=init_states,
-                no_init_states=init_states is None,
-                num_threads=args.threads,
-                task_overrides=overrides,
-            )
-            try:
-                actor, _ = load_actor(args.checkpoint, env)
-                batch = take(run_episodes(env, deterministic_policy(actor), rounds), args.episodes)
-            except CheckpointError as exc:
-                print(f"eval: error: {exc}", file=sys.stderr)
-                return 1
-            finally:
-                env.close()
-            results[condition][name] = batch
+
+        def progress(name, batch, condition=condition):
             print(
                 f"eval: {condition:10s} {name:14s} success {100 * batch.success_rate:5.1f}% "
                 f"({batch.success.size} episodes)",
                 file=sys.stderr,
             )
+
+        try:
+            results[condition] = evaluate_objects(
+                meta["task"], objects, rands[condition], args.episodes, args.num_envs, args.seed,
+                policy_for, init_states=init_states, task_overrides=overrides, threads=args.threads,
+                on_object=progress,
+            )
+        except CheckpointError as exc:
+            print(f"eval: error: {exc}", file=sys.stderr)
+            return 1
     summary = summarize(results)
     report = {
         "checkpoint": str(args.checkpoint),

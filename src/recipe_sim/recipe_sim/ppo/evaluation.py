@@ -268,5 +268,49 @@ def take(batch: EpisodeBatch, n: int) -> EpisodeBatch:
     return EpisodeBatch(batch.success[:n], batch.length[:n], batch.episode_return[:n])
 
 
+def evaluate_objects(
+    task: str,
+    objects: Sequence[str],
+    randomization: RandomizationConfig,
+    episodes: int,
+    max_envs: int,
+    seed: int,
+    policy_for: Callable[[Any], PolicyFn],
+    init_states: Path | None = None,
+    task_overrides: dict[str, Any] | None = None,
+    threads: int = 2,
+    on_object: Callable[[str, EpisodeBatch], None] | None = None,
+) -> dict[str, EpisodeBatch]:
+    """``episodes`` episodes per object, each object in its own env (seed ``seed + k`` for object k).
+
+    ``policy_for(env)`` builds the policy for that env (a checkpoint's actor, a scripted expert).
+    Without ``init_states`` episodes start from the ready pose. ``on_object`` reports each object as
+    it finishes (progress for long evaluations).
+    """
+    from recipe_sim.ppo.envs import SubTask, make_env
+
+    num_envs, rounds = episodes_per_env(episodes, max_envs)
+    out: dict[str, EpisodeBatch] = {}
+    for k, name in enumerate(objects):
+        sub = SubTask(task, f"single:{name}", 0, (name,))
+        env = make_env(
+            sub,
+            num_envs,
+            seed + k,
+            randomization,
+            init_states=init_states,
+            no_init_states=init_states is None,
+            num_threads=threads,
+            task_overrides=task_overrides,
+        )
+        try:
+            out[name] = take(run_episodes(env, policy_for(env), rounds), episodes)
+        finally:
+            env.close()
+        if on_object is not None:
+            on_object(name, out[name])
+    return out
+
+
 def objects_of(meta: dict[str, Any], requested: Sequence[str] | None) -> list[str]:
     return list(requested) if requested else list(meta["objects"])
