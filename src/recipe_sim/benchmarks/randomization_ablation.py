@@ -45,11 +45,10 @@ def ablation_profiles(
         items = [name for name in base.enabled_items() if name not in CAMERA_ITEMS]
     out = {PROFILE: base, NONE: RandomizationConfig.disabled()}
     for name in items:
-        if name not in base.item_names():
-            raise ValueError(f"--items: randomization has no item {name!r}; items: {base.item_names()}")
-        if not getattr(base, name).enabled:
+        off = base.without(name)  # names the item when the profile has none of that name
+        if off == base:
             raise ValueError(f"--items: {name} is already off in this profile; nothing to switch off")
-        out[f"without {name}"] = base.without(name)
+        out[f"without {name}"] = off
     return out
 
 
