@@ -15,14 +15,13 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-
-TASKS = ("grasp_reach", "box_lift", "handover")
+from recipe_common.tasks import TASK_NAMES
 
 
 def generate_launch_description() -> LaunchDescription:
     config = Path(get_package_share_directory("recipe_bringup")) / "config"
     return LaunchDescription([
-        DeclareLaunchArgument("task", default_value="grasp_reach", choices=list(TASKS),
+        DeclareLaunchArgument("task", default_value="grasp_reach", choices=list(TASK_NAMES),
                               description="task the policy runs"),
         DeclareLaunchArgument("backend", default_value="sim", choices=["sim", "gr1"],
                               description="sim: MuJoCo twin; gr1: the real robot"),
@@ -35,7 +34,6 @@ def generate_launch_description() -> LaunchDescription:
             parameters=[str(config / "driver.yaml"), {
                 "backend": LaunchConfiguration("backend"),
                 "hand": LaunchConfiguration("hand"),
-                "task": LaunchConfiguration("task"),
             }],
         ),
     ])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 
 @dataclass(frozen=True)

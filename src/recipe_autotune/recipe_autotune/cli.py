@@ -48,7 +48,7 @@ def _record_live(config, job) -> Recording | None:
 
     import rclpy
 
-    from recipe_sim.ros_executor import MultiThreadedExecutor
+    from recipe_common.ros.executor import MultiThreadedExecutor
 
     from .clearance import ClearanceChecker
     from .live import LiveRecorder

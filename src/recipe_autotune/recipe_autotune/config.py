@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from recipe_sim import robot_spec
-from recipe_sim.paths import config_path
+from recipe_common import robot_spec
+from recipe_common.paths import config_path
 
 from .space import ParameterSpace, SpaceError
 
@@ -25,7 +25,7 @@ class ConfigError(ValueError):
 
 
 def default_config_path() -> Path:
-    """config/autotune.yaml where the workspace keeps its configuration (recipe_sim.paths decides)."""
+    """config/autotune.yaml where the workspace keeps its configuration (recipe_common.paths decides)."""
     try:
         return config_path("autotune.yaml")
     except FileNotFoundError as exc:

@@ -21,7 +21,7 @@ import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 from .recording import Recording
 from .space import ParameterSpace

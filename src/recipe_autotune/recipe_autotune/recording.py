@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 RECORDING_FORMAT = "recipe_autotune/recording/v1"
 COMMAND_TOPIC = "/joint_commands"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 from .space import ParameterSpace
 

@@ -20,8 +20,8 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
+from recipe_common.ros.executor import MultiThreadedExecutor
 from recipe_interfaces.action import Autotune
-from recipe_sim.ros_executor import MultiThreadedExecutor
 
 from . import calibration
 from .clearance import ClearanceChecker

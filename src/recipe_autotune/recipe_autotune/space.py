@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 JOINT_FIELDS = (
     "kp",
@@ -98,7 +98,7 @@ class ParamPath:
         if not matched:
             raise SpaceError(
                 f"path {self}: {self.key!r} matches no {self.section} joint of the {hand!r} hand "
-                f"model (names come from recipe_sim.robot_spec)"
+                f"model (names come from recipe_common.robot_spec)"
             )
         return [ParamPath(self.section, n, self.field) for n in matched]
 

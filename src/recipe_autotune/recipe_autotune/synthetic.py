@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 from .recording import Recording
 

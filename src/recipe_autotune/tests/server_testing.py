@@ -24,11 +24,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
 
-from recipe_sim.node_process import NodeProcess as _NodeProcess  # noqa: E402
+from recipe_common.node_process import NodeProcess as _NodeProcess  # noqa: E402
 
 
 def _pythonpath() -> str:
-    paths = [ROOT / "src/recipe_sim", ROOT / "src/recipe_autotune", ROOT / "src/recipe_gr1_driver"]
+    packages = ("recipe_common", "recipe_sim", "recipe_autotune", "recipe_gr1_driver")
+    paths = [ROOT / "src" / p for p in packages]
     return os.pathsep.join([*map(str, paths), os.environ.get("PYTHONPATH", "")])
 
 
@@ -52,8 +53,8 @@ class Client:
         from rclpy.action import ActionClient
         from sensor_msgs.msg import JointState
 
+        from recipe_common.ros.executor import MultiThreadedExecutor
         from recipe_interfaces.action import Autotune
-        from recipe_sim.ros_executor import MultiThreadedExecutor
 
         self._rclpy = rclpy
         self.context = rclpy.Context()

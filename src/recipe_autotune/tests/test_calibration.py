@@ -10,7 +10,7 @@ import pytest
 from recipe_autotune import calibration
 from recipe_autotune.calibration import UnsafeMotionError, check_safe, generate_sequences, home_pose, ramp
 from recipe_autotune.config import load_config
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 HAND = "fourier"
 

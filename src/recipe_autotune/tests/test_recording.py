@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recipe_autotune.recording import Recording, RecordingError, load_recording, read_bag
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 HAND = "fourier"
 N_STATE = len(robot_spec.state_joint_names(HAND))

@@ -11,7 +11,7 @@ import yaml
 
 from recipe_autotune.config import ConfigError, config_from_dict, default_config_path, load_config
 from recipe_autotune.space import ParameterSpace, SpaceError
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 from recipe_sim.model.params import ModelParams
 
 

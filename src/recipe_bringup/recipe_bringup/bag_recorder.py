@@ -17,7 +17,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from recipe_sim.paths import workspace_dir
+from recipe_common.paths import workspace_dir
 
 
 def recipe_typestore():

@@ -26,14 +26,15 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from recipe_bringup.bag_recorder import BagRecorder
 from recipe_bringup.scripted_commander import ScriptedCommander
+from recipe_common import robot_spec
+from recipe_common.cameras import camera_table
+from recipe_common.paths import config_path, workspace_dir
+from recipe_common.ros.executor import MultiThreadedExecutor
 from recipe_gr1_driver.node import DriverNode
-from recipe_sim import robot_spec
 from recipe_sim.model.scene import load_scene
-from recipe_sim.paths import config_path, workspace_dir
-from recipe_sim.ros_executor import MultiThreadedExecutor
 from recipe_sim.scripted_play import TASK_OBJECTS, play_commands
 
-CAMERA_TOPICS = ("/camera/head/depth/image_rect_raw", "/camera/third_view/depth/image_rect_raw")
+CAMERA_TOPICS = tuple(cam.topics().depth for cam in camera_table().values())
 
 
 class StateMonitor(Node):

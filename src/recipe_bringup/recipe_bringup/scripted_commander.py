@@ -13,7 +13,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 
 class ScriptedCommander(Node):

@@ -8,7 +8,7 @@ import pytest
 from rosbags.rosbag2 import Reader
 
 from recipe_bringup.bag_recorder import read_bag
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 
 @pytest.fixture(scope="module")

@@ -118,7 +118,8 @@ def main() -> int:
     width, height = (int(v) for v in args.camera_size.lower().split("x"))
 
     env = os.environ.copy()
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src/recipe_sim"), str(ROOT / "src/recipe_gr1_driver"),
+    env["PYTHONPATH"] = os.pathsep.join([*(str(ROOT / "src" / p) for p in ("recipe_common", "recipe_sim",
+                                                                             "recipe_gr1_driver")),
                                          env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "recipe_gr1_driver.node", "--ros-args",
            "--params-file", str(ROOT / "config/driver.yaml"), "-p", f"camera_rate_hz:={args.camera_rate}",

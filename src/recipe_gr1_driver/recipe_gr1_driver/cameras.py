@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-REQUIRED_INFO_KEYS = ("width", "height", "fx", "fy", "cx", "cy")
+from recipe_common.cameras import Intrinsics
 
 
 def depth_m_to_mm(depth_m: np.ndarray, max_m: float = 10.0) -> np.ndarray:
@@ -28,10 +28,5 @@ def depth_m_to_mm(depth_m: np.ndarray, max_m: float = 10.0) -> np.ndarray:
 
 def intrinsics(info: dict) -> tuple[int, int, list[float], list[float]]:
     """(width, height, K row-major 9, P row-major 12) from a SimTwin.camera_info dict."""
-    missing = [k for k in REQUIRED_INFO_KEYS if k not in info]
-    if missing:
-        raise ValueError(f"camera_info is missing {missing}")
-    fx, fy, cx, cy = (float(info[k]) for k in ("fx", "fy", "cx", "cy"))
-    k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
-    p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
-    return int(info["width"]), int(info["height"]), k, p
+    k = Intrinsics.from_dict(info)
+    return k.width, k.height, k.k(), k.p()

@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
+from recipe_common.cameras import DEFAULT_NAMESPACE, CameraTopics, camera_table
+from recipe_common.paths import config_path
 
 NODE_NAME = "gr1_driver"
 BACKENDS = ("sim", "gr1")
@@ -51,9 +53,10 @@ class DriverConfig:
     sim_seed: int = 0
     sim_real_time_factor: float = 1.0
     camera_rate_hz: float = 15.0
-    camera_names: list[str] = field(default_factory=lambda: ["head", "third_view"])
-    camera_sim_names: list[str] = field(default_factory=lambda: ["head_depth", "third_view"])
-    camera_namespace: str = "/camera"
+    # default: every camera of the table in config/scene.yaml (recipe_common.cameras)
+    camera_names: list[str] = field(default_factory=lambda: [c.ros_name for c in camera_table().values()])
+    camera_sim_names: list[str] = field(default_factory=lambda: list(camera_table()))
+    camera_namespace: str = DEFAULT_NAMESPACE
     camera_width: int = 0  # 0 x 0: the twin's native (D435) stream size
     camera_height: int = 0
     depth_max_m: float = 10.0
@@ -128,9 +131,8 @@ class DriverConfig:
 
     def camera_topics(self) -> dict[str, tuple[str, str]]:
         """Camera name -> (image topic, camera_info topic), as realsense2_camera names them."""
-        ns = "/" + self.camera_namespace.strip("/") if self.camera_namespace.strip("/") else ""
-        return {n: (f"{ns}/{n}/depth/image_rect_raw", f"{ns}/{n}/depth/camera_info")
-                for n in self.camera_names}
+        topics = {n: CameraTopics.of(n, self.camera_namespace) for n in self.camera_names}
+        return {n: (t.depth, t.depth_info) for n, t in topics.items()}
 
 
 def _field_default(f: dataclasses.Field) -> Any:
@@ -205,5 +207,5 @@ def load_driver_config(path: str | Path) -> DriverConfig:
 
 
 def default_config_path() -> Path:
-    """config/driver.yaml of the source checkout (the package lives at src/recipe_gr1_driver)."""
-    return Path(__file__).resolve().parents[3] / "config" / "driver.yaml"
+    """config/driver.yaml where the workspace keeps its configuration (recipe_common.paths decides)."""
+    return config_path("driver.yaml")

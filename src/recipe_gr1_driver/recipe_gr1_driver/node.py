@@ -48,13 +48,13 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
+from recipe_common import robot_spec
+from recipe_common.ros.executor import MultiThreadedExecutor
 from recipe_gr1_driver.backends import Backend, DepthCameraSource, make_backend
 from recipe_gr1_driver.cameras import depth_m_to_mm, intrinsics
 from recipe_gr1_driver.config import NODE_NAME, DriverConfig, _field_default
 from recipe_gr1_driver.controller import SafetyController
 from recipe_gr1_driver.safety import CommandRejected, SafetyFilter, SafetyLimits
-from recipe_sim import robot_spec
-from recipe_sim.ros_executor import MultiThreadedExecutor
 
 N_ACT = robot_spec.ACTION_DIM
 CAMERA_MAX_DUTY = 0.5  # fraction of wall time the camera callback may spend rendering

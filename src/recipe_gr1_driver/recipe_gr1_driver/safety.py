@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 
 class CommandRejected(ValueError):

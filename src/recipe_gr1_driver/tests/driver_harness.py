@@ -19,10 +19,10 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.utilities import remove_ros_args
 
+from recipe_common.ros.executor import MultiThreadedExecutor
 from recipe_gr1_driver.backends import make_backend
 from recipe_gr1_driver.backends.sim import SimBackend
 from recipe_gr1_driver.node import DriverNode
-from recipe_sim.ros_executor import MultiThreadedExecutor
 
 
 def main() -> int:

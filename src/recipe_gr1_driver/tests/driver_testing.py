@@ -29,9 +29,9 @@ if os.environ.get("RECIPE_DRIVER_TEST_PID") is None:  # the test process; its ch
     os.environ["ROS_LOG_DIR"] = str(ROOT / "log" / "gr1_driver_tests")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from recipe_common import robot_spec  # noqa: E402
+from recipe_common.node_process import NodeProcess  # noqa: E402
 from recipe_gr1_driver.backends.base import Backend, BackendStatus  # noqa: E402
-from recipe_sim import robot_spec  # noqa: E402
-from recipe_sim.node_process import NodeProcess  # noqa: E402
 
 ACTUATED = robot_spec.actuated_joint_names()
 STATE_NAMES = robot_spec.state_joint_names()
@@ -169,7 +169,7 @@ class DriverProcess(NodeProcess):
         for k, v in (params or {}).items():
             args += ["-p", f"{k}:={_ros_value(v)}"]
         env = os.environ.copy()
-        paths = [ROOT / "src/recipe_sim", ROOT / "src/recipe_gr1_driver", TESTS]
+        paths = [ROOT / "src/recipe_common", ROOT / "src/recipe_sim", ROOT / "src/recipe_gr1_driver", TESTS]
         env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), env.get("PYTHONPATH", "")])
         super().__init__(args, tmp / "driver.log", env=env, cwd=ROOT)
 

@@ -72,7 +72,7 @@ def test_node_exits_with_a_message_naming_the_bad_parameter(override, message):
     import driver_testing
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(driver_testing.ROOT / "src/recipe_sim"), str(driver_testing.ROOT / "src/recipe_gr1_driver")])}
+        [str(driver_testing.ROOT / "src" / p) for p in ("recipe_common", "recipe_sim", "recipe_gr1_driver")])}
     r = subprocess.run([sys.executable, "-m", "recipe_gr1_driver.node", "--ros-args", "-p", override],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2, r.stdout + r.stderr

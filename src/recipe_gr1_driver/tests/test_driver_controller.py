@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from recipe_common import robot_spec
 from recipe_gr1_driver.controller import SafetyController
 from recipe_gr1_driver.safety import CommandRejected, SafetyFilter, SafetyLimits, smoothstep
-from recipe_sim import robot_spec
 
 NAMES = robot_spec.actuated_joint_names()
 ELBOW = "left_elbow_pitch_joint"

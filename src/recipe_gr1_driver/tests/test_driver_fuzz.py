@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sensor_msgs.msg import JointState
 
+from recipe_common import robot_spec
 from recipe_gr1_driver.safety import SafetyLimits
-from recipe_sim import robot_spec
 
 FUZZ_SECONDS = 12.0
 LIMITS = SafetyLimits.from_spec("fourier")

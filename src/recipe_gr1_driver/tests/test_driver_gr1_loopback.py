@@ -12,8 +12,8 @@ from driver_fake_peers import FakeDexHand, FakeGRXServer, wait_for
 from driver_testing import DriverProcess, RosClient, free_port, position_of
 from fourier_grx_client.constants import DEFAULT_POSITIONS
 
+from recipe_common import robot_spec
 from recipe_gr1_driver.backends.gr1 import GR1Backend
-from recipe_sim import robot_spec
 
 ARMS = robot_spec.arm_joint_names()
 INITIAL_DEG = DEFAULT_POSITIONS.copy()  # legs bent, arms near zero (degrees, as the server speaks)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from fourier_grx_client import ControlGroup
 
+from recipe_common import robot_spec
 from recipe_gr1_driver.backends import gr1_mapping as gm
-from recipe_sim import robot_spec
 
 
 def test_arm_table_covers_robot_spec_arms_in_grx_arm_groups():

@@ -23,8 +23,8 @@ from driver_testing import (
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool
 
+from recipe_common import robot_spec
 from recipe_gr1_driver.safety import SafetyLimits
-from recipe_sim import robot_spec
 
 PARAMS = {"watchdog_timeout": 0.4, "ramp_time": 0.3, "camera_rate_hz": 5.0, "diagnostics_rate_hz": 4.0}
 LIMITS = SafetyLimits.from_spec("fourier")  # the defaults the node runs with

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recipe_common import robot_spec
 from recipe_gr1_driver.safety import (
     CommandRejected,
     EStop,
@@ -16,7 +17,6 @@ from recipe_gr1_driver.safety import (
     Watchdog,
     smoothstep,
 )
-from recipe_sim import robot_spec
 
 LIMITS = SafetyLimits.from_spec("fourier", arm_margin=0.05, hand_margin=0.0, arm_velocity_scale=0.5,
                                 arm_max_velocity=2.0, hand_max_velocity=3.0, max_step=0.05)

@@ -11,8 +11,8 @@ import rclpy
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.node import Node
 
+from recipe_common.ros.executor import MultiThreadedExecutor
 from recipe_interfaces.action import Autotune
-from recipe_sim.ros_executor import MultiThreadedExecutor
 
 
 class EchoAutotuneServer(Node):

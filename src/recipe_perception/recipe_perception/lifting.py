@@ -6,34 +6,9 @@ depth reading -> 3D position"). Pure numpy so it is tested without cameras or RO
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class PinholeIntrinsics:
-    """Pinhole camera intrinsics in pixels (sensor_msgs/CameraInfo K matrix entries)."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-
-    def __post_init__(self) -> None:
-        for name in ("fx", "fy"):
-            v = getattr(self, name)
-            if not np.isfinite(v) or v <= 0:
-                raise ValueError(f"intrinsics {name} must be a positive finite number, got {v}")
-        if self.width <= 0 or self.height <= 0:
-            raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
-
-    @classmethod
-    def from_k(cls, k: np.ndarray | list[float], width: int, height: int) -> PinholeIntrinsics:
-        k = np.asarray(k, dtype=np.float64).reshape(3, 3)
-        return cls(fx=k[0, 0], fy=k[1, 1], cx=k[0, 2], cy=k[1, 2], width=width, height=height)
+from recipe_common.cameras import Intrinsics
 
 
 def mask_centre(mask: np.ndarray) -> tuple[float, float] | None:
@@ -66,7 +41,7 @@ def robust_depth(depth: np.ndarray, mask: np.ndarray, centre: tuple[float, float
     return None
 
 
-def deproject(u: float, v: float, z: float, k: PinholeIntrinsics) -> np.ndarray:
+def deproject(u: float, v: float, z: float, k: Intrinsics) -> np.ndarray:
     """Pixel (u, v) at depth z (m, along the optical axis) -> point in the camera optical frame."""
     if not np.isfinite(z) or z <= 0:
         raise ValueError(f"depth must be positive and finite, got {z}")
@@ -74,7 +49,7 @@ def deproject(u: float, v: float, z: float, k: PinholeIntrinsics) -> np.ndarray:
 
 
 def lift_mask_centroid(
-    depth: np.ndarray, mask: np.ndarray, k: PinholeIntrinsics, cam_to_base: np.ndarray
+    depth: np.ndarray, mask: np.ndarray, k: Intrinsics, cam_to_base: np.ndarray
 ) -> np.ndarray | None:
     """Object position in the robot base frame from a mask and a depth image (metres).
 

@@ -1,15 +1,15 @@
 import numpy as np
 import pytest
 
+from recipe_common.cameras import Intrinsics
 from recipe_perception.lifting import (
-    PinholeIntrinsics,
     deproject,
     lift_mask_centroid,
     mask_centre,
     robust_depth,
 )
 
-K = PinholeIntrinsics(fx=400.0, fy=400.0, cx=320.0, cy=240.0, width=640, height=480)
+K = Intrinsics(fx=400.0, fy=400.0, cx=320.0, cy=240.0, width=640, height=480)
 
 
 def test_deproject_principal_point_is_on_axis():
@@ -42,7 +42,7 @@ def test_empty_mask_and_no_depth_give_none():
 
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="fx"):
-        PinholeIntrinsics(fx=0, fy=1, cx=0, cy=0, width=1, height=1)
+        Intrinsics(fx=0, fy=1, cx=0, cy=0, width=1, height=1)
     with pytest.raises(ValueError, match="same shape"):
         robust_depth(np.ones((4, 4)), np.ones((5, 5), bool), (1, 1))
     with pytest.raises(ValueError, match="4x4"):

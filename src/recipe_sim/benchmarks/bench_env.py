@@ -34,8 +34,8 @@ import mujoco
 import numpy as np
 import torch
 
-from recipe_sim import robot_spec
-from recipe_sim.paths import workspace_dir
+from recipe_common import robot_spec
+from recipe_common.paths import workspace_dir
 from recipe_sim.randomization import RandomizationConfig
 from recipe_sim.tasks.scripted import plan_side_grasp
 from recipe_sim.vec_env import RecipeVecEnv

@@ -253,7 +253,7 @@ def table_ii(runs: list[RunOutcome]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from recipe_sim.paths import workspace_dir
+    from recipe_common.paths import workspace_dir
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or workspace_dir() / "runs" / "benchmarks" / f"{args.task}-{stamp}"

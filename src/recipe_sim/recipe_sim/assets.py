@@ -1,27 +1,20 @@
 """Where the robot description and the project configuration live, and how to read them.
 
 The GR1 URDFs and meshes come from the installed ``fourier_robot_descriptions`` wheel; nothing is
-downloaded at run time. Configuration YAML is found by ``recipe_sim.paths``.
+downloaded at run time. Configuration YAML is found by ``recipe_common.paths``.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import re
 import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
 
-from recipe_sim import paths, robot_spec
-
-
-class ConfigError(ValueError):
-    """A configuration file or dictionary is malformed; the message names the bad key."""
+from recipe_common import robot_spec
 
 
 def descriptions_root() -> Path:
@@ -98,64 +91,3 @@ def read_stl(path: str | Path) -> np.ndarray:
     rec = np.dtype([("normal", "<f4", 3), ("v", "<f4", (3, 3)), ("attr", "<u2")])
     tris = np.frombuffer(data, dtype=rec, count=n_tri, offset=84)
     return tris["v"].reshape(-1, 3).astype(np.float64)
-
-
-def config_dir() -> Path:
-    """The project's configuration directory (see ``recipe_sim.paths.config_dir`` for the search order)."""
-    return paths.config_dir()
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with errors that name the file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"config file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at top level, got {type(data).__name__}")
-    return data
-
-
-# --- small validators shared by the config loaders -------------------------------------------------
-
-
-def require_keys(d: dict[str, Any], where: str, required: set[str], optional: set[str] = frozenset()) -> None:
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
-    unknown = set(d) - required - set(optional)
-    if unknown:
-        allowed = sorted(required | set(optional))
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {allowed}")
-    missing = required - set(d)
-    if missing:
-        raise ConfigError(f"{where}: missing key(s) {sorted(missing)}")
-
-
-def as_float(value: Any, where: str, *, positive: bool = False, nonnegative: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where}: expected a number, got {value!r} ({type(value).__name__})")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ConfigError(f"{where}: must be finite, got {value!r}")
-    if positive and out <= 0:
-        raise ConfigError(f"{where}: must be > 0, got {value!r}")
-    if nonnegative and out < 0:
-        raise ConfigError(f"{where}: must be >= 0, got {value!r}")
-    return out
-
-
-def as_int(value: Any, where: str, *, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}: expected an integer, got {value!r} ({type(value).__name__})")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{where}: must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def as_vector(value: Any, where: str, length: int) -> np.ndarray:
-    if not isinstance(value, (list, tuple)) or len(value) != length:
-        raise ConfigError(f"{where}: expected a list of {length} numbers, got {value!r}")
-    return np.array([as_float(v, f"{where}[{i}]") for i, v in enumerate(value)])

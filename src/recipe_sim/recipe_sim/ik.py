@@ -10,7 +10,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 from recipe_sim.model.builder import ModelIndex
 
 SIDE_INDEX = {"left": 0, "right": 1}

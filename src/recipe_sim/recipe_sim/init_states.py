@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 FORMAT = "recipe_sim/init_states/v1"
 SOURCES = ("human", "scripted")

@@ -22,7 +22,8 @@ import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
+from recipe_common.tasks import TASK_NAMES
 from recipe_sim.init_states import InitStates
 from recipe_sim.model.scene import load_scene
 from recipe_sim.scripted_play import (
@@ -112,7 +113,7 @@ class InitStateRecorder(Node):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Record task-aware initial states from ROS 2 teleop targets.")
-    p.add_argument("--task", required=True, choices=["grasp_reach", "box_lift", "handover"])
+    p.add_argument("--task", required=True, choices=TASK_NAMES)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--duration", type=float, default=30.0, help="seconds of play to record")
     p.add_argument("--object", default=None)

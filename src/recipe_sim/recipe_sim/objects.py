@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recipe_sim import assets
-from recipe_sim.assets import ConfigError, as_vector
+from recipe_common import config, paths
+from recipe_common.config import ConfigError, as_vector
 
 FORMAT = "recipe_sim/objects/v1"
 SHAPE_SIZE_LEN = {"box": 3, "cylinder": 2, "sphere": 1}
@@ -90,19 +90,19 @@ class Catalog:
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Read and validate the catalog (default: config/objects.yaml)."""
-    path = Path(path) if path is not None else assets.config_dir() / "objects.yaml"
+    path = Path(path) if path is not None else paths.config_dir() / "objects.yaml"
     try:
-        return catalog_from_dict(assets.load_yaml(path))
+        return catalog_from_dict(config.load_yaml(path))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
 
 def catalog_from_dict(data: Mapping[str, Any]) -> Catalog:
-    assets.require_keys(dict(data), "catalog", {"format", "objects", "groupings"}, {"defaults"})
+    config.require_keys(dict(data), "catalog", {"format", "objects", "groupings"}, {"defaults"})
     if data["format"] != FORMAT:
         raise ConfigError(f"format: expected {FORMAT!r}, got {data['format']!r}")
     defaults = data.get("defaults") or {}
-    assets.require_keys(defaults, "defaults", set(), {"mass_range", "friction_range"})
+    config.require_keys(defaults, "defaults", set(), {"mass_range", "friction_range"})
     objects: dict[str, ObjectSpec] = {}
     raw_objects = data["objects"]
     if not isinstance(raw_objects, Mapping) or not raw_objects:
@@ -115,7 +115,7 @@ def catalog_from_dict(data: Mapping[str, Any]) -> Catalog:
 
 def _object_from_dict(name: str, raw: Any, defaults: Mapping[str, Any]) -> ObjectSpec:
     where = f"objects.{name}"
-    assets.require_keys(raw, where, {"shape", "size", "sticker_placement"},
+    config.require_keys(raw, where, {"shape", "size", "sticker_placement"},
                         {"mass_range", "friction_range", "rgba"})
     shape = raw["shape"]
     if shape not in SHAPE_SIZE_LEN:

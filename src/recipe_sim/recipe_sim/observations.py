@@ -22,13 +22,12 @@ import mujoco
 import numpy as np
 import torch
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
+from recipe_common.observation import policy_state
 from recipe_sim.randomization import PRIVILEGED_KEYS, RandomizationConfig, apply_obs_noise
 from recipe_sim.render import geom_groups
 from recipe_sim.sim_batch import BatchedPhysics
 
-POLICY_FIELDS: tuple[tuple[str, int], ...] = (("joint_pos", robot_spec.ACTION_DIM), ("object_pos", 3))
-GOAL_FIELD = ("goal", 3)
 PRIVILEGED_FIELDS: tuple[tuple[str, int], ...] = (
     ("joint_vel", robot_spec.ACTION_DIM),
     ("fingertips", 24),
@@ -41,10 +40,6 @@ PRIVILEGED_FIELDS: tuple[tuple[str, int], ...] = (
 )
 
 
-def policy_layout(has_goal: bool) -> tuple[tuple[str, int], ...]:
-    return (*POLICY_FIELDS, GOAL_FIELD) if has_goal else POLICY_FIELDS
-
-
 def policy_obs(
     q: np.ndarray,
     obj_pos: np.ndarray,
@@ -53,13 +48,8 @@ def policy_obs(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """(N, 29 or 32) float64 actor observation with the configured observation noise."""
-    parts = [
-        apply_obs_noise(q, cfg.joint_obs_noise, rng),
-        apply_obs_noise(obj_pos, cfg.object_pos_obs_noise, rng),
-    ]
-    if goal is not None:
-        parts.append(np.asarray(goal, dtype=np.float64))
-    return np.concatenate(parts, axis=1)
+    return policy_state(apply_obs_noise(q, cfg.joint_obs_noise, rng),
+                        apply_obs_noise(obj_pos, cfg.object_pos_obs_noise, rng), goal)
 
 
 def privileged_obs(

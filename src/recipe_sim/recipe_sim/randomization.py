@@ -28,16 +28,15 @@ detects those with ``success.nonfinite_state`` and resets them. Config values ar
 from __future__ import annotations
 
 import math
-import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from recipe_sim.paths import config_path
+from recipe_common.config import as_bool, as_float, as_range, check_keys, load_yaml
+from recipe_common.paths import config_path
 
 FORMAT = "recipe_sim/randomization/v1"
 CONFIG_FILE = "randomization.yaml"
@@ -49,78 +48,6 @@ CAMERA_ITEMS = ("camera_pos_noise", "camera_rot_noise_deg", "camera_fov_noise_de
 PRIVILEGED_KEYS: tuple[str, ...] = (
     "object_mass", "object_friction", "object_scale", "hand_friction", "kp_scale", "kd_scale",
 )
-
-# --------------------------------------------------------------------------- config-file helpers
-# Shared with rewards.py / success.py (kept here because this module has no torch dependency);
-# where config files live is recipe_sim.paths' business.
-
-
-def load_yaml_mapping(path: str | Path, expected_format: str) -> dict[str, Any]:
-    """Read a YAML mapping and check its ``format`` key, with errors that name the file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise FileNotFoundError(f"cannot read config file {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: malformed YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    fmt = data.get("format")
-    if fmt != expected_format:
-        raise ValueError(f"{path}: key 'format' must be {expected_format!r}, got {fmt!r}")
-    return data
-
-
-def check_keys(data: Mapping[str, Any], allowed: Iterable[str], where: str,
-               required: Iterable[str] = ()) -> None:
-    """Reject unknown and missing keys, naming them with their dotted path."""
-    allowed = list(allowed)
-    for key in data:
-        if key not in allowed:
-            raise ValueError(f"{where}: unknown key {key!r} (allowed: {allowed})")
-    for key in required:
-        if key not in data:
-            raise ValueError(f"{where}: missing required key {key!r}")
-
-
-def as_float(value: Any, where: str, minimum: float | None = None, maximum: float | None = None,
-             exclusive: bool = False) -> float:
-    """A finite real number within [minimum, maximum] (open at minimum when exclusive)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{where} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{where} must be finite, got {value!r}")
-    if minimum is not None and (value < minimum or (exclusive and value == minimum)):
-        raise ValueError(f"{where} must be {'>' if exclusive else '>='} {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{where} must be <= {maximum}, got {value}")
-    return value
-
-
-def as_int(value: Any, where: str, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{where} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{where} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def as_bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{where} must be true or false, got {value!r}")
-    return value
-
-
-def as_range(value: Any, where: str) -> tuple[float, float]:
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise ValueError(f"{where} must be a [low, high] pair, got {value!r}")
-    low, high = as_float(value[0], f"{where}[0]"), as_float(value[1], f"{where}[1]")
-    if low > high:
-        raise ValueError(f"{where} must have low <= high, got [{low}, {high}]")
-    return low, high
-
 
 # --------------------------------------------------------------------------- config items
 
@@ -213,7 +140,7 @@ class RandomizationConfig:
     def load(cls, path: str | Path | None = None) -> RandomizationConfig:
         """Load config/randomization.yaml (or ``path``); items or fields left out keep the defaults."""
         path = config_path(CONFIG_FILE) if path is None else Path(path)
-        data = load_yaml_mapping(path, FORMAT)
+        data = load_yaml(path, FORMAT)
         try:
             return cls.from_dict(data)
         except ValueError as exc:

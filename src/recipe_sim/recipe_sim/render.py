@@ -19,8 +19,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless default; must be set befor
 import mujoco
 import numpy as np
 
+from recipe_common.cameras import Intrinsics
 from recipe_sim.model.builder import GROUP_COLLISION, GROUP_ENV, GROUP_VISUAL
-from recipe_sim.model.scene import Intrinsics
 
 
 def _check_gl_backend() -> None:

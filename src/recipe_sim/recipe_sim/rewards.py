@@ -50,9 +50,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from recipe_sim import robot_spec
-from recipe_sim.paths import config_path
-from recipe_sim.randomization import as_float, check_keys, load_yaml_mapping
+from recipe_common import robot_spec
+from recipe_common.config import as_float, check_keys, load_yaml
+from recipe_common.paths import config_path
+from recipe_common.tasks import TASK_NAMES
 from recipe_sim.stickers import as_positions, min_dist
 from recipe_sim.success import SuccessParams
 
@@ -77,7 +78,7 @@ __all__ = [
 
 FORMAT = "recipe_sim/rewards/v1"
 CONFIG_FILE = "rewards.yaml"
-TASKS: tuple[str, ...] = ("grasp_reach", "box_lift", "handover")
+TASKS: tuple[str, ...] = TASK_NAMES
 HANDOVER_STAGES = 2  # stage 0: hand A to the transfer point; stage 1: hand B to the final goal
 
 # --------------------------------------------------------------------------- contact and goal
@@ -352,7 +353,7 @@ def _parse_bonuses(task: str, value: Any, where: str) -> tuple[float, ...]:
 def load_reward_configs(path: str | Path | None = None) -> dict[str, RewardConfig]:
     """All tasks of config/rewards.yaml (or ``path``), validated; every task in TASKS must be present."""
     path = config_path(CONFIG_FILE) if path is None else Path(path)
-    data = load_yaml_mapping(path, FORMAT)
+    data = load_yaml(path, FORMAT)
     try:
         check_keys(data, ["format", "tasks"], "rewards", required=["tasks"])
         tasks = data["tasks"]

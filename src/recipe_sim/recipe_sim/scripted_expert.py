@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 from recipe_sim.tasks.grasps import SideGrasp, load_grasps
 from recipe_sim.tasks.scripted import GraspPlan, plan_side_grasp
 from recipe_sim.vec_env import N_ARM

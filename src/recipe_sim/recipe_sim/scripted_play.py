@@ -19,7 +19,8 @@ import mujoco
 import numpy as np
 from tqdm import tqdm
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
+from recipe_common.tasks import TASKS
 from recipe_sim.ik import solve_palm_position
 from recipe_sim.init_states import InitStates
 from recipe_sim.model.builder import ModelIndex, build_model, substeps
@@ -30,7 +31,7 @@ from recipe_sim.tasks.grasps import load_grasps
 from recipe_sim.tasks.poses import arm_posture, configured_left_palm, ready_pose, set_coupled
 from recipe_sim.tasks.scripted import plan_side_grasp
 
-TASK_OBJECTS = {"grasp_reach": "can_small", "box_lift": "lift_box", "handover": "handover_block"}
+TASK_OBJECTS = {name: info.default_object for name, info in TASKS.items()}
 _States = list[tuple[np.ndarray, np.ndarray]]
 
 

@@ -28,7 +28,7 @@ import mujoco
 import numpy as np
 from mujoco import rollout
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 from recipe_sim.model import builder
 from recipe_sim.model.builder import FINGERTIP_FINGERS, ModelIndex
 from recipe_sim.model.params import ModelParams

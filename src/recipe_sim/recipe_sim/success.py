@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recipe_sim.randomization import as_float, as_int, check_keys
+from recipe_common.config import as_float, as_int, check_keys
 from recipe_sim.stickers import as_points, as_positions, min_dist
 
 # handover progress values: 0 = hand A carrying to the transfer point, 1 = hand B carrying to

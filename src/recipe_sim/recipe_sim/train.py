@@ -19,7 +19,7 @@ import datetime
 import sys
 from pathlib import Path
 
-from recipe_sim.paths import workspace_dir
+from recipe_common.paths import workspace_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,7 +114,7 @@ def default_run_dir(task: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Heavy imports after argument parsing, so --help and bad flags answer at once.
-    from recipe_sim.assets import ConfigError
+    from recipe_common.config import ConfigError
     from recipe_sim.ppo.checkpoint import CheckpointError
     from recipe_sim.ppo.config import load_config
     from recipe_sim.ppo.envs import randomization_config, resolve_init_states, resolve_subtasks

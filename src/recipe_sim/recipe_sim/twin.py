@@ -21,10 +21,11 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
+from recipe_common.cameras import Intrinsics
 from recipe_sim.model.builder import build_model
 from recipe_sim.model.params import ModelParams
-from recipe_sim.model.scene import Intrinsics, load_scene
+from recipe_sim.model.scene import load_scene
 from recipe_sim.objects import load_catalog
 
 # Paper Table IV: object initial position +- 2 cm, z-orientation +- 0.75 rad.

@@ -30,8 +30,9 @@ import torch
 from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
+from recipe_common import robot_spec
+from recipe_common.observation import policy_layout
 from recipe_sim import observations as obs_mod
-from recipe_sim import robot_spec
 from recipe_sim.env_models import EnvModels
 from recipe_sim.init_states import InitStates
 from recipe_sim.model.builder import substeps as default_substeps
@@ -159,7 +160,7 @@ class RecipeVecEnv(VecEnv):
             "substeps": self.substeps,
             "num_threads": num_threads,
             "depth_camera": depth_camera,
-            "policy_obs": dict(obs_mod.policy_layout(self.task.has_goal)),
+            "policy_obs": dict(policy_layout(self.task.has_goal)),
             "privileged_obs": dict(obs_mod.PRIVILEGED_FIELDS),
             "randomization": self.rand_cfg.to_dict(),
             "init_states": None if path is None else str(path),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from recipe_sim.assets import ConfigError
+from recipe_common.config import ConfigError
 from recipe_sim.ppo.checkpoint import read_metadata
 from recipe_sim.ppo.config import config_from_file_dict, load_config
 from recipe_sim.ppo.demo_init import Demonstrations, clone_actor, collect_demonstrations

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from recipe_sim.paths import config_path
+from recipe_common.paths import config_path
 from recipe_sim.ppo.envs import make_env, randomization_config, resolve_subtasks
 from recipe_sim.ppo.evaluation import run_episodes
 from recipe_sim.scripted_expert import SideGraspExpert

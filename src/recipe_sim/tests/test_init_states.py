@@ -3,7 +3,7 @@ import time
 import numpy as np
 import pytest
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 from recipe_sim.init_states import InitStates, InitStatesError
 from recipe_sim.scripted_play import generate
 

@@ -11,7 +11,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from recipe_sim import assets, robot_spec
+from recipe_common import robot_spec
+from recipe_sim import assets
 from recipe_sim.model.builder import (
     FINGERTIP_FINGERS,
     GROUP_COLLISION,

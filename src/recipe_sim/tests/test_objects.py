@@ -8,8 +8,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from recipe_sim import assets
-from recipe_sim.assets import ConfigError
+from recipe_common import config, paths
+from recipe_common.config import ConfigError
 from recipe_sim.model.builder import build_model
 from recipe_sim.model.scene import load_scene
 from recipe_sim.objects import STICKER_PLACEMENTS, ObjectSpec, catalog_from_dict, load_catalog
@@ -22,7 +22,7 @@ def catalog():
 
 @pytest.fixture(scope="module")
 def raw():
-    return assets.load_yaml(assets.config_dir() / "objects.yaml")
+    return config.load_yaml(paths.config_dir() / "objects.yaml")
 
 
 def test_catalog_contents(catalog):

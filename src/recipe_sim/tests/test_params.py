@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recipe_sim import robot_spec
-from recipe_sim.assets import ConfigError
+from recipe_common import robot_spec
+from recipe_common.config import ConfigError
 from recipe_sim.model.builder import apply_params, build_model
 from recipe_sim.model.params import FORMAT, ModelParams, ParamsError
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from recipe_sim import paths
+from recipe_common import paths
 from recipe_sim import randomization as dr
 
 RANGE_KEYS = {  # sample key -> config item

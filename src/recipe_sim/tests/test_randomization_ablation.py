@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe_sim.paths import config_path
+from recipe_common.paths import config_path
 from recipe_sim.randomization import CAMERA_ITEMS, RandomizationConfig
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "randomization_ablation.py"

@@ -12,8 +12,9 @@ import mujoco
 import numpy as np
 import pytest
 
+from recipe_common.cameras import Intrinsics
 from recipe_sim.model.builder import GROUP_COLLISION, GROUP_ENV, build_model
-from recipe_sim.model.scene import Intrinsics, load_scene
+from recipe_sim.model.scene import load_scene
 from recipe_sim.objects import load_catalog
 from recipe_sim.render import DepthRenderer, geom_groups
 

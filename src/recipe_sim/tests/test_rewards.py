@@ -8,7 +8,8 @@ import pytest
 import torch
 import yaml
 
-from recipe_sim import paths, rewards, robot_spec
+from recipe_common import paths, robot_spec
+from recipe_sim import rewards
 
 D = torch.float64
 

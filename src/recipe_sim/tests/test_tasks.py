@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from recipe_sim import robot_spec
-from recipe_sim.paths import config_path
+from recipe_common import robot_spec
+from recipe_common.paths import config_path
 from recipe_sim.randomization import RandomizationConfig
 from recipe_sim.rewards import load_reward_configs
 from recipe_sim.tasks import Frame, make_task

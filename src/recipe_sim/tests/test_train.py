@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from recipe_sim.assets import ConfigError
+from recipe_common.config import ConfigError
 from recipe_sim.ppo.checkpoint import read_metadata
 from recipe_sim.ppo.config import config_from_file_dict, load_config
 from recipe_sim.ppo.envs import make_env, randomization_config, resolve_init_states, resolve_subtasks

@@ -9,7 +9,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 import pytest
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 from recipe_sim.model.scene import load_scene
 from recipe_sim.twin import SimTwin
 

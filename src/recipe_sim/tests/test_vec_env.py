@@ -11,7 +11,7 @@ import torch
 from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 from recipe_sim.init_states import InitStates
 from recipe_sim.randomization import RandomizationConfig
 from recipe_sim.vec_env import RecipeVecEnv

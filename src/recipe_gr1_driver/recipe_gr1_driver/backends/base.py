@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 
 @dataclass

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from recipe_common import robot_spec
 from recipe_gr1_driver.backends import gr1_mapping as gm
 from recipe_gr1_driver.backends.base import Backend, BackendStatus
-from recipe_sim import robot_spec
 
 N_ARM = 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE
 N_HAND = robot_spec.NUM_HAND_ACTUATED_PER_SIDE

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 GRX_NUM_JOINTS = 32
 

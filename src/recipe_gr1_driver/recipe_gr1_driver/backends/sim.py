@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from recipe_common import robot_spec
+from recipe_common.cameras import camera_table
 from recipe_gr1_driver.backends.base import Backend, BackendStatus
-from recipe_sim import robot_spec
 
 
 def _default_twin_factory(**kwargs: Any) -> Any:
@@ -35,7 +36,6 @@ def _default_twin_factory(**kwargs: Any) -> Any:
 
 class SimBackend(Backend):
     name = "sim"
-    cameras: tuple[str, ...] = ("head_depth", "third_view")  # SimTwin camera names (contract)
 
     def __init__(
         self,
@@ -155,7 +155,7 @@ class SimBackend(Backend):
 
     # DepthCameraSource
     def depth_cameras(self) -> list[str]:
-        return list(self.cameras) if self._render else []
+        return list(camera_table()) if self._render else []
 
     def render_depth(self, camera: str) -> tuple[np.ndarray, dict]:
         with self._lock:

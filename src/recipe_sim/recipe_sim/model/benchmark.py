@@ -16,7 +16,7 @@ import time
 import mujoco
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 from recipe_sim.model.builder import build_model
 from recipe_sim.objects import ObjectSpec, load_catalog
 

@@ -28,10 +28,11 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from recipe_sim import assets, robot_spec
+from recipe_common import robot_spec
+from recipe_sim import assets
 from recipe_sim.model.capsules import BoxFit, CapsuleFit, fit_box, fit_capsule, mat_to_quat, transform_points
 from recipe_sim.model.params import ModelParams, solver_options
-from recipe_sim.model.scene import SceneConfig, load_scene
+from recipe_sim.model.scene import SceneConfig, camera_quat, load_scene
 from recipe_sim.objects import ObjectSpec
 
 LEG_ROOT_BODIES = ("left_thigh_roll_link", "right_thigh_roll_link")
@@ -288,7 +289,7 @@ def _add_environment(spec: mujoco.MjSpec, scene: SceneConfig, obj: ObjectSpec | 
         parent = world if cam.parent == "world" else spec.body(cam.parent)
         if parent is None:
             raise ValueError(f"camera {cam.name!r}: parent body {cam.parent!r} is not in the model")
-        parent.add_camera(name=cam.name, pos=cam.pos, quat=cam.quat(), fovy=cam.fovy_deg)
+        parent.add_camera(name=cam.name, pos=cam.pos, quat=camera_quat(cam), fovy=cam.fovy_deg)
 
 
 def _set_options(spec: mujoco.MjSpec) -> None:

@@ -23,8 +23,9 @@ from typing import Any
 
 import yaml
 
-from recipe_sim import assets, robot_spec
-from recipe_sim.assets import ConfigError, as_float, as_int
+from recipe_common import config, paths, robot_spec
+from recipe_common.config import ConfigError, as_float, as_int
+from recipe_sim import assets
 
 FORMAT = "recipe_sim/params/v1"
 ROBOT_FORMAT = "recipe_sim/robot/v1"
@@ -59,7 +60,7 @@ def _check_field_value(section: str, key: str, fname: str, value: Any) -> Any:
     where = f"{section}.{key}.{fname}"
     if section == "joints":
         if fname == "range_offset":
-            lo, hi = assets.as_vector(value, where, 2)
+            lo, hi = config.as_vector(value, where, 2)
             return [float(lo), float(hi)]
         return as_float(value, where, nonnegative=fname in NONNEGATIVE_JOINT_FIELDS)
     if section == "links":
@@ -123,7 +124,7 @@ class ModelParams:
 
     @classmethod
     def from_yaml(cls, path: str | Path, hand: str | None = None) -> ModelParams:
-        data = assets.load_yaml(path)
+        data = config.load_yaml(path)
         try:
             return cls.from_dict(data, hand=hand)
         except ParamsError as exc:
@@ -132,7 +133,7 @@ class ModelParams:
     @classmethod
     def defaults(cls, hand: str = robot_spec.DEFAULT_HAND) -> ModelParams:
         """Manufacturer defaults: config/robot.yaml gains etc., robot_spec couplings and effort limits."""
-        return _defaults(hand, str(assets.config_dir() / "robot.yaml"))
+        return _defaults(hand, str(paths.config_dir() / "robot.yaml"))
 
     @classmethod
     def coerce(cls, value: ModelParams | Mapping[str, Any] | str | Path | None, hand: str) -> ModelParams:
@@ -317,7 +318,7 @@ def _split_path(path: str) -> tuple[str, str, str]:
 
 @functools.lru_cache(maxsize=8)
 def _defaults(hand: str, robot_yaml: str) -> ModelParams:
-    data = assets.load_yaml(robot_yaml)
+    data = config.load_yaml(robot_yaml)
     where = robot_yaml
     if data.get("format") != ROBOT_FORMAT:
         raise ConfigError(f"{where}: format must be {ROBOT_FORMAT!r}, got {data.get('format')!r}")
@@ -353,8 +354,8 @@ def _defaults(hand: str, robot_yaml: str) -> ModelParams:
 
 def solver_options(robot_yaml: str | Path | None = None) -> dict[str, Any]:
     """Fixed MuJoCo solver settings from robot.yaml (not tunable, so not part of ModelParams)."""
-    path = Path(robot_yaml) if robot_yaml else assets.config_dir() / "robot.yaml"
-    raw = assets.load_yaml(path).get("solver") or {}
+    path = Path(robot_yaml) if robot_yaml else paths.config_dir() / "robot.yaml"
+    raw = config.load_yaml(path).get("solver") or {}
     allowed = {"cone": {"elliptic", "pyramidal"}, "integrator": {"implicitfast", "implicit", "euler", "rk4"}}
     numeric = {"impratio", "iterations", "ls_iterations", "tolerance", "noslip_iterations"}
     out: dict[str, Any] = {}

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 
 N_ARM = 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE
 

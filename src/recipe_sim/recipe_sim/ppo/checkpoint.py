@@ -14,17 +14,23 @@ metadata file that was copied next to the wrong checkpoint is caught.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
-import math
 import pickle
-import subprocess
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from recipe_common.checkpoint_io import (
+    CheckpointError,
+    check_finite_state,
+    file_sha256,
+    git_commit,
+    json_number,
+    write_json,
+)
 
 METADATA_FORMAT = "recipe_sim/ppo_checkpoint/v1"
 REQUIRED_STATE_KEYS = ("actor_state_dict", "critic_state_dict", "optimizer_state_dict", "iter")
@@ -43,10 +49,6 @@ REQUIRED_METADATA_KEYS = (
     "created",
 )
 REQUIRED_METRICS = ("success_rate", "mean_reward", "env_steps", "wall_time_s")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint or its metadata cannot be used; the message names the file and the problem."""
 
 
 def metadata_path(checkpoint: str | Path) -> Path:
@@ -76,7 +78,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(data["iter"], int) or data["iter"] < 0:
         raise CheckpointError(f"{path}: 'iter' must be a non-negative integer, got {data['iter']!r}")
     for key in ("actor_state_dict", "critic_state_dict"):
-        _check_finite(data[key], f"{path}: {key}")
+        check_finite_state(data[key], f"{path}: {key}")
     return data
 
 
@@ -97,44 +99,6 @@ def check_state_matches(state: Mapping[str, torch.Tensor], module: torch.nn.Modu
                 f"{tuple(tensor.shape)} in the model (different observation/action size or "
                 f"hidden_dims?)"
             )
-
-
-def _check_finite(state: Any, where: str) -> None:
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{where}: expected a state dict, got {type(state).__name__}")
-    for name, tensor in state.items():
-        if not isinstance(tensor, torch.Tensor):
-            raise CheckpointError(f"{where}: entry {name!r} is {type(tensor).__name__}, not a tensor")
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{where}: '{name}' contains NaN or inf (training diverged?)")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def git_commit(repo_dir: str | Path | None = None) -> dict[str, Any]:
-    """HEAD commit and whether tracked files differ from it; read-only (no index refresh)."""
-    cwd = Path(repo_dir) if repo_dir is not None else Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": head, "dirty": bool(status.strip())}
 
 
 def build_metadata(
@@ -167,7 +131,7 @@ def build_metadata(
         "seed": int(seed),
         "iteration": int(iteration),
         "iterations_done": int(iteration) + 1,
-        "metrics": {k: _json_number(v) for k, v in metrics.items()},
+        "metrics": {k: json_number(v) for k, v in metrics.items()},
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
     }
@@ -178,10 +142,7 @@ def build_metadata(
 
 def write_metadata(checkpoint: str | Path, metadata: Mapping[str, Any]) -> Path:
     path = metadata_path(checkpoint)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json(path, metadata)
 
 
 def read_metadata(checkpoint: str | Path, verify_hash: bool = True) -> dict[str, Any]:
@@ -222,12 +183,3 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     if not found:
         raise CheckpointError(f"{run_dir}: no model_<iteration>.pt checkpoints")
     return max(found)[1]
-
-
-def _json_number(value: float | int | None) -> float | int | None:
-    """NaN/inf (e.g. no episode finished yet) become null: JSON has no NaN."""
-    if value is None:
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

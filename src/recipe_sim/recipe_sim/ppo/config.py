@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from recipe_sim import assets
-from recipe_sim.assets import ConfigError
+from recipe_common import config, paths
+from recipe_common.config import ConfigError
 
 FORMAT = "recipe_sim/ppo/v1"
 CONFIG_FILE = "ppo.yaml"
@@ -152,13 +152,13 @@ class PPOConfig:
 
 
 def default_config_path() -> Path:
-    return assets.config_dir() / CONFIG_FILE
+    return paths.config_dir() / CONFIG_FILE
 
 
 def load_config(path: str | Path | None = None, profile: str = "default") -> PPOConfig:
     """Read ``path`` (default config/ppo.yaml) and resolve ``profile``; errors name file and key."""
     path = Path(path) if path is not None else default_config_path()
-    data = assets.load_yaml(path)
+    data = config.load_yaml(path)
     try:
         return config_from_file_dict(data, profile)
     except ConfigError as exc:
@@ -166,7 +166,7 @@ def load_config(path: str | Path | None = None, profile: str = "default") -> PPO
 
 
 def config_from_file_dict(data: Mapping[str, Any], profile: str) -> PPOConfig:
-    assets.require_keys(dict(data), "ppo", {"format", "profiles"})
+    config.require_keys(dict(data), "ppo", {"format", "profiles"})
     if data["format"] != FORMAT:
         raise ConfigError(f"format: expected {FORMAT!r}, got {data['format']!r}")
     profiles = data["profiles"]
@@ -222,15 +222,15 @@ _TOP_KEYS = {
 def config_from_dict(data: Mapping[str, Any], profile: str = "default") -> PPOConfig:
     """Validate one resolved profile (no ``extends``)."""
     where = f"profiles.{profile}"
-    assets.require_keys(dict(data), where, _TOP_KEYS, {"demo_init"})
+    config.require_keys(dict(data), where, _TOP_KEYS, {"demo_init"})
     cfg = PPOConfig(
         profile=profile,
-        num_envs=assets.as_int(data["num_envs"], f"{where}.num_envs", minimum=1),
-        iterations=assets.as_int(data["iterations"], f"{where}.iterations", minimum=1),
-        num_steps_per_env=assets.as_int(data["num_steps_per_env"], f"{where}.num_steps_per_env", minimum=1),
-        save_interval=assets.as_int(data["save_interval"], f"{where}.save_interval", minimum=1),
-        env_threads=assets.as_int(data["env_threads"], f"{where}.env_threads", minimum=1),
-        torch_threads=assets.as_int(data["torch_threads"], f"{where}.torch_threads", minimum=1),
+        num_envs=config.as_int(data["num_envs"], f"{where}.num_envs", minimum=1),
+        iterations=config.as_int(data["iterations"], f"{where}.iterations", minimum=1),
+        num_steps_per_env=config.as_int(data["num_steps_per_env"], f"{where}.num_steps_per_env", minimum=1),
+        save_interval=config.as_int(data["save_interval"], f"{where}.save_interval", minimum=1),
+        env_threads=config.as_int(data["env_threads"], f"{where}.env_threads", minimum=1),
+        torch_threads=config.as_int(data["torch_threads"], f"{where}.torch_threads", minimum=1),
         init_at_random_ep_len=_as_bool(data["init_at_random_ep_len"], f"{where}.init_at_random_ep_len"),
         obs_groups=_obs_groups(data["obs_groups"], f"{where}.obs_groups"),
         action_head=_action_head(data["action_head"], f"{where}.action_head"),
@@ -251,7 +251,7 @@ def config_from_dict(data: Mapping[str, Any], profile: str = "default") -> PPOCo
 
 
 def _obs_groups(raw: Any, where: str) -> dict[str, tuple[str, ...]]:
-    assets.require_keys(raw, where, set(OBS_SETS))
+    config.require_keys(raw, where, set(OBS_SETS))
     out: dict[str, tuple[str, ...]] = {}
     for key in OBS_SETS:
         groups = raw[key]
@@ -266,11 +266,11 @@ def _obs_groups(raw: Any, where: str) -> dict[str, tuple[str, ...]]:
 
 
 def _action_head(raw: Any, where: str) -> ActionHead:
-    assets.require_keys(raw, where, {"offset", "arm_scale", "hand_scale", "output_gain"})
+    config.require_keys(raw, where, {"offset", "arm_scale", "hand_scale", "output_gain"})
     return ActionHead(
         _choice(raw["offset"], f"{where}.offset", ACTION_OFFSETS),
         *(
-            assets.as_float(raw[k], f"{where}.{k}", positive=True)
+            config.as_float(raw[k], f"{where}.{k}", positive=True)
             for k in ("arm_scale", "hand_scale", "output_gain")
         ),
     )
@@ -279,18 +279,18 @@ def _action_head(raw: Any, where: str) -> ActionHead:
 def _model(raw: Any, where: str, stochastic: bool) -> ModelConfig:
     optional = {"init_std", "std_type", "arm_init_std"} if stochastic else set()
     required = {"hidden_dims", "activation", "obs_normalization"} | ({"init_std"} if stochastic else set())
-    assets.require_keys(raw, where, required, optional)
+    config.require_keys(raw, where, required, optional)
     dims = raw["hidden_dims"]
     if not isinstance(dims, list) or not dims:
         raise ConfigError(f"{where}.hidden_dims: expected a non-empty list of layer widths, got {dims!r}")
-    hidden = tuple(assets.as_int(d, f"{where}.hidden_dims[{i}]", minimum=1) for i, d in enumerate(dims))
+    hidden = tuple(config.as_int(d, f"{where}.hidden_dims[{i}]", minimum=1) for i, d in enumerate(dims))
     activation = _choice(raw["activation"], f"{where}.activation", ACTIVATIONS)
-    init_std = assets.as_float(raw["init_std"], f"{where}.init_std", positive=True) if stochastic else None
+    init_std = config.as_float(raw["init_std"], f"{where}.init_std", positive=True) if stochastic else None
     std_type = _choice(raw.get("std_type", "scalar"), f"{where}.std_type", STD_TYPES)
     arm_std = raw.get("arm_init_std")
     arm_init_std = None
     if stochastic and arm_std is not None:
-        arm_init_std = assets.as_float(arm_std, f"{where}.arm_init_std", positive=True)
+        arm_init_std = config.as_float(arm_std, f"{where}.arm_init_std", positive=True)
     return ModelConfig(
         hidden,
         activation,
@@ -322,18 +322,18 @@ def _algorithm(raw: Any, where: str) -> AlgorithmConfig:
         "normalize_advantage_per_mini_batch",
         "optimizer",
     }
-    assets.require_keys(raw, where, keys)
+    config.require_keys(raw, where, keys)
     values: dict[str, Any] = {}
     for key, (lo, hi, exclusive) in _ALG_FLOATS.items():
-        v = assets.as_float(raw[key], f"{where}.{key}")
+        v = config.as_float(raw[key], f"{where}.{key}")
         if v < lo or (exclusive and v == lo) or v > hi:
             bound = f"{'(' if exclusive else '['}{lo}, {hi}]"
             raise ConfigError(f"{where}.{key}: must be in {bound}, got {v}")
         values[key] = v
-    values["num_learning_epochs"] = assets.as_int(
+    values["num_learning_epochs"] = config.as_int(
         raw["num_learning_epochs"], f"{where}.num_learning_epochs", minimum=1
     )
-    values["num_mini_batches"] = assets.as_int(
+    values["num_mini_batches"] = config.as_int(
         raw["num_mini_batches"], f"{where}.num_mini_batches", minimum=1
     )
     values["schedule"] = _choice(raw["schedule"], f"{where}.schedule", SCHEDULES)
@@ -346,11 +346,11 @@ def _algorithm(raw: Any, where: str) -> AlgorithmConfig:
 def _demo_init(raw: Any, where: str) -> DemoInitConfig:
     ints = ("episodes", "max_rounds", "epochs", "batch_size")
     floats = ("learning_rate", "arm_std", "hand_std", "ppo_learning_rate")
-    assets.require_keys(raw, where, {*ints, *floats, "critic_warmup_iterations"})
+    config.require_keys(raw, where, {*ints, *floats, "critic_warmup_iterations"})
     return DemoInitConfig(
-        **{k: assets.as_int(raw[k], f"{where}.{k}", minimum=1) for k in ints},
-        **{k: assets.as_float(raw[k], f"{where}.{k}", positive=True) for k in floats},
-        critic_warmup_iterations=assets.as_int(
+        **{k: config.as_int(raw[k], f"{where}.{k}", minimum=1) for k in ints},
+        **{k: config.as_float(raw[k], f"{where}.{k}", positive=True) for k in floats},
+        critic_warmup_iterations=config.as_int(
             raw["critic_warmup_iterations"], f"{where}.critic_warmup_iterations", minimum=0
         ),
     )

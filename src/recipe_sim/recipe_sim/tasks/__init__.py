@@ -6,6 +6,7 @@ drives it. Each task module documents its reward, success detector and terminati
 
 from __future__ import annotations
 
+from recipe_common.tasks import TASK_NAMES
 from recipe_sim.rewards import RewardConfig
 from recipe_sim.tasks.base import Frame, StepOutcome, Task
 from recipe_sim.tasks.box_lift import BoxLiftTask
@@ -18,6 +19,7 @@ TASK_CLASSES: dict[str, type[Task]] = {
     "box_lift": BoxLiftTask,
     "handover": HandoverTask,
 }
+assert tuple(TASK_CLASSES) == TASK_NAMES, "every task of recipe_common.tasks needs a class here"
 
 __all__ = [
     "TASK_CLASSES",

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from recipe_sim import robot_spec, stickers, success
+from recipe_common import robot_spec
+from recipe_sim import stickers, success
 from recipe_sim.objects import ObjectSpec
 from recipe_sim.rewards import (
     RewardConfig,

@@ -16,20 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from recipe_sim.paths import config_path
-from recipe_sim.randomization import (
-    as_bool,
-    as_float,
-    as_int,
-    as_range,
-    check_keys,
-    load_yaml_mapping,
-)
+from recipe_common.config import as_bool, as_float, as_int, as_range, check_keys, load_yaml
+from recipe_common.paths import config_path
+from recipe_common.tasks import TASK_NAMES
 from recipe_sim.rewards import TASKS as REWARD_TASKS
 
 FORMAT = "recipe_sim/tasks/v1"
 CONFIG_FILE = "tasks.yaml"
-KINDS = ("grasp_reach", "box_lift", "handover")
+KINDS = TASK_NAMES
 DIRECTIONS = ("both", "left_to_right", "right_to_left")
 IDLE_ARM_MODES = ("hold", "free")
 
@@ -212,7 +206,7 @@ def parse_task(name: str, raw: Any, base_dir: Path | None) -> TaskConfig:
 def load_task_configs(path: str | Path | None = None) -> TaskSuite:
     """Read and validate config/tasks.yaml (or ``path``); errors name the file and the bad key."""
     path = config_path(CONFIG_FILE) if path is None else Path(path)
-    data = load_yaml_mapping(path, FORMAT)
+    data = load_yaml(path, FORMAT)
     base_dir = path.resolve().parent.parent  # the workspace: config/ sits in it
     try:
         check_keys(data, ("format", "ready_pose", "tasks"), "tasks.yaml", required=("ready_pose", "tasks"))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recipe_sim import robot_spec, success
+from recipe_common import robot_spec
+from recipe_sim import success
 from recipe_sim.rewards import goal_reward, hand_contact_reward, lift_reward
 from recipe_sim.tasks.base import LEFT, N_ARM, RIGHT, Frame, StepOutcome, Task
 

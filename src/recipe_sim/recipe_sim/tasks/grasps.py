@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from recipe_sim import robot_spec
-from recipe_sim.paths import config_path
-from recipe_sim.randomization import as_float, check_keys, load_yaml_mapping
+from recipe_common import robot_spec
+from recipe_common.config import as_float, check_keys, load_yaml
+from recipe_common.paths import config_path
 
 FORMAT = "recipe_sim/grasps/v1"
 CONFIG_FILE = "grasps.yaml"
@@ -98,7 +98,7 @@ def parse_grasp(name: str, raw: Any) -> SideGrasp:
 def load_grasps(path: str | Path | None = None) -> GraspCatalog:
     """Read and validate config/grasps.yaml (or ``path``); errors name the file and the bad key."""
     path = config_path(CONFIG_FILE) if path is None else Path(path)
-    data = load_yaml_mapping(path, FORMAT)
+    data = load_yaml(path, FORMAT)
     try:
         check_keys(data, ("format", "default", "grasps"), "grasps.yaml", required=("default", "grasps"))
         grasps = data["grasps"]

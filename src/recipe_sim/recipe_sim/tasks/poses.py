@@ -11,7 +11,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 from recipe_sim.ik import solve_palm_position
 from recipe_sim.model.builder import ModelIndex
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from recipe_sim import robot_spec
+from recipe_common import robot_spec
 from recipe_sim.model.builder import ModelIndex
 from recipe_sim.tasks.grasps import SideGrasp, load_grasps
 from recipe_sim.tasks.poses import SIDE_INDEX, palm_frame, set_coupled, solve_palm_pose
