@@ -25,6 +25,8 @@ setup(
     entry_points={
         "console_scripts": [
             "embedded = recipe_bringup.embedded:main",
+            "twin = recipe_bringup.twin:main",
+            "trials = recipe_bringup.trials:main",
         ],
     },
 )

@@ -21,7 +21,7 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
-
+            "policy_node = recipe_policy.node:main",
         ],
     },
 )

@@ -1,11 +1,16 @@
-"""The embedded default: the deploy stack in one process on the MuJoCo twin of the GR1.
+"""The main job: deploy a committed policy on the MuJoCo twin through the whole ROS stack and count successes.
 
-No registry has ROS 2 `launch`, so instead of `ros2 launch recipe_bringup deploy.launch.py` this runs
-the same node classes in one process with a MultiThreadedExecutor (manual composition): the GR1
-driver with its sim backend (twin + depth cameras on the realsense2_camera topic names), a task
-commander (today the scripted play motion of the task; the diffusion policy takes this place once
-trained), and a rosbag2 MCAP recorder of the session. Prints the achieved rates and tracking error
-and writes a depth snapshot of both cameras.
+    ./dev demo                                   # grasp_reach, the committed policy, 5 trials
+    ./dev demo --task grasp_reach --policy <ref> --trials 10 --processes
+    ./dev demo --mode scripted                   # the old smoke run: scripted joint targets, no policy
+
+The stack is ``recipe_bringup.stack.deploy_stack`` (the same declaration ``deploy.launch.py`` uses): the
+twin (the GR1 driver on its MuJoCo backend + the trial service), perception (third-view depth -> object
+centre) and the policy node. No registry has ROS 2 ``launch``, so the nodes run either composed in this
+process (one MultiThreadedExecutor, the default) or one process each under ``recipe_bringup.supervisor``
+(``--processes``). Then ``recipe_bringup.trials`` runs the trials: reset on the twin, start the policy,
+the twin's own success detector gives the verdict. Per-trial lines, a summary (JSON + PNG), a rosbag2
+MCAP bag per trial and MP4s of the third-view depth camera go to ``runs/demo/<time>/``.
 """
 
 from __future__ import annotations
@@ -16,141 +21,208 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.node import Node
-from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, Image, JointState
 
-from recipe_bringup.bag_recorder import BagRecorder
-from recipe_bringup.scripted_commander import ScriptedCommander
+from recipe_bringup.stack import StackOptions, deploy_stack, load_deploy_defaults
 from recipe_common import robot_spec
 from recipe_common.cameras import camera_table
-from recipe_common.paths import config_path, workspace_dir
+from recipe_common.paths import config_dir, config_path, workspace_dir
 from recipe_common.ros.executor import MultiThreadedExecutor
-from recipe_gr1_driver.node import DriverNode
-from recipe_sim.model.scene import load_scene
-from recipe_sim.scripted_play import TASK_OBJECTS, play_commands
+from recipe_common.ros.process import StopOnSignal, init, teardown
+from recipe_common.tasks import TASK_NAMES, TASKS
 
 CAMERA_TOPICS = tuple(cam.topics().depth for cam in camera_table().values())
 
 
-class StateMonitor(Node):
-    """Keeps the latest joint state and depth frames for the summary at the end."""
-
-    def __init__(self) -> None:
-        super().__init__("embedded_monitor")
-        self.states = 0
-        self.last_state: JointState | None = None
-        self.depth: dict[str, Image] = {}
-        self.create_subscription(JointState, "/joint_states", self._on_state, 10)
-        for t in CAMERA_TOPICS:
-            self.create_subscription(Image, t, lambda m, t=t: self.depth.__setitem__(t, m), 2)
-
-    def _on_state(self, msg: JointState) -> None:
-        self.states += 1
-        self.last_state = msg
+def _stack_args(procs: list[Any]) -> list[str]:
+    args = ["--ros-args"]
+    for proc in procs:
+        for f in proc.params_files():
+            args += ["--params-file", str(config_path(f))]
+    return args
 
 
-def _save_depth_png(images: dict[str, Image], path: Path) -> Path | None:
-    if not images:
-        return None
-    import matplotlib
+class Stack:
+    """The deploy stack up, either composed in this process or one process per entry (supervised)."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def __init__(self, procs: list[Any], executor: Any, processes: bool, log_dir: Path) -> None:
+        self.procs, self.executor, self.processes = procs, executor, processes
+        self.nodes: list[Any] = []
+        self.supervisor: Any = None
+        self.log_dir = log_dir
 
-    fig, axes = plt.subplots(1, len(images), figsize=(5 * len(images), 3.2), squeeze=False)
-    for ax, (topic, img) in zip(axes[0], sorted(images.items()), strict=True):
-        depth = np.frombuffer(bytes(img.data), np.uint16).reshape(img.height, img.width) / 1000.0
-        im = ax.imshow(np.where(depth > 0, depth, np.nan), cmap="viridis")
-        ax.set_title(topic.split("/")[2] + " depth (m)")
-        ax.axis("off")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    def start(self, probe_node: Any) -> None:
+        if self.processes:
+            from recipe_bringup.supervisor import GraphProbe, Supervisor
+
+            self.supervisor = Supervisor(self.procs, config_dir(), self.log_dir)
+            self.supervisor.start(GraphProbe(probe_node))
+            return
+        for proc in self.procs:
+            nodes = proc.build()
+            self.nodes += nodes
+            for n in nodes:
+                self.executor.add_node(n)
+
+    def check(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.check()
+
+    def stop(self) -> None:
+        if self.supervisor is not None:
+            codes = self.supervisor.stop()
+            bad = {k: c for k, c in codes.items() if c not in (0, None)}
+            if bad or self.supervisor.killed:
+                print(f"[demo] process exit codes: {codes}; needed SIGKILL: {self.supervisor.killed}",
+                      file=sys.stderr)
 
 
-def run(task: str, duration: float, out: Path, hand: str, record: bool, cameras: bool) -> int:
+def run_trials_demo(a: argparse.Namespace) -> int:
+    from recipe_bringup.trials import TrialError, TrialsClient, run_trials
+
+    defaults = load_deploy_defaults()
+    task_defaults = defaults.tasks[a.task]
+    policy = a.policy or task_defaults.policy
+    if not policy:
+        print(f"[demo] no committed policy for task {a.task!r} yet (config/deploy.yaml); pass --policy",
+              file=sys.stderr)
+        return 2
+    opts = StackOptions(task=a.task, backend="sim", hand=a.hand, policy=policy,
+                        sim_object=a.object or task_defaults.sim_object, object_source=a.object_source,
+                        camera_rate_hz=defaults.camera_rate_hz)
+    procs = deploy_stack(opts)
+    trials = a.trials if a.trials is not None else defaults.trials
+    video = defaults.video_trials if a.video_trials is None else a.video_trials
+    out = a.out or workspace_dir() / "runs" / "demo" / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    obj = TASK_OBJECTS[task]
-    print(f"[embedded] task={task} object={obj} hand={hand} -> {out}", flush=True)
-    commands = play_commands(task, load_scene().spawn_xy, seed=0, object_name=obj, hand=hand)
-    rclpy.init(args=["--ros-args", "--params-file", str(config_path("driver.yaml"))])
-    overrides = [Parameter("backend", value="sim"), Parameter("hand", value=hand),
-                 Parameter("sim_object", value=obj),
-                 Parameter("camera_rate_hz", value=5.0 if cameras else 0.0)]
-    nodes: list[Node] = []
+    mode = "one process per node" if a.processes else "composed in one process"
+    print(f"[demo] task={a.task} policy={policy} object={opts.sim_object} object_source={a.object_source} "
+          f"trials={trials} ({mode}) -> {out}", flush=True)
+    init(_stack_args(procs) if not a.processes else None)
+    executor = MultiThreadedExecutor(num_threads=6)
+    stack = Stack(procs, executor, a.processes, out / "logs")
+    client = None
+    code = 0
+    with StopOnSignal(executor.shutdown) as stop:
+        try:
+            client = TrialsClient(executor, record_depth=False)
+            executor.add_node(client)
+            spin = threading.Thread(target=executor.spin, daemon=True)
+            spin.start()
+            t0 = time.monotonic()
+            stack.start(client)
+            client.wait_ready()
+            print(f"[demo] stack up in {time.monotonic() - t0:.1f} s: " + ", ".join(p.key for p in procs),
+                  flush=True)
+            meta = {"task": a.task, "policy": policy, "object": opts.sim_object,
+                    "object_source": a.object_source, "processes": a.processes, "seed": a.seed}
+            summary = run_trials(client, trials, a.seed if a.seed is not None else defaults.seed, out,
+                                 record=not a.no_bag, video_trials=video, meta=meta,
+                                 echo=lambda s: (stack.check(), print(s, flush=True)))
+            lat = summary["observation_to_command_ms"]
+            print(f"[demo] {summary['successes']}/{summary['trials']} trials succeeded "
+                  f"({100 * summary['success_rate']:.0f}%); policy {summary['policy_rate_hz'] or 0:.2f} Hz, "
+                  f"commands {summary['command_rate_hz'] or 0:.2f} Hz, observation->command p50 "
+                  f"{lat['p50'] or float('nan'):.0f} ms, p99 {lat['p99'] or float('nan'):.0f} ms")
+            print(f"[demo] summary {out / 'summary.json'} (+ .png); bags and videos in {out}")
+        except TrialError as exc:
+            print(f"[demo] {exc}", file=sys.stderr)
+            code = 1
+        except Exception as exc:
+            if stop.event.is_set():
+                print("[demo] interrupted", file=sys.stderr)
+            else:
+                print(f"[demo] failed: {exc}", file=sys.stderr)
+                code = getattr(exc, "code", 1)
+        finally:
+            executor.shutdown()
+            stack.stop()
+            teardown([*stack.nodes, *([client] if client is not None else [])])
+    return code
+
+
+# --------------------------------------------------------------------------- the scripted smoke run
+
+
+def run_scripted(a: argparse.Namespace) -> int:
+    """The driver on the twin plays a task's scripted joint targets (no policy, no verdict)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo, Image, JointState
+
+    from recipe_bringup.bag_recorder import BagRecorder
+    from recipe_bringup.scripted_commander import ScriptedCommander
+    from recipe_gr1_driver.node import DriverNode
+    from recipe_sim.model.scene import load_scene
+    from recipe_sim.scripted_play import play_commands
+
+    out = a.out or workspace_dir() / "runs" / "embedded" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    obj = a.object or TASKS[a.task].default_object
+    print(f"[embedded] task={a.task} object={obj} hand={a.hand} -> {out}", flush=True)
+    commands = play_commands(a.task, load_scene().spawn_xy, seed=0, object_name=obj, hand=a.hand)
+    init(["--ros-args", "--params-file", str(config_path("driver.yaml"))])
+    overrides = [Parameter("backend", value="sim"), Parameter("hand", value=a.hand),
+                 Parameter("sim_object", value=obj), Parameter("camera_rate_hz", value=5.0)]
+    nodes: list[Any] = []
     executor = MultiThreadedExecutor(num_threads=4)
     bag = None
-    try:
-        driver = DriverNode(parameter_overrides=overrides)
-        monitor = StateMonitor()
-        nodes += [driver, monitor]
-        if record:
-            topics: dict[str, type] = {"/joint_states": JointState, "/joint_commands": JointState,
-                                       "/diagnostics": DiagnosticArray}
-            if cameras:
+    with StopOnSignal(executor.shutdown) as stop:
+        try:
+            driver = DriverNode(parameter_overrides=overrides)
+            nodes.append(driver)
+            if not a.no_bag:
+                topics: dict[str, type] = {"/joint_states": JointState, "/joint_commands": JointState,
+                                           "/diagnostics": DiagnosticArray}
                 for t in CAMERA_TOPICS:
                     topics[t] = Image
                     topics[t.replace("image_rect_raw", "camera_info")] = CameraInfo
-            bag = BagRecorder(out / "bag", topics)
-            nodes.append(bag)
-        commander = ScriptedCommander(commands)
-        nodes.append(commander)
-        for n in nodes:
-            executor.add_node(n)
-        spin = threading.Thread(target=executor.spin, daemon=True)
-        spin.start()
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < duration and rclpy.ok():
-            time.sleep(0.5)
-            print(f"\r[embedded] t={time.monotonic() - t0:5.1f}s "
-                  f"commands={commander.sent:4d}/{len(commands)} joint_states={monitor.states:5d}",
-                  end="", flush=True)
-        print()
-        elapsed = time.monotonic() - t0
-        # Tracking: the last commanded actuated targets vs the measured joint positions.
-        err = float("nan")
-        if monitor.last_state is not None:
-            q = dict(zip(monitor.last_state.name, monitor.last_state.position, strict=False))
-            meas = np.array([q[n] for n in robot_spec.arm_joint_names()])
-            target = commands[min(commander.sent, len(commands)) - 1][: len(meas)]
-            err = float(np.max(np.abs(meas - target)))
-        png = _save_depth_png(monitor.depth, out / "depth.png")
-        print(f"[embedded] joint_states {monitor.states / elapsed:.0f} Hz over {elapsed:.1f} s; "
-              f"arm tracking max |error| at the end {err:.3f} rad")
-        if png:
-            print(f"[embedded] depth snapshot: {png}")
-    finally:
-        executor.shutdown()
-        if bag is not None:
-            counts = bag.close()
-            print(f"[embedded] bag {out / 'bag'}: " + ", ".join(f"{t}={c}" for t, c in counts.items()))
-        for n in nodes:
-            if isinstance(n, DriverNode):
-                n.shutdown()
-            n.destroy_node()
-        rclpy.try_shutdown()
+                bag = BagRecorder(out / "bag", topics)
+                nodes.append(bag)
+            commander = ScriptedCommander(commands)
+            nodes.append(commander)
+            for n in nodes:
+                executor.add_node(n)
+            threading.Thread(target=executor.spin, daemon=True).start()
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < a.duration and not stop.event.is_set():
+                time.sleep(0.2)
+            q = driver.backend.read_state()[0][: 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE]
+            target = commands[min(commander.sent, len(commands)) - 1][: len(q)]
+            print(f"[embedded] {commander.sent} commands in {time.monotonic() - t0:.1f} s; arm tracking max "
+                  f"|error| at the end {float(np.max(np.abs(q - target))):.3f} rad")
+        finally:
+            executor.shutdown()
+            if bag is not None:
+                counts = bag.close()
+                print(f"[embedded] bag {out / 'bag'}: " + ", ".join(f"{t}={c}" for t, c in counts.items()))
+            teardown(nodes)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", default="grasp_reach", choices=sorted(TASK_OBJECTS))
-    p.add_argument("--duration", type=float, default=12.0, help="seconds to run")
+    p.add_argument("--mode", choices=("trials", "scripted"), default="trials")
+    p.add_argument("--task", default="grasp_reach", choices=TASK_NAMES)
+    p.add_argument("--policy", default="", help="policy ref (default: config/deploy.yaml's for the task)")
+    p.add_argument("--trials", type=int, default=None, help="trial count (default: config/deploy.yaml)")
+    p.add_argument("--seed", type=int, default=None, help="first trial seed (default: config/deploy.yaml)")
+    p.add_argument("--object", default="", help="the twin's object (default: config/deploy.yaml's)")
+    p.add_argument("--object-source", choices=("perception", "truth"), default="perception",
+                   help="truth: the twin publishes its true object position instead of perception (debug)")
+    p.add_argument("--processes", action="store_true", help="one process per node under the supervisor")
+    p.add_argument("--video-trials", type=int, default=None)
     p.add_argument("--hand", default=robot_spec.DEFAULT_HAND, choices=sorted(robot_spec.HANDS))
-    p.add_argument("--out", type=Path, default=None, help="output dir (default runs/embedded/<time>)")
-    p.add_argument("--no-bag", action="store_true", help="do not record a rosbag2 MCAP bag")
-    p.add_argument("--no-cameras", action="store_true", help="do not render/publish the depth cameras")
+    p.add_argument("--out", type=Path, default=None, help="output dir (default runs/demo/<time>)")
+    p.add_argument("--no-bag", action="store_true", help="do not record rosbag2 MCAP bags")
+    p.add_argument("--duration", type=float, default=12.0, help="scripted mode: seconds to run")
     a = p.parse_args(argv)
-    out = a.out or workspace_dir() / "runs" / "embedded" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    return run(a.task, a.duration, out, a.hand, not a.no_bag, not a.no_cameras)
+    if a.trials is not None and a.trials < 1:
+        p.error("--trials must be >= 1")
+    return run_scripted(a) if a.mode == "scripted" else run_trials_demo(a)
 
 
 if __name__ == "__main__":

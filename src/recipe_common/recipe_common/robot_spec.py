@@ -245,3 +245,13 @@ def joint_targets_to_action(q: np.ndarray, hand: str = DEFAULT_HAND) -> np.ndarr
     hands = q[..., n_arm:].reshape(*q.shape[:-1], 2, NUM_HAND_ACTUATED_PER_SIDE)
     hands = hand_rad_to_normalized(hands, hand).reshape(*q.shape[:-1], 2 * NUM_HAND_ACTUATED_PER_SIDE)
     return np.concatenate([q[..., :n_arm], hands], axis=-1)
+
+
+def side_action_mask(side: int | str) -> np.ndarray:
+    """(26,) bool: the arm and hand entries of one side (0 / "left", 1 / "right") in the action vector."""
+    i = SIDES.index(side) if isinstance(side, str) else int(side)
+    mask = np.zeros(ACTION_DIM, dtype=bool)
+    n_arm = 2 * NUM_ARM_JOINTS_PER_SIDE
+    mask[i * NUM_ARM_JOINTS_PER_SIDE:(i + 1) * NUM_ARM_JOINTS_PER_SIDE] = True
+    mask[n_arm + i * NUM_HAND_ACTUATED_PER_SIDE:n_arm + (i + 1) * NUM_HAND_ACTUATED_PER_SIDE] = True
+    return mask

@@ -155,6 +155,37 @@ class SimTwin:
         with self._lock:
             return self.data.xpos[self.index.object_body].copy()
 
+    def set_object_pose(self, pose: np.ndarray) -> None:
+        """Put the object at ``pose`` (7,: xyz, wxyz quaternion; world frame), at rest (a trial's reset)."""
+        if self.index.object_body < 0:
+            raise RuntimeError("this SimTwin has no object")
+        p = _check_vector(pose, 7, "pose")
+        quat = p[3:] / np.linalg.norm(p[3:])
+        with self._lock:
+            adr, dof = self.index.object_qpos_adr, self.index.object_dof_adr
+            self.data.qpos[adr:adr + 3] = p[:3]
+            self.data.qpos[adr + 3:adr + 7] = quat
+            self.data.qvel[dof:dof + 6] = 0.0
+            mujoco.mj_forward(self.model, self.data)
+
+    def ground_truth(self) -> dict[str, np.ndarray]:
+        """One consistent snapshot of what trials judge: actuated q/qd (26), object pose and velocity
+        (free-joint velocity: linear world, angular body frame), fingertip (2, 4, 3) and palm (2, 3) sites."""
+        idx = self.index
+        with self._lock:
+            out = {"q": self.data.qpos[idx.actuated_qpos_adr].copy(),
+                   "qd": self.data.qvel[idx.actuated_dof_adr].copy(),
+                   "tips": self.data.site_xpos[idx.fingertip_sites].copy(),
+                   "palms": self.data.site_xpos[idx.palm_sites].copy(),
+                   "time": np.array(self.data.time)}
+            if idx.object_body >= 0:
+                adr, dof = idx.object_qpos_adr, idx.object_dof_adr
+                out.update(object_pos=self.data.qpos[adr:adr + 3].copy(),
+                           object_quat=self.data.qpos[adr + 3:adr + 7].copy(),
+                           object_linvel=self.data.qvel[dof:dof + 3].copy(),
+                           object_angvel=self.data.qvel[dof + 3:dof + 6].copy())
+        return out
+
     # --- cameras ------------------------------------------------------------------------------------
 
     def _stream_size(self, camera: str, width: int | None, height: int | None) -> tuple[int, int]:

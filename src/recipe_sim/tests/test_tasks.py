@@ -12,12 +12,12 @@ import yaml
 
 from recipe_common import robot_spec
 from recipe_common.paths import config_path
+from recipe_common.robot_spec import side_action_mask
 from recipe_sim.randomization import RandomizationConfig
 from recipe_sim.rewards import load_reward_configs
 from recipe_sim.tasks import Frame, make_task
 from recipe_sim.tasks.box_lift import split_by_side
 from recipe_sim.tasks.config import load_task_configs, parse_task
-from recipe_sim.tasks.grasp_reach import side_action_mask
 from recipe_sim.tasks.poses import palm_frame, set_coupled, solve_palm_pose
 from recipe_sim.tasks.scripted import plan_side_grasp
 from recipe_sim.vec_env import RecipeVecEnv

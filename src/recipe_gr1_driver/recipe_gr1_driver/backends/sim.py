@@ -96,6 +96,11 @@ class SimBackend(Backend):
         if callable(close):
             close()
 
+    @property
+    def twin(self) -> Any:
+        """The running SimTwin (None before start/after stop): trials and tests read its ground truth."""
+        return self._twin
+
     def _cache_state(self) -> None:
         tw = self._twin
         self._state = (np.array(tw.joint_positions(), dtype=np.float64),

@@ -15,21 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recipe_common import robot_spec
+from recipe_common.robot_spec import side_action_mask
 from recipe_sim import success
 from recipe_sim.rewards import goal_reward, hand_contact_reward, lift_reward
-from recipe_sim.tasks.base import LEFT, N_ARM, RIGHT, Frame, StepOutcome, Task
-
-_ARM = robot_spec.NUM_ARM_JOINTS_PER_SIDE
-_HAND = robot_spec.NUM_HAND_ACTUATED_PER_SIDE
-
-
-def side_action_mask(side: int) -> np.ndarray:
-    """(26,) bool: the arm and hand entries of one side in the action vector."""
-    mask = np.zeros(robot_spec.ACTION_DIM, dtype=bool)
-    mask[side * _ARM : (side + 1) * _ARM] = True
-    mask[N_ARM + side * _HAND : N_ARM + (side + 1) * _HAND] = True
-    return mask
+from recipe_sim.tasks.base import LEFT, RIGHT, Frame, StepOutcome, Task
 
 
 class GraspReachTask(Task):

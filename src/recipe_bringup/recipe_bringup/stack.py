@@ -1,0 +1,205 @@
+"""The deploy stack, declared once: which processes, which nodes in each, which parameters, what order.
+
+Three consumers build from ``deploy_stack(options)`` and nothing else, so they cannot drift apart:
+
+* ``launch/deploy.launch.py`` (full ROS 2 installs and the docker image) turns each process into a
+  ``launch_ros`` Node with a generated, node-keyed parameter file;
+* the pip workspace's runner (``recipe_bringup.runner``, behind ``./dev demo``) either composes every
+  node class in one process (one MultiThreadedExecutor) or starts one process per entry under the
+  supervisor (``recipe_bringup.supervisor``: start order, readiness, SIGINT fan-out, restarts);
+* ``test_stack.py`` checks that the launch file and both runner modes see the same nodes.
+
+On the twin (``backend: sim``) the driver shares its process with the trial service, because the trial
+service reads the twin's ground truth (``recipe_bringup.twin``). On the robot (``backend: gr1``) the driver
+runs alone and the RealSense ingest node publishes the cameras.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from recipe_common import robot_spec
+from recipe_common.cameras import THIRD_VIEW, camera_table
+from recipe_common.config import ConfigError, as_float, as_int, as_str, in_file, load_yaml, require_keys
+from recipe_common.paths import config_path
+from recipe_common.tasks import TASK_NAMES
+
+BACKENDS = ("sim", "gr1")
+OBJECT_SOURCES = ("perception", "truth")
+DEPLOY_FORMAT = "recipe_bringup/deploy/v1"
+
+
+@dataclass(frozen=True)
+class TaskDefaults:
+    policy: str
+    sim_object: str
+
+
+@dataclass(frozen=True)
+class DeployDefaults:
+    tasks: dict[str, TaskDefaults]
+    trials: int
+    seed: int
+    video_trials: int
+    camera_rate_hz: float
+
+
+def load_deploy_defaults(path: str | Path | None = None) -> DeployDefaults:
+    """config/deploy.yaml: the committed policy and twin object of each task, trial counts."""
+    path = Path(path) if path is not None else config_path("deploy.yaml")
+    data = load_yaml(path, DEPLOY_FORMAT)
+    try:
+        require_keys(data, "deploy", {"format", "tasks", "trials", "camera_rate_hz"})
+        require_keys(data["tasks"], "tasks", set(TASK_NAMES))
+        tasks = {}
+        for name, raw in data["tasks"].items():
+            require_keys(raw, f"tasks.{name}", {"policy", "sim_object"})
+            tasks[name] = TaskDefaults(as_str(raw["policy"], f"tasks.{name}.policy"),
+                                       as_str(raw["sim_object"], f"tasks.{name}.sim_object"))
+        t = data["trials"]
+        require_keys(t, "trials", {"count", "seed", "video_trials"})
+        return DeployDefaults(tasks, as_int(t["count"], "trials.count", 1, 10000),
+                              as_int(t["seed"], "trials.seed", 0),
+                              as_int(t["video_trials"], "trials.video_trials", 0),
+                              as_float(data["camera_rate_hz"], "camera_rate_hz", 0.5, 60.0))
+    except ConfigError as exc:
+        raise in_file(path, exc) from None
+
+
+@dataclass(frozen=True)
+class NodeDecl:
+    """One ROS node: its name (the key of its parameter file) and the parameters this stack sets."""
+
+    name: str
+    params_file: str | None  # file name under config/, node-keyed (``<name>: ros__parameters:``)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProcessDecl:
+    """One OS process: a console script of ``package`` whose ``compose`` callable builds its nodes."""
+
+    key: str
+    package: str
+    executable: str
+    compose: str  # "module:callable"; callable(overrides: dict[node name, dict]) -> list of rclpy Nodes
+    nodes: tuple[NodeDecl, ...]
+    ready: str = ""  # "topic:/x" or "service:/x" the supervisor waits for before starting the next one
+    required: bool = True  # False: restarted (at most ``max_restarts`` times) instead of stopping the stack
+    max_restarts: int = 0
+
+    @property
+    def module(self) -> str:
+        return self.compose.split(":")[0]
+
+    def build(self, overrides: dict[str, dict[str, Any]] | None = None) -> list[Any]:
+        """Construct this process's nodes in the current process (rclpy initialised by the caller).
+
+        ``compose`` names either a function(overrides) -> nodes or a Node class taking
+        ``parameter_overrides`` (a process of one node)."""
+        from rclpy.node import Node
+        from rclpy.parameter import Parameter
+
+        module, name = self.compose.split(":")
+        target = getattr(importlib.import_module(module), name)
+        overrides = overrides if overrides is not None else overrides_by_node(self)
+        if isinstance(target, type) and issubclass(target, Node):
+            (node,) = self.nodes
+            params = [Parameter(k, value=v) for k, v in overrides.get(node.name, {}).items()]
+            return [target(parameter_overrides=params)]
+        return list(target(overrides))
+
+    def params_files(self) -> list[str]:
+        return [n.params_file for n in self.nodes if n.params_file]
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    task: str = "grasp_reach"
+    backend: str = "sim"
+    hand: str = robot_spec.DEFAULT_HAND
+    policy: str = ""  # "" = the committed default of the task (config/policy_node.yaml)
+    sim_object: str = ""  # the twin's object; "" = the policy's first object
+    object_source: str = "perception"  # or "truth": the twin publishes its true object position (sim only)
+    camera_rate_hz: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_NAMES:
+            raise ValueError(f"task: {self.task!r} is not one of {list(TASK_NAMES)}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend: {self.backend!r} is not one of {list(BACKENDS)}")
+        robot_spec.get_hand(self.hand)
+        if self.object_source not in OBJECT_SOURCES:
+            raise ValueError(f"object_source: {self.object_source!r} is not one of {list(OBJECT_SOURCES)}")
+        if self.object_source == "truth" and self.backend != "sim":
+            raise ValueError("object_source 'truth' exists only on the twin (backend sim)")
+
+
+def deploy_stack(opts: StackOptions) -> list[ProcessDecl]:
+    """The processes of the deploy stack in start order."""
+    driver = NodeDecl("gr1_driver", "driver.yaml", {"backend": opts.backend, "hand": opts.hand,
+                                                   "camera_rate_hz": opts.camera_rate_hz})
+    procs: list[ProcessDecl] = []
+    if opts.backend == "sim":
+        driver = replace(driver, parameters={**driver.parameters, "sim_object": opts.sim_object})
+        procs.append(ProcessDecl(
+            key="twin", package="recipe_bringup", executable="twin", compose="recipe_bringup.twin:compose",
+            nodes=(driver, NodeDecl("trials", "trials.yaml", {
+                "task": opts.task, "truth_topic": "/object_state" if opts.object_source == "truth" else ""})),
+            ready="service:/trial/reset"))
+    else:
+        procs.append(ProcessDecl(
+            key="driver", package="recipe_gr1_driver", executable="driver",
+            compose="recipe_gr1_driver.node:DriverNode", nodes=(driver,), ready="topic:/joint_states"))
+        procs.append(ProcessDecl(
+            key="cameras", package="recipe_perception", executable="realsense",
+            compose="recipe_perception.realsense_node:RealsenseNode",
+            nodes=(NodeDecl("realsense", "realsense.yaml"),),
+            ready=f"topic:{camera_table()[THIRD_VIEW].topics().depth}", required=False, max_restarts=3))
+    if opts.object_source == "perception":
+        procs.append(ProcessDecl(
+            key="perception", package="recipe_perception", executable="perception",
+            compose="recipe_perception.node:PerceptionNode",
+            nodes=(NodeDecl("perception", "perception.yaml", {}),), ready="topic:/object_state"))
+    procs.append(ProcessDecl(
+        key="policy", package="recipe_policy", executable="policy_node",
+        compose="recipe_policy.node:PolicyNode",
+        nodes=(NodeDecl("policy", "policy_node.yaml", {"task": opts.task, "policy": opts.policy,
+                                                        "hand": opts.hand}),),
+        ready="service:/policy/start"))
+    return procs
+
+
+# --------------------------------------------------------------------------- what each consumer needs
+
+
+def ros_value(v: Any) -> str:
+    """A parameter value as ``-p name:=value`` text (YAML scalars)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return "''" if v == "" else v
+    return str(v)
+
+
+def ros_args(proc: ProcessDecl, config_dir: Path) -> list[str]:
+    """The ``--ros-args`` of a process: its nodes' parameter files, then node-prefixed overrides."""
+    args = ["--ros-args"]
+    for f in proc.params_files():
+        args += ["--params-file", str(config_dir / f)]
+    for node in proc.nodes:
+        for k, v in node.parameters.items():
+            args += ["-p", f"{node.name}:{k}:={ros_value(v)}"]
+    return args
+
+
+def launch_parameters(proc: ProcessDecl) -> dict[str, dict[str, Any]]:
+    """Node-keyed parameter overrides of a process, in the params-file layout launch files pass on."""
+    return {n.name: {"ros__parameters": dict(n.parameters)} for n in proc.nodes if n.parameters}
+
+
+def overrides_by_node(proc: ProcessDecl) -> dict[str, dict[str, Any]]:
+    return {n.name: dict(n.parameters) for n in proc.nodes}

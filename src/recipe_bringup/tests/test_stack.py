@@ -1,0 +1,144 @@
+"""The stack declaration, the launch file built from it, and both pip-runner modes agree."""
+
+import importlib.util
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recipe_bringup.stack import (
+    StackOptions,
+    deploy_stack,
+    load_deploy_defaults,
+    ros_args,
+)
+from recipe_bringup.supervisor import Supervisor
+from recipe_common.config import ConfigError
+from recipe_common.tasks import TASK_NAMES
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _console_scripts(package: str) -> set[str]:
+    return set(re.findall(r'"(\w+)\s*=\s*[\w.]+:\w+"', (ROOT / "src" / package / "setup.py").read_text()))
+
+
+class _Recorder:
+    def __init__(self, **kw):
+        self.kw = kw
+
+
+def _fake_launch_modules(monkeypatch, args: dict[str, str]) -> None:
+    """Stand-ins for launch / launch_ros / ament_index_python (no registry has them): they record."""
+
+    class LaunchConfiguration:
+        def __init__(self, name):
+            self.name = name
+
+        def perform(self, context):
+            return args[self.name]
+
+    mods = {
+        "launch": types.SimpleNamespace(LaunchDescription=lambda actions: actions),
+        "launch.actions": types.SimpleNamespace(
+            DeclareLaunchArgument=lambda name, **kw: ("arg", name, kw),
+            ExecuteProcess=lambda **kw: ("process", kw),
+            OpaqueFunction=lambda function: ("opaque", function)),
+        "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
+        "launch_ros.actions": types.SimpleNamespace(Node=_Recorder),
+        "launch_ros": types.SimpleNamespace(),
+        "ament_index_python.packages": types.SimpleNamespace(
+            get_package_share_directory=lambda pkg: str(ROOT / "src" / pkg)),
+    }
+    for name, mod in mods.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+
+
+def _launch_nodes(monkeypatch, **overrides) -> list:
+    args = {"task": "grasp_reach", "backend": "sim", "hand": "fourier", "policy": "", "sim_object": "",
+            "record": "false", **overrides}
+    _fake_launch_modules(monkeypatch, args)
+    spec = importlib.util.spec_from_file_location("deploy_launch", ROOT / "launch" / "deploy.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    actions = module.generate_launch_description()
+    declared = {a[1] for a in actions if a[0] == "arg"}
+    assert declared == set(args), declared
+    (opaque,) = [a for a in actions if a[0] == "opaque"]
+    return opaque[1](None)
+
+
+@pytest.mark.parametrize("backend", ["sim", "gr1"])
+def test_launch_file_starts_exactly_the_declared_processes(monkeypatch, backend):
+    defaults = load_deploy_defaults()
+    launched = _launch_nodes(monkeypatch, backend=backend)
+    opts = StackOptions(task="grasp_reach", backend=backend, policy=defaults.tasks["grasp_reach"].policy,
+                        sim_object=defaults.tasks["grasp_reach"].sim_object if backend == "sim" else "",
+                        camera_rate_hz=defaults.camera_rate_hz)
+    procs = deploy_stack(opts)
+    want = [(p.package, p.executable) for p in procs]
+    assert [(n.kw["package"], n.kw["executable"]) for n in launched] == want
+    for node, proc in zip(launched, procs, strict=True):
+        files = [Path(p) for p in node.kw["parameters"]]
+        assert [f.name for f in files if f.parent.name == "config"] == proc.params_files()
+        generated = [f for f in files if f.parent.name != "config"]
+        values = yaml.safe_load(generated[0].read_text()) if generated else {}
+        assert values == {n.name: {"ros__parameters": n.parameters} for n in proc.nodes if n.parameters}
+        assert ("name" in node.kw) == (len(proc.nodes) == 1)
+
+
+def test_record_adds_ros2_bag_record(monkeypatch):
+    launched = _launch_nodes(monkeypatch, record="true")
+    assert launched[-1][0] == "process" and launched[-1][1]["cmd"][:4] == ["ros2", "bag", "record", "-s"]
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_every_declared_process_exists_for_launch_and_the_pip_runner(task):
+    for backend in ("sim", "gr1"):
+        for proc in deploy_stack(StackOptions(task=task, backend=backend)):
+            assert proc.executable in _console_scripts(proc.package), f"{proc.package}/{proc.executable}"
+            assert (ROOT / "src" / proc.package / "package.xml").is_file()
+            module_file = ROOT / "src" / proc.package / Path(*proc.module.split("."))
+            assert module_file.with_suffix(".py").is_file(), proc.compose
+            assert "__main__" in module_file.with_suffix(".py").read_text(), f"{proc.module} has no main"
+            for f in proc.params_files():
+                data = yaml.safe_load((ROOT / "config" / f).read_text()) if (ROOT / "config" / f).is_file() \
+                    else None
+                if data is not None:
+                    names = {n.name for n in proc.nodes if n.params_file == f}
+                    assert names <= set(data), f"config/{f} has no section for {names}"
+
+
+def test_supervisor_commands_carry_the_same_parameters():
+    procs = deploy_stack(StackOptions(task="grasp_reach", backend="sim", policy="p", sim_object="can_medium"))
+    sup = Supervisor(procs, ROOT / "config", ROOT / "log" / "test-supervisor")
+    twin = sup.command(procs[0])
+    assert twin[1:3] == ["-m", "recipe_bringup.twin"]
+    assert twin[3:] == ros_args(procs[0], ROOT / "config")
+    assert "gr1_driver:sim_object:=can_medium" in twin and "trials:task:=grasp_reach" in twin
+    policy = sup.command(procs[-1])
+    assert "policy:policy:=p" in policy and "policy:task:=grasp_reach" in policy
+
+
+def test_truth_object_source_replaces_perception_on_the_twin_only():
+    procs = deploy_stack(StackOptions(object_source="truth"))
+    assert [p.key for p in procs] == ["twin", "policy"]
+    assert procs[0].nodes[1].parameters["truth_topic"] == "/object_state"
+    with pytest.raises(ValueError, match="only on the twin"):
+        StackOptions(backend="gr1", object_source="truth")
+    with pytest.raises(ValueError, match="task: 'pour'"):
+        StackOptions(task="pour")
+
+
+def test_deploy_defaults_are_validated(tmp_path):
+    bad = tmp_path / "deploy.yaml"
+    text = (ROOT / "config" / "deploy.yaml").read_text()
+    bad.write_text(text.replace("count: 5", "count: 0"))
+    with pytest.raises(ConfigError, match=r"deploy\.yaml: trials\.count must be >= 1"):
+        load_deploy_defaults(bad)
+    bad.write_text(text.replace("  box_lift:", "  box_lyft:"))
+    with pytest.raises(ConfigError, match="unknown key 'box_lyft'"):
+        load_deploy_defaults(bad)
