@@ -3,16 +3,16 @@
 The robot-side process should not need rsl-rl, the training config or pickle to run a policy: the
 exported graph maps the flat "policy" observation (already in the env's layout and units) straight to
 the action vector, normalizer included. A small JSON next to the files records the observation and
-action sizes so ``load_exported_policy`` can reject a wrongly-shaped input with a clear message.
-``verify_export`` checks both files against the torch actor they came from.
+action sizes so ``load_exported_policy`` (recipe_policy.exported, the one reader) can reject a wrongly
+shaped input with a clear message. ``verify_export`` checks both files against the torch actor they came
+from.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,22 +20,18 @@ from typing import Any
 import numpy as np
 import torch
 
-EXPORT_FORMAT = "recipe_sim/exported_policy/v1"
-TORCHSCRIPT_SUFFIX = ".ts"
-ONNX_SUFFIX = ".onnx"
-INFO_SUFFIX = ".json"
-
-
-@contextlib.contextmanager
-def _quiet_jit() -> Iterator[None]:
-    """torch 2.13 marks TorchScript deprecated; it is still what C++/Python robot-side loaders take."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
-
-
-class ExportError(RuntimeError):
-    """An exported policy is missing, malformed, or does not match its source actor."""
+# The reader lives in recipe_policy (the policy node loads exported actors without the simulator); this
+# module keeps the writer and the check against the torch actor, and re-exports the reader's names.
+from recipe_policy.exported import (  # noqa: F401
+    EXPORT_FORMAT,
+    INFO_SUFFIX,
+    ONNX_SUFFIX,
+    TORCHSCRIPT_SUFFIX,
+    ExportedPolicy,
+    ExportError,
+    load_exported_policy,
+)
+from recipe_policy.exported import quiet_jit as _quiet_jit
 
 
 @dataclass(frozen=True)
@@ -93,81 +89,6 @@ def export_actor(
     info_path = out_dir / f"{stem}{INFO_SUFFIX}"
     info_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return ExportedFiles(ts_path, onnx_path, info_path)
-
-
-class ExportedPolicy:
-    """A loaded TorchScript or ONNX policy: ``policy(obs)`` with obs (obs_dim,) or (N, obs_dim) float."""
-
-    def __init__(
-        self, path: Path, run: Any, obs_dim: int | None, action_dim: int | None, info: dict[str, Any]
-    ):
-        self.path = path
-        self._run = run
-        self.obs_dim = obs_dim
-        self.action_dim = action_dim
-        self.info = info
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        x = np.asarray(obs, dtype=np.float32)
-        single = x.ndim == 1
-        if single:
-            x = x[None]
-        if x.ndim != 2 or (self.obs_dim is not None and x.shape[1] != self.obs_dim):
-            raise ValueError(
-                f"{self.path.name}: observation must have shape (obs_dim,) or (N, obs_dim) with "
-                f"obs_dim={self.obs_dim}, got {np.shape(obs)}"
-            )
-        if not np.isfinite(x).all():
-            raise ValueError(f"{self.path.name}: observation contains NaN or inf")
-        y = np.asarray(self._run(x), dtype=np.float32)
-        return y[0] if single else y
-
-
-def load_exported_policy(path: str | Path) -> ExportedPolicy:
-    """Load ``.ts`` (TorchScript) or ``.onnx`` (onnxruntime, CPU) without pickle; sizes from the sidecar."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such exported policy")
-    info_path = path.with_suffix(INFO_SUFFIX)
-    info: dict[str, Any] = {}
-    if info_path.is_file():
-        try:
-            info = json.loads(info_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ExportError(f"{info_path}: malformed JSON: {exc}") from exc
-        if info.get("format") != EXPORT_FORMAT:
-            raise ExportError(f"{info_path}: format {info.get('format')!r} is not {EXPORT_FORMAT!r}")
-    obs_dim, action_dim = info.get("obs_dim"), info.get("action_dim")
-    if path.suffix == TORCHSCRIPT_SUFFIX:
-        try:
-            with _quiet_jit():
-                module = torch.jit.load(str(path), map_location="cpu")
-        except RuntimeError as exc:
-            raise ExportError(f"{path}: not a loadable TorchScript file: {str(exc).splitlines()[0]}") from exc
-        module.eval()
-
-        def run(x: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return module(torch.from_numpy(x)).numpy()
-    elif path.suffix == ONNX_SUFFIX:
-        import onnxruntime as ort
-
-        try:
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ExportError(f"{path}: not a loadable ONNX model: {exc}") from exc
-        input_name = session.get_inputs()[0].name
-        shape = session.get_inputs()[0].shape
-        if obs_dim is None and isinstance(shape[-1], int):
-            obs_dim = shape[-1]
-
-        def run(x: np.ndarray) -> np.ndarray:
-            return session.run(None, {input_name: x})[0]
-    else:
-        raise ExportError(
-            f"{path}: unknown policy format {path.suffix!r}; expected {TORCHSCRIPT_SUFFIX} or {ONNX_SUFFIX}"
-        )
-    return ExportedPolicy(path, run, obs_dim, action_dim, info)
 
 
 def torch_actor_actions(actor: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:

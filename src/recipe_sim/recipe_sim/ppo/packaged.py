@@ -13,6 +13,7 @@ specialist is a folder under ``recipe_sim/data/specialists/<name>/`` holding
 
 ``package_specialist`` builds such a folder from a run (``python -m recipe_sim.ppo.packaged``); it
 refuses a run whose files do not belong together, so a packaged record always describes its policy.
+Reading a package is ``recipe_policy.specialist`` (also what ``recipe_policy.loading.load_policy`` uses).
 """
 
 from __future__ import annotations
@@ -21,77 +22,28 @@ import argparse
 import json
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recipe_policy.specialist import POLICY_FILES, PackagedSpecialist
+from recipe_policy.specialist import available as _available
+from recipe_policy.specialist import check_consistent as _check_consistent
+from recipe_policy.specialist import load_specialist as _load_specialist
+from recipe_policy.specialist import read_json as _read_json
 from recipe_sim.ppo.checkpoint import CheckpointError, read_metadata
-from recipe_sim.ppo.export import ExportedPolicy, load_exported_policy
 
 SPECIALISTS_DIR = Path(__file__).resolve().parent.parent / "data" / "specialists"
-POLICY_FILES = ("policy.ts", "policy.onnx", "policy.json")
 CURVE_POINTS = 200
 
 
-@dataclass(frozen=True)
-class PackagedSpecialist:
-    name: str
-    path: Path
-    metadata: dict[str, Any]
-    eval_report: dict[str, Any]
-
-    def policy(self, fmt: str = "ts") -> ExportedPolicy:
-        """The actor as TorchScript (``ts``) or ONNX (``onnx``)."""
-        if fmt not in ("ts", "onnx"):
-            raise ValueError(f"format must be 'ts' or 'onnx', got {fmt!r}")
-        return load_exported_policy(self.path / f"policy.{fmt}")
-
-    def success_rate(self, condition: str = "randomized") -> float | None:
-        """Overall success of the packaged eval under ``condition`` (None if not evaluated)."""
-        row = self.eval_report.get("conditions", {}).get(condition, {}).get("_overall")
-        return None if row is None else row.get("success_rate")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: malformed JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return data
-
-
 def available() -> list[str]:
-    return sorted(p.name for p in SPECIALISTS_DIR.iterdir() if p.is_dir()) if SPECIALISTS_DIR.is_dir() else []
+    return _available(SPECIALISTS_DIR)
 
 
 def load_specialist(name: str, root: Path | None = None) -> PackagedSpecialist:
-    """A packaged specialist by folder name; checks that its files describe the same policy."""
-    path = (root or SPECIALISTS_DIR) / name
-    if not path.is_dir():
-        raise FileNotFoundError(f"no packaged specialist {name!r} in {path.parent} (have: {available()})")
-    meta = _read_json(path / "metadata.json")
-    report = _read_json(path / "eval.json")
-    info = _read_json(path / "policy.json")
-    for f in POLICY_FILES:
-        if not (path / f).is_file():
-            raise FileNotFoundError(f"{path / f}: missing")
-    _check_consistent(meta, report, info, str(path))
-    return PackagedSpecialist(name, path, meta, report)
-
-
-def _check_consistent(meta: dict[str, Any], report: dict[str, Any], info: dict[str, Any], where: str) -> None:
-    it = meta.get("iteration")
-    if report.get("iteration") != it or info.get("iteration") != it:
-        raise ValueError(
-            f"{where}: metadata is iteration {it}, eval.json {report.get('iteration')}, "
-            f"policy.json {info.get('iteration')}: the files come from different checkpoints"
-        )
-    if report.get("task") != meta.get("task") or info.get("task") != meta.get("task"):
-        raise ValueError(f"{where}: task differs between metadata, eval.json and policy.json")
+    """A packaged specialist by folder name; checks that its files describe the same policy (the reader is
+    recipe_policy.specialist, which the policy node uses without the simulator)."""
+    return _load_specialist(name, root or SPECIALISTS_DIR)
 
 
 def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:

@@ -1,0 +1,137 @@
+"""The generalist's network: observation encoder + conditional 1-D UNet + normalizers, and its diffusion.
+
+Training (``loss``): a window of observations conditions the UNet, which learns to predict the noise
+added to the normalized action chunk at a random DDPM step (diffusers' ``DDPMScheduler``, squared-cosine
+schedule, 100 steps in the paper). Inference (``sample``): start from Gaussian noise and denoise with
+DDIM in a few steps (``DDIMScheduler`` built from the same config, so the schedule is the trained one),
+then unnormalize. Depth is normalized here from the policy image's metres ([near, far] -> [-1, 1]);
+states and actions by fitted ``RangeNormalizer`` buffers that live in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from recipe_common import robot_spec
+from recipe_common.observation import policy_layout
+from recipe_policy.config import PolicyProfile
+from recipe_policy.normalizer import RangeNormalizer
+from recipe_policy.obs_encoder import ObservationEncoder
+from recipe_policy.unet1d import ConditionalUnet1D
+
+
+def state_columns(has_goal: bool, use_object_pos: bool) -> list[int]:
+    """Columns of a policy_state row the encoder reads (all, or all but object_pos for depth-only)."""
+    out, start = [], 0
+    for name, n in policy_layout(has_goal):
+        if name != "object_pos" or use_object_pos:
+            out += list(range(start, start + n))
+        start += n
+    return out
+
+
+def make_schedulers(profile: PolicyProfile) -> tuple[Any, Any]:
+    """(training DDPM scheduler, inference scheduler) from diffusers, sharing one noise schedule."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    d = profile.diffusion
+    train = DDPMScheduler(
+        num_train_timesteps=d.train_steps,
+        beta_schedule=d.beta_schedule,
+        prediction_type=d.prediction_type,
+        clip_sample=d.clip_sample,
+    )
+    if d.sampler == "ddpm":
+        infer = DDPMScheduler.from_config(train.config)
+        infer.set_timesteps(d.train_steps)
+    else:
+        infer = DDIMScheduler.from_config(train.config)
+        infer.set_timesteps(d.inference_steps)
+    return train, infer
+
+
+class DiffusionPolicyModel(nn.Module):
+    """Everything with weights (saved in the checkpoint); schedulers are rebuilt from the profile."""
+
+    def __init__(self, profile: PolicyProfile, has_goal: bool, depth_range_m: tuple[float, float]) -> None:
+        super().__init__()
+        self.profile = profile
+        self.has_goal = has_goal
+        self.state_dim = sum(n for _, n in policy_layout(has_goal))
+        self.action_dim = robot_spec.ACTION_DIM
+        enc, mlp = profile.encoder, profile.state_mlp
+        self.encoder = ObservationEncoder(
+            state_columns(has_goal, profile.use_object_pos),
+            profile.n_obs_steps,
+            profile.use_depth,
+            enc.widths,
+            enc.feature_dim,
+            mlp.hidden_dims,
+            mlp.feature_dim,
+            mlp.activation,
+        )
+        u = profile.unet
+        self.unet = ConditionalUnet1D(
+            self.action_dim, self.encoder.cond_dim, u.down_dims, u.kernel_size, u.n_groups, u.step_embed_dim
+        )
+        self.state_norm = RangeNormalizer(self.state_dim)
+        self.action_norm = RangeNormalizer(self.action_dim)
+        near, far = depth_range_m
+        self.register_buffer("depth_range", torch.tensor([near, far], dtype=torch.float32))
+        self.train_scheduler, self.infer_scheduler = make_schedulers(profile)
+
+    # --- inputs ----------------------------------------------------------------------------------------
+
+    def normalize_depth(self, depths: torch.Tensor) -> torch.Tensor:
+        near, far = self.depth_range[0], self.depth_range[1]
+        return (depths.clamp(near, far) - near) / (far - near) * 2.0 - 1.0
+
+    def condition(self, states: torch.Tensor, depths: torch.Tensor | None) -> torch.Tensor:
+        """(B, n, D) raw states, (B, n, H, W) metres -> (B, cond_dim)."""
+        s = self.state_norm.normalize(states)
+        d = self.normalize_depth(depths) if (depths is not None and self.profile.use_depth) else None
+        return self.encoder(s, d)
+
+    # --- training --------------------------------------------------------------------------------------
+
+    def loss(
+        self,
+        states: torch.Tensor,
+        depths: torch.Tensor | None,
+        actions: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """MSE of the noise (or sample) prediction on (B, horizon, 26) raw action chunks."""
+        cond = self.condition(states, depths)
+        x0 = self.action_norm.normalize(actions)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        steps = torch.randint(
+            0,
+            self.train_scheduler.config.num_train_timesteps,
+            (x0.shape[0],),
+            generator=generator,
+            device=x0.device,
+        )
+        noisy = self.train_scheduler.add_noise(x0, noise, steps)
+        pred = self.unet(noisy, steps, cond)
+        target = noise if self.profile.diffusion.prediction_type == "epsilon" else x0
+        return nn.functional.mse_loss(pred, target)
+
+    # --- inference -------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(
+        self, states: torch.Tensor, depths: torch.Tensor | None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """(B, horizon, 26) raw action chunks for (B, n, D) states and (B, n, H, W) depths."""
+        cond = self.condition(states, depths)
+        b = states.shape[0]
+        x = torch.randn((b, self.profile.horizon, self.action_dim), generator=generator, device=states.device)
+        sched = self.infer_scheduler
+        for k in sched.timesteps:
+            eps = self.unet(x, k.expand(b), cond)
+            x = sched.step(eps, k, x, generator=generator).prev_sample
+        return self.action_norm.unnormalize(x)

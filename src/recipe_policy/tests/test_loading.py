@@ -1,0 +1,144 @@
+"""load_policy: specialists (name, folder, exported file) and generalists, without recipe_sim; bad refs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from recipe_common.checkpoint_io import CheckpointError
+from recipe_common.observation import policy_state
+from recipe_common.policy_image import PolicyImageSpec
+from recipe_policy.config import load_profile
+from recipe_policy.diffusion_model import DiffusionPolicyModel
+from recipe_policy.generalist import depth_spec_for, load_generalist, policy_spec_for, save_generalist
+from recipe_policy.interface import DeployablePolicy
+from recipe_policy.loading import PolicyLoadError, load_policy, resolve
+
+SPECIALIST = "grasp_reach_can_medium"
+
+
+def _state() -> np.ndarray:
+    q = np.zeros(26)
+    q[14:] = 0.1
+    return policy_state(q, np.array([0.3, 0.05, 0.8]), np.array([0.3, 0.1, 0.95]))
+
+
+def test_a_packaged_specialist_loads_by_name_folder_and_exported_file():
+    pol = load_policy(SPECIALIST)
+    assert isinstance(pol, DeployablePolicy)
+    s = pol.spec
+    assert (s.kind, s.task, s.objects, s.has_goal, s.uses_depth) == (
+        "specialist",
+        "grasp_reach",
+        ("can_medium",),
+        True,
+        False,
+    )
+    assert (s.n_obs_steps, s.action_horizon, s.action_dt, s.inference_period) == (1, 1, 0.1, 0.1)
+    a = pol.predict(_state()[None], None)
+    assert a.shape == (1, 26) and a.dtype == np.float64 and np.isfinite(a).all()
+    folder = resolve(SPECIALIST)
+    np.testing.assert_allclose(load_policy(folder).predict(_state()[None], None), a)
+    onnx = load_policy(folder / "policy.onnx")
+    np.testing.assert_allclose(onnx.predict(_state()[None], None), a, atol=1e-4)
+    with pytest.raises(ValueError, match="n_obs_steps=1"):
+        pol.predict(np.zeros((2, 32)), None)
+
+
+def test_bad_refs_say_what_is_wrong(tmp_path: Path):
+    with pytest.raises(PolicyLoadError, match="no policy 'nope'"):
+        load_policy("nope")
+    ckpt = tmp_path / "model_10.pt"
+    ckpt.write_bytes(b"x")
+    with pytest.raises(PolicyLoadError, match="not deployable"):
+        load_policy(ckpt)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PolicyLoadError, match="neither"):
+        load_policy(tmp_path / "empty")
+    bad = tmp_path / "g.safetensors"
+    bad.write_bytes(b"\x00" * 10)
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_policy(bad)
+
+
+def _tiny_generalist(tmp_path: Path, use_object_pos: bool = True) -> tuple[Path, DiffusionPolicyModel]:
+    torch.manual_seed(0)
+    profile = load_profile("tiny").with_changes(use_object_pos=use_object_pos)
+    head = PolicyImageSpec.for_camera()
+    model = DiffusionPolicyModel(profile, True, (head.near_m, head.far_m))
+    rng = np.random.default_rng(0)
+    model.state_norm.fit(rng.normal(size=(50, 32)))
+    model.action_norm.fit(rng.uniform(size=(50, 26)))
+    spec = policy_spec_for(
+        profile, "grasp_reach", "fourier", ["can_medium"], True, depth_spec_for(profile, head)
+    )
+    return save_generalist(tmp_path / "policy.safetensors", model, spec, {"note": "test"}), model
+
+
+def test_a_generalist_round_trips_weights_normalizers_and_spec(tmp_path: Path):
+    _, model = _tiny_generalist(tmp_path)
+    pol = load_policy(tmp_path)  # the folder holding policy.safetensors
+    assert pol.spec.kind == "diffusion" and pol.spec.uses_depth and pol.spec.depth.width == 21
+    assert pol.record["note"] == "test"
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(pol.model.state_dict()[k], v)
+    n, h = pol.spec.n_obs_steps, pol.spec.depth.height
+    states = np.tile(_state(), (n, 1))
+    depths = np.full((n, h, h), 0.8, np.float32)
+    a = pol.predict(states, depths)
+    assert a.shape == (pol.spec.action_horizon, 26) and np.isfinite(a).all()
+    with pytest.raises(ValueError, match="depths"):
+        pol.predict(states, None)
+    with pytest.raises(ValueError, match="NaN"):
+        pol.predict(states, np.full((n, h, h), np.nan, np.float32))
+
+
+def test_a_corrupt_or_truncated_generalist_is_refused(tmp_path: Path):
+    path, _ = _tiny_generalist(tmp_path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut\.safetensors"):
+        load_generalist(cut)
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(path))
+    state["unet.head.1.bias"] = torch.full_like(state["unet.head.1.bias"], float("nan"))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    nan = tmp_path / "nan.safetensors"
+    save_file(state, str(nan), metadata=meta)
+    with pytest.raises(CheckpointError, match="NaN"):
+        load_generalist(nan)
+
+
+def test_the_loader_and_runtime_import_without_recipe_sim(tmp_path: Path):
+    path, _ = _tiny_generalist(tmp_path)
+    code = textwrap.dedent(f"""
+        import importlib.abc, sys
+        class _Hide(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "recipe_sim" or name.startswith("recipe_sim."):
+                    raise ModuleNotFoundError(name)
+                return None
+        sys.meta_path.insert(0, _Hide())
+        from recipe_policy.loading import load_policy
+        from recipe_policy.runtime import ActionChunkRuntime
+        g = load_policy({str(path)!r})
+        ActionChunkRuntime(g.spec)
+        assert "mujoco" not in sys.modules and "recipe_sim" not in sys.modules
+        print("ok")
+    """)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=dict(os.environ)
+    )
+    assert r.returncode == 0 and "ok" in r.stdout, r.stdout + r.stderr
