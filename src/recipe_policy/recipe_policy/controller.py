@@ -62,13 +62,16 @@ class Tick:
     latency_s: float | None = None  # observation capture -> this command, for the first command of a chunk
 
 
-def one_hand_side(object_pos_world: np.ndarray) -> int:
-    """The closer-hand rule of one-hand tasks at the ready pose: 0 (left) when the object is at y >= 0.
+def one_hand_side(object_pos_world: np.ndarray, goal_world: np.ndarray | None) -> int:
+    """The active hand of a one-hand task: 0 (left) or 1 (right).
 
-    The env picks the hand whose palm is nearer the object at reset; the ready pose is mirror-symmetric
-    in y, so the nearer palm is the one on the object's side.
+    Training picks the hand whose palm is nearer the object at reset and draws the goal on that hand's
+    side (goal y >= 0 for the left hand, mirrored for the right). So the goal's side names the hand the
+    policy expects; without a goal, the object's side does (the ready pose is mirror-symmetric in y). For
+    an object near y = 0 the goal is the reliable one: the palms are then nearly equidistant.
     """
-    return 0 if float(object_pos_world[1]) >= 0.0 else 1
+    ref = goal_world if goal_world is not None else object_pos_world
+    return 0 if float(ref[1]) >= 0.0 else 1
 
 
 class PolicyController:
@@ -131,7 +134,7 @@ class PolicyController:
         self.policy.reset()
         self._hold_mask = None
         if self.one_hand:
-            side = one_hand_side(self._obj.value)
+            side = one_hand_side(self._obj.value, self.goal)
             self._hold_mask = robot_spec.side_action_mask(1 - side)
             self._hold_action = robot_spec.joint_targets_to_action(self._q.value[:robot_spec.ACTION_DIM],
                                                                    self.spec.hand)
