@@ -31,7 +31,7 @@ from std_srvs.srv import Trigger
 
 from recipe_common import robot_spec
 from recipe_common.cameras import DEFAULT_NAMESPACE, HEAD, CameraTopics, Intrinsics, camera_table
-from recipe_common.config import as_float, as_str
+from recipe_common.config import ConfigError, as_float, as_str
 from recipe_common.frames import BASE, WORLD, to_world
 from recipe_common.policy_image import to_policy_image
 from recipe_common.ros.params import read_node_config
@@ -92,9 +92,12 @@ class PolicyNode(Node):
         super().__init__("policy", **node_kwargs)
         self.cfg = cfg = read_node_config(self, PolicyNodeConfig)
         if policy is None:
-            from recipe_policy.loading import load_policy
+            from recipe_policy.loading import PolicyLoadError, load_policy
 
-            policy = load_policy(cfg.policy)
+            try:
+                policy = load_policy(cfg.policy)
+            except PolicyLoadError as exc:
+                raise ConfigError(f"policy: {exc}") from None
         spec = policy.spec
         if spec.task != cfg.task:
             raise ValueError(f"policy {cfg.policy!r} runs task {spec.task!r}, task is set to {cfg.task!r}")
