@@ -48,7 +48,7 @@ def _nodes(context, *_args, **_kwargs):
         # one node: name it; several share the process (the twin): each keeps its own name
         named = {"name": proc.nodes[0].name} if len(proc.nodes) == 1 else {}
         actions.append(Node(package=proc.package, executable=proc.executable, output="screen",
-                            parameters=params, **named))
+                            parameters=params, additional_env=dict(proc.env), **named))
     if arg["record"].lower() == "true":
         actions.append(ExecuteProcess(cmd=["ros2", "bag", "record", "-s", "mcap", *RECORD_TOPICS],
                                       output="screen"))

@@ -90,6 +90,7 @@ class ProcessDecl:
     ready: str = ""  # "topic:/x" or "service:/x" the supervisor waits for before starting the next one
     required: bool = True  # False: restarted (at most ``max_restarts`` times) instead of stopping the stack
     max_restarts: int = 0
+    env: tuple[tuple[str, str], ...] = ()  # extra environment variables of the process
 
     @property
     def module(self) -> str:

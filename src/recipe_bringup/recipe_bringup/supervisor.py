@@ -79,7 +79,7 @@ class Supervisor:
         child.log.parent.mkdir(parents=True, exist_ok=True)
         child.logf = open(child.log, "a")
         child.proc = subprocess.Popen(self.command(child.decl), stdout=child.logf, stderr=subprocess.STDOUT,
-                                      env=self.env, start_new_session=True)
+                                      env={**self.env, **dict(child.decl.env)}, start_new_session=True)
 
     def start(self, probe: object) -> None:
         """Start every process in order, each ready before the next; ``probe`` answers graph questions
