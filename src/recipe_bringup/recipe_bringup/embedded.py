@@ -47,8 +47,10 @@ def _stack_args(procs: list[Any]) -> list[str]:
 class Stack:
     """The deploy stack up, either composed in this process or one process per entry (supervised)."""
 
-    def __init__(self, procs: list[Any], executor: Any, processes: bool, log_dir: Path) -> None:
+    def __init__(self, procs: list[Any], executor: Any, processes: bool, log_dir: Path,
+                 interrupt: threading.Event) -> None:
         self.procs, self.executor, self.processes = procs, executor, processes
+        self.interrupt = interrupt
         self.nodes: list[Any] = []
         self.supervisor: Any = None
         self.log_dir = log_dir
@@ -57,7 +59,7 @@ class Stack:
         if self.processes:
             from recipe_bringup.supervisor import GraphProbe, Supervisor
 
-            self.supervisor = Supervisor(self.procs, config_dir(), self.log_dir)
+            self.supervisor = Supervisor(self.procs, config_dir(), self.log_dir, interrupt=self.interrupt)
             self.supervisor.start(GraphProbe(probe_node))
             return
         for proc in self.procs:
@@ -80,7 +82,7 @@ class Stack:
 
 
 def run_trials_demo(a: argparse.Namespace) -> int:
-    from recipe_bringup.trials import TrialError, TrialsClient, run_trials
+    from recipe_bringup.trials import TrialError, TrialsClient, TrialsInterrupted, run_trials
 
     defaults = load_deploy_defaults()
     task_defaults = defaults.tasks[a.task]
@@ -102,12 +104,13 @@ def run_trials_demo(a: argparse.Namespace) -> int:
           f"trials={trials} ({mode}) -> {out}", flush=True)
     init(_stack_args(procs) if not a.processes else None)
     executor = MultiThreadedExecutor(num_threads=6)
-    stack = Stack(procs, executor, a.processes, out / "logs")
     client = None
     code = 0
-    with StopOnSignal(executor.shutdown) as stop:
+    interrupted = threading.Event()
+    stack = Stack(procs, executor, a.processes, out / "logs", interrupted)
+    with StopOnSignal(lambda: (interrupted.set(), executor.shutdown())) as stop:
         try:
-            client = TrialsClient(executor, record_depth=False)
+            client = TrialsClient(executor, record_depth=False, stop=interrupted)
             executor.add_node(client)
             spin = threading.Thread(target=executor.spin, daemon=True)
             spin.start()
@@ -121,12 +124,17 @@ def run_trials_demo(a: argparse.Namespace) -> int:
             summary = run_trials(client, trials, a.seed if a.seed is not None else defaults.seed, out,
                                  record=not a.no_bag, video_trials=video, meta=meta,
                                  echo=lambda s: (stack.check(), print(s, flush=True)))
+            if interrupted.is_set() or not summary["trials"]:
+                print(f"[demo] interrupted; {summary['trials']} trials finished, summary in {out}")
+                return 0
             lat = summary["observation_to_command_ms"]
             print(f"[demo] {summary['successes']}/{summary['trials']} trials succeeded "
                   f"({100 * summary['success_rate']:.0f}%); policy {summary['policy_rate_hz'] or 0:.2f} Hz, "
                   f"commands {summary['command_rate_hz'] or 0:.2f} Hz, observation->command p50 "
                   f"{lat['p50'] or float('nan'):.0f} ms, p99 {lat['p99'] or float('nan'):.0f} ms")
             print(f"[demo] summary {out / 'summary.json'} (+ .png); bags and videos in {out}")
+        except TrialsInterrupted:
+            print("[demo] interrupted", file=sys.stderr)
         except TrialError as exc:
             print(f"[demo] {exc}", file=sys.stderr)
             code = 1

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ class Child:
 class Supervisor:
     def __init__(self, procs: Sequence[ProcessDecl], config_dir: Path, log_dir: Path, *,
                  ready_timeout: float = 90.0, stop_timeout: float = 2.0,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, interrupt: threading.Event | None = None) -> None:
         self.procs = list(procs)
         self.config_dir = Path(config_dir)
         self.log_dir = Path(log_dir)
@@ -69,6 +70,7 @@ class Supervisor:
         self.env["PYTHONUNBUFFERED"] = "1"
         self.children: list[Child] = []
         self.killed: list[str] = []  # processes that needed SIGKILL
+        self.interrupt = interrupt or threading.Event()  # set by the caller's signal handler: stop waiting
 
     # --- starting ---------------------------------------------------------------------------------------
 
@@ -103,7 +105,8 @@ class Supervisor:
                                  f"({child.log}):\n{child.tail()}", code=2 if code == 2 else 1)
             if not child.decl.ready or probe.ready(child.decl.ready):  # type: ignore[attr-defined]
                 return
-            time.sleep(POLL_S)
+            if self.interrupt.wait(POLL_S):
+                raise StackError(f"interrupted while {child.decl.key} was starting", code=0)
         raise StackError(f"{child.decl.key} not ready ({child.decl.ready}) after {self.ready_timeout:.0f} s; "
                          f"its log ({child.log}):\n{child.tail()}")
 

@@ -48,6 +48,10 @@ class TrialError(RuntimeError):
     """The stack did not do what a trial needs (a service missing or refusing); names the step."""
 
 
+class TrialsInterrupted(Exception):
+    """A stop was requested (Ctrl-C): the current trial is abandoned, nothing more is started."""
+
+
 @dataclass
 class TrialResult:
     trial: int
@@ -81,10 +85,11 @@ class _TrialLog:
 class TrialsClient(Node):
     """The client side of trials: services of the twin and the policy node, and what they publish."""
 
-    def __init__(self, executor: Any, *, record_depth: bool = False,
+    def __init__(self, executor: Any, *, record_depth: bool = False, stop: threading.Event | None = None,
                  node_name: str = "trials_client") -> None:
         super().__init__(node_name)
         self.executor_ref = executor
+        self.stop_event = stop or threading.Event()
         self.record_depth = record_depth
         group = ReentrantCallbackGroup()
         self._reset = self.create_client(ResetTrial, "/trial/reset", callback_group=group)
@@ -134,28 +139,38 @@ class TrialsClient(Node):
 
     # --- services -----------------------------------------------------------------------------------
 
+    def _sleep(self, seconds: float) -> None:
+        if self.stop_event.wait(seconds):
+            raise TrialsInterrupted()
+
     def _call(self, client: Any, request: Any, what: str, timeout: float) -> Any:
-        if not client.wait_for_service(timeout_sec=min(timeout, 10.0)):
-            raise TrialError(f"{what}: service {client.srv_name} is not available (is the stack up?)")
+        deadline = time.monotonic() + min(timeout, 10.0)
+        while not client.service_is_ready():
+            if time.monotonic() > deadline:
+                raise TrialError(f"{what}: service {client.srv_name} is not available (is the stack up?)")
+            self._sleep(0.05)
         future = client.call_async(request)
         deadline = time.monotonic() + timeout
         while not future.done():
             if time.monotonic() > deadline:
                 raise TrialError(f"{what}: no answer from {client.srv_name} within {timeout:.0f} s")
-            time.sleep(0.01)
+            self._sleep(0.01)
         return future.result()
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
         for client in (self._reset, self._start, self._stop):
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise TrialError(f"service {client.srv_name} did not appear within {timeout:.0f} s")
+            while not client.service_is_ready():
+                if time.monotonic() > deadline:
+                    raise TrialError(f"service {client.srv_name} did not appear within {timeout:.0f} s")
+                self._sleep(0.05)
 
     # --- one trial ----------------------------------------------------------------------------------
 
     def run_trial(self, index: int, seed: int, out: Path, *, record: bool, video: bool,
                   track_timeout: float = 10.0) -> TrialResult:
         self._call(self._stop, Trigger.Request(), "stop the policy", 10.0)
-        if self._perception_reset.wait_for_service(timeout_sec=0.2):
+        if self._perception_reset.service_is_ready():
             self._call(self._perception_reset, Trigger.Request(), "re-initialise perception", 10.0)
         log = _TrialLog()
         bag = self._open_bag(out / f"trial_{index:03d}_bag") if record else None
@@ -172,7 +187,7 @@ class TrialsClient(Node):
                 self._trial_id = reset.trial_id
             deadline = time.monotonic() + track_timeout
             while not log.tracking and time.monotonic() < deadline:
-                time.sleep(0.05)
+                self._sleep(0.05)
             start = self._call(self._start, StartEpisode.Request(goal=list(reset.goal), goal_frame=WORLD),
                                "start the policy", 10.0)
             if not start.success:
@@ -180,7 +195,7 @@ class TrialsClient(Node):
             t_start = time.monotonic()
             deadline = t_start + float(reset.time_limit) + 5.0
             while log.verdict is None and time.monotonic() < deadline:
-                time.sleep(0.05)
+                self._sleep(0.05)
             self._call(self._stop, Trigger.Request(), "stop the policy", 10.0)
             verdict = log.verdict
             if verdict is None:
@@ -233,7 +248,7 @@ class TrialsClient(Node):
             topics[head.depth_info] = CameraInfo
         bag = BagRecorder(path, topics, node_name=f"trial_bag_{path.name}")
         self.executor_ref.add_node(bag)
-        time.sleep(0.3)  # let its subscriptions match before the trial starts
+        self._sleep(0.3)  # let its subscriptions match before the trial starts
         return bag
 
     def _close_bag(self, bag: BagRecorder) -> None:
@@ -326,7 +341,11 @@ def run_trials(client: TrialsClient, n: int, seed: int, out: Path, *, record: bo
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for i in range(n):
-        r = client.run_trial(i, seed + i, out, record=record, video=i < video_trials)
+        try:
+            r = client.run_trial(i, seed + i, out, record=record, video=i < video_trials)
+        except TrialsInterrupted:
+            echo(f"[trials] interrupted during trial {i + 1}/{n}; {len(results)} finished")
+            break
         results.append(r)
         tts = f" in {r.time_to_success_s:.1f} s" if r.time_to_success_s is not None else ""
         lat = percentiles(r.obs_to_command_ms)["p50"]
@@ -355,10 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     out = a.out or workspace_dir() / "runs" / "trials" / datetime.now().strftime("%Y%m%d-%H%M%S")
     init(ros)
     executor = MultiThreadedExecutor(num_threads=4)
-    client = TrialsClient(executor, record_depth=a.record_depth)
+    stop = threading.Event()
+    client = TrialsClient(executor, record_depth=a.record_depth, stop=stop)
     executor.add_node(client)
     spin = threading.Thread(target=executor.spin, daemon=True)
-    with StopOnSignal(executor.shutdown):
+    with StopOnSignal(lambda: (stop.set(), executor.shutdown())):
         try:
             spin.start()
             client.wait_ready()
@@ -369,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         except TrialError as exc:
             print(f"trials: {exc}", file=sys.stderr)
             return 1
+        except TrialsInterrupted:
+            print("trials: interrupted", file=sys.stderr)
         finally:
             executor.shutdown()
             teardown([client])
