@@ -16,6 +16,8 @@ MCAP bag per trial and MP4s of the third-view depth camera go to ``runs/demo/<ti
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import threading
 import time
@@ -42,6 +44,31 @@ def _stack_args(procs: list[Any]) -> list[str]:
         for f in proc.params_files():
             args += ["--params-file", str(config_path(f))]
     return args
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU use of each stack process between ``start()`` and ``stop()``, in % of one core."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.t0 = time.monotonic()
+        self.c0 = {k: cpu_seconds(p) for k, p in pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        dt = max(time.monotonic() - self.t0, 1e-9)
+        out = {}
+        for k, p in self.pids.items():
+            try:
+                out[k] = round(100.0 * (cpu_seconds(p) - self.c0[k]) / dt, 1)
+            except OSError:
+                continue
+        return out
 
 
 class Stack:
@@ -71,6 +98,13 @@ class Stack:
     def check(self) -> None:
         if self.supervisor is not None:
             self.supervisor.check()
+
+    def pids(self) -> dict[str, int]:
+        """Process of each stack entry (all this process when composed)."""
+        if self.supervisor is None:
+            return {"stack (composed)": os.getpid()}
+        return {c.decl.key: c.proc.pid for c in self.supervisor.children if c.proc is not None}
+
 
     def stop(self) -> None:
         if self.supervisor is not None:
@@ -121,9 +155,12 @@ def run_trials_demo(a: argparse.Namespace) -> int:
                   flush=True)
             meta = {"task": a.task, "policy": policy, "object": opts.sim_object,
                     "object_source": a.object_source, "processes": a.processes, "seed": a.seed}
+            cpu = CpuMeter(stack.pids())
             summary = run_trials(client, trials, a.seed if a.seed is not None else defaults.seed, out,
                                  record=not a.no_bag, video_trials=video, meta=meta,
                                  echo=lambda s: (stack.check(), print(s, flush=True)))
+            summary["cpu_percent_of_one_core"] = cpu.stop()
+            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             if interrupted.is_set() or not summary["trials"]:
                 print(f"[demo] interrupted; {summary['trials']} trials finished, summary in {out}")
                 return 0

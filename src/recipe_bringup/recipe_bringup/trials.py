@@ -42,6 +42,7 @@ from recipe_interfaces.srv import ResetTrial, StartEpisode
 FINAL = {TrialStatus.STATE_SUCCESS: "success", TrialStatus.STATE_FAILURE: "failure",
          TrialStatus.STATE_TIMEOUT: "timeout"}
 VIDEO_FPS = 5.0
+START_RETRY_S = 5.0  # how long a trial keeps asking the policy node to start while its inputs are stale
 
 
 class TrialError(RuntimeError):
@@ -188,8 +189,13 @@ class TrialsClient(Node):
             deadline = time.monotonic() + track_timeout
             while not log.tracking and time.monotonic() < deadline:
                 self._sleep(0.05)
-            start = self._call(self._start, StartEpisode.Request(goal=list(reset.goal), goal_frame=WORLD),
-                               "start the policy", 10.0)
+            request = StartEpisode.Request(goal=list(reset.goal), goal_frame=WORLD)
+            deadline = time.monotonic() + START_RETRY_S
+            while True:  # inputs can be briefly stale on a busy machine: the node says so, try again
+                start = self._call(self._start, request, "start the policy", 10.0)
+                if start.success or "cannot start" not in start.message or time.monotonic() > deadline:
+                    break
+                self._sleep(0.1)
             if not start.success:
                 raise TrialError(f"start the policy: {start.message}")
             t_start = time.monotonic()

@@ -15,6 +15,7 @@ returns the verdict. Pure simulation logic: the ROS service around it is recipe_
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,3 +159,54 @@ class TwinTrials:
             self._final = Verdict("timeout", self._steps, None,
                                   f"no success within {self.time_limit_s:.1f} s")
         return self._final or Verdict("running", self._steps, None)
+
+
+def sim_success_on_trial_spawns(act: Callable[[np.ndarray], np.ndarray], task: str, object_name: str,
+                                seeds: Sequence[int], randomization: RandomizationConfig | None = None,
+                                env_randomization: RandomizationConfig | None = None) -> np.ndarray:
+    """(len(seeds),) bool: closed-loop sim episodes (the vectorized env, one env per seed) started where the
+    twin's trials with those seeds start: same object pose, goal and active hand, the robot at the ready pose.
+
+    ``act`` maps the env's actor observations (N, D) to actions (N, 26). This is the sim side of "deploy
+    success vs the same policy's closed-loop sim evaluation on the same spawns" (benchmarks/deploy_bench).
+    ``env_randomization`` defaults to none: the twin runs the nominal model too.
+    """
+    from recipe_sim.vec_env import RecipeVecEnv
+
+    seeds = list(seeds)
+    twin = SimTwin(object_name=object_name)
+    trials = TwinTrials(twin, task, randomization)
+    env = RecipeVecEnv(task, len(seeds), objects=[object_name], seed=0,
+                       randomization=env_randomization or RandomizationConfig.disabled())
+    try:
+        env.reset()
+        poses = np.zeros((len(seeds), 7))
+        for i, seed in enumerate(seeds):
+            setup = trials.draw(seed)
+            twin.reset(trials.ready_q)
+            trials.start(setup)
+            poses[i] = setup.object_pose
+            env.task.anchor[i] = torch.as_tensor(setup.object_pose[:3], dtype=torch.float32)
+            if trials.task.has_goal:
+                env.task.goal[i] = trials.task.goal[0]
+            if hasattr(trials.task, "side"):
+                env.task.side[i] = trials.task.side[0]
+        env.teleport(np.arange(len(seeds)), q=np.tile(env.ready_q, (len(seeds), 1)), object_pose=poses)
+        obs = env.get_observations()["policy"].numpy()
+        success = np.zeros(len(seeds), dtype=bool)
+        finished = np.zeros(len(seeds), dtype=bool)
+        for _ in range(env.max_episode_length):
+            o, _, dones, extras = env.step(torch.as_tensor(act(obs), dtype=torch.float32))
+            done = dones.numpy().astype(bool)
+            if done.any():
+                flags = extras["log"]["/episode/success"].numpy().astype(bool)
+                for k, i in enumerate(np.flatnonzero(done)):
+                    if not finished[i]:
+                        success[i], finished[i] = flags[k], True
+            obs = o["policy"].numpy()
+            if finished.all():
+                break
+        return success
+    finally:
+        env.close()
+        twin.close()

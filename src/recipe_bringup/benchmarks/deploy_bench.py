@@ -1,0 +1,113 @@
+"""Deploy benchmark: the stack on the twin vs the same policy's closed-loop sim evaluation on the same spawns.
+
+    ./dev bench deploy_bench                       # grasp_reach, 20 trials, one process per node
+    ./dev bench deploy_bench --trials 10 --composed --object-source truth
+
+Runs ``./dev demo`` (recipe_bringup.embedded: the stack from recipe_bringup.stack, perception, the policy
+node, the twin's trial service) for N trials, then the vectorized env from the same object poses, goals and
+hands (``recipe_sim.trials.sim_success_on_trial_spawns``) with the same policy. Prints and writes (JSON):
+observation-to-command latency through ROS (p50/p99), achieved policy and command rates against the
+policy's nominal rate (the limit), CPU use of each stack process, and success deploy vs sim with the
+trials where they disagree. The machine's load average is printed too: other work on the two cores slows
+every figure here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from recipe_bringup import embedded
+from recipe_bringup.stack import load_deploy_defaults
+from recipe_common.paths import workspace_dir
+from recipe_common.tasks import TASK_NAMES
+
+
+def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int]) -> np.ndarray | None:
+    """The same policy on the same spawns in the vectorized env (state policies; None for depth policies)."""
+    from recipe_policy.loading import load_policy
+    from recipe_sim.trials import sim_success_on_trial_spawns
+
+    policy = load_policy(policy_ref)
+    if policy.spec.uses_depth or policy.spec.n_obs_steps != 1 or policy.spec.action_horizon != 1:
+        return None  # generalists: eval_generalist renders depth and runs the chunk runtime
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return np.stack([policy.predict(obs[i:i + 1], None)[0] for i in range(len(obs))])
+
+    return sim_success_on_trial_spawns(act, task, obj, seeds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", default="grasp_reach", choices=TASK_NAMES)
+    p.add_argument("--policy", default="")
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--composed", action="store_true", help="all nodes in one process (default: one each)")
+    p.add_argument("--object-source", choices=("perception", "truth"), default="perception")
+    p.add_argument("--out", type=Path, default=None)
+    a = p.parse_args(argv)
+    defaults = load_deploy_defaults()
+    policy = a.policy or defaults.tasks[a.task].policy
+    obj = defaults.tasks[a.task].sim_object
+    seed = defaults.seed if a.seed is None else a.seed
+    out = a.out or workspace_dir() / "runs" / "bench" / f"deploy_{datetime.now():%Y%m%d-%H%M%S}"
+    load0 = os.getloadavg()
+    args = ["--task", a.task, "--policy", policy, "--trials", str(a.trials), "--seed", str(seed), "--out",
+            str(out), "--video-trials", "1", "--object-source", a.object_source]
+    if not a.composed:
+        args.append("--processes")
+    code = embedded.main(args)
+    if code != 0:
+        return code
+    summary = json.loads((out / "summary.json").read_text())
+    seeds = [r["seed"] for r in summary["results"]]
+    deploy = np.array([r["outcome"] == "success" for r in summary["results"]])
+    sim = sim_success(policy, a.task, obj, seeds)
+    from recipe_policy.loading import load_policy
+
+    spec = load_policy(policy).spec
+    nominal_rate = 1.0 / spec.inference_period
+    lat, inf = summary["observation_to_command_ms"], summary["inference_ms"]
+    report = {
+        "task": a.task, "policy": policy, "kind": spec.kind, "trials": len(seeds), "seeds": seeds,
+        "mode": "composed" if a.composed else "processes", "object_source": a.object_source,
+        "load_average_before": load0, "load_average_after": os.getloadavg(),
+        "deploy_success": float(deploy.mean()) if len(deploy) else None,
+        "sim_success_same_spawns": None if sim is None else float(sim.mean()),
+        "disagreements": [] if sim is None else [
+            s for s, d, m in zip(seeds, deploy, sim, strict=True) if d != m],
+        "observation_to_command_ms": lat, "inference_ms": inf,
+        "policy_rate_hz": summary["policy_rate_hz"], "nominal_policy_rate_hz": nominal_rate,
+        "command_rate_hz": summary["command_rate_hz"],
+        "cpu_percent_of_one_core": summary.get("cpu_percent_of_one_core"),
+    }
+    (out / "deploy_bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n== deploy benchmark: {a.task}, {policy} ({spec.kind}), {len(seeds)} trials, {report['mode']}, "
+          f"object from {a.object_source}; load average {load0[0]:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after")
+    sim_text = ""
+    if sim is not None:
+        sim_text = (f", sim on the same spawns {100 * report['sim_success_same_spawns']:.0f}%, "
+                    f"disagree on seeds {report['disagreements']}")
+    print(f"success: deploy {100 * report['deploy_success']:.0f}%{sim_text}")
+    print(f"observation->command latency: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms "
+          f"(inference p50 {inf['p50']:.1f} ms, p99 {inf['p99']:.1f} ms)")
+    print(f"policy rate {summary['policy_rate_hz']:.2f} Hz of {nominal_rate:.1f} Hz nominal "
+          f"({100 * summary['policy_rate_hz'] / nominal_rate:.0f}%); "
+          f"commands {summary['command_rate_hz']:.2f} Hz")
+    print("CPU % of one core: " + ", ".join(f"{k} {v:.0f}" for k, v in (report["cpu_percent_of_one_core"]
+                                                                          or {}).items()))
+    print(f"report: {out / 'deploy_bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
