@@ -58,11 +58,6 @@ def _check_vertices(vertices: np.ndarray) -> np.ndarray:
     return v[np.sort(first)]
 
 
-def principal_axes(vertices: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation whose columns are the principal directions, largest spread first."""
-    return _principal_axes(_check_vertices(vertices))
-
-
 def _principal_axes(v: np.ndarray) -> np.ndarray:
     centred = v - v.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
@@ -130,9 +125,3 @@ def mat_to_quat(rot: np.ndarray) -> np.ndarray:
         q = np.array([(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s])
     q /= np.linalg.norm(q)
     return q if q[0] >= 0 else -q
-
-
-def capsule_fromto(fit: CapsuleFit) -> np.ndarray:
-    """MuJoCo ``fromto`` (6,) of a capsule fit."""
-    a, b = fit.endpoints()
-    return np.concatenate([a, b])

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from recipe_common import config, paths
-from recipe_common.cameras import CameraConfig, look_at_rotation, parse_cameras
+from recipe_common.cameras import CameraConfig, parse_cameras
 from recipe_common.config import ConfigError, as_float, as_vector, require_keys
 from recipe_common.frames import parse_base_pos
 from recipe_sim.model.capsules import mat_to_quat
@@ -46,11 +46,6 @@ class SceneConfig:
     @property
     def table_center(self) -> np.ndarray:
         return np.array([*self.table_center_xy, self.table_top_height - self.table_half_size[2]])
-
-
-def look_at_quat(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Quaternion (w, x, y, z) of a MuJoCo camera at ``pos`` looking at ``target``, image up = +z side."""
-    return mat_to_quat(look_at_rotation(pos, target))
 
 
 def camera_quat(cam: CameraConfig) -> np.ndarray:
