@@ -16,12 +16,14 @@ setup(
     zip_safe=True,
     maintainer="recipe maintainers",
     maintainer_email="maintainers@recipe-robotics.org",
-    description="Camera ingest, object segmentation (SAM2 or depth-based) and 3D centroid lifting.",
+    description="Camera ingest, object segmentation and tracking (depth-based or SAM2), centroid lifting, calibration.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
-
+            "perception = recipe_perception.node:main",
+            "realsense = recipe_perception.realsense.node:main",
+            "calibrate_extrinsics = recipe_perception.calibration.cli:main",
         ],
     },
 )
