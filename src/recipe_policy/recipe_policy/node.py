@@ -43,7 +43,9 @@ from recipe_policy.controller import FAULT, HOLDING, IDLE, RUNNING, Limits, Poli
 
 STATES = {IDLE: PolicyStatus.STATE_IDLE, RUNNING: PolicyStatus.STATE_RUNNING,
           HOLDING: PolicyStatus.STATE_HOLDING, FAULT: PolicyStatus.STATE_FAULT}
-USABLE_OBJECT = (ObjectState.STATUS_TRACKING,)
+# OCCLUDED carries perception's best estimate (the hand that holds the object hides it, which is exactly
+# when the policy needs it); LOST and INITIALIZING carry none.
+USABLE_OBJECT = (ObjectState.STATUS_TRACKING, ObjectState.STATUS_OCCLUDED)
 
 
 @dataclass(frozen=True)
