@@ -191,6 +191,50 @@ def run_trials_demo(a: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- the scripted smoke run
 
 
+def _state_monitor() -> Any:
+    """A node keeping the joint-state count, the last state and the latest depth frames (scripted mode)."""
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image, JointState
+
+    class StateMonitor(Node):
+        def __init__(self) -> None:
+            super().__init__("embedded_monitor")
+            self.states = 0
+            self.last_state: JointState | None = None
+            self.depth: dict[str, Image] = {}
+            self.create_subscription(JointState, "/joint_states", self._on_state, 10)
+            for t in CAMERA_TOPICS:
+                self.create_subscription(Image, t, lambda m, t=t: self.depth.__setitem__(t, m), 2)
+
+        def _on_state(self, msg: JointState) -> None:
+            self.states += 1
+            self.last_state = msg
+
+    return StateMonitor()
+
+
+def _save_depth_png(images: dict[str, Any], path: Path) -> Path | None:
+    """Both cameras' last depth frames side by side (what the twin publishes)."""
+    if not images:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(images), figsize=(5 * len(images), 3.2), squeeze=False)
+    for ax, (topic, img) in zip(axes[0], sorted(images.items()), strict=True):
+        depth = np.frombuffer(bytes(img.data), np.uint16).reshape(img.height, img.width) / 1000.0
+        im = ax.imshow(np.where(depth > 0, depth, np.nan), cmap="viridis")
+        ax.set_title(topic.split("/")[2] + " depth (m)")
+        ax.axis("off")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
 def run_scripted(a: argparse.Namespace) -> int:
     """The driver on the twin plays a task's scripted joint targets (no policy, no verdict)."""
     from diagnostic_msgs.msg import DiagnosticArray
@@ -227,17 +271,23 @@ def run_scripted(a: argparse.Namespace) -> int:
                 bag = BagRecorder(out / "bag", topics)
                 nodes.append(bag)
             commander = ScriptedCommander(commands)
-            nodes.append(commander)
+            monitor = _state_monitor()
+            nodes += [commander, monitor]
             for n in nodes:
                 executor.add_node(n)
             threading.Thread(target=executor.spin, daemon=True).start()
             t0 = time.monotonic()
             while time.monotonic() - t0 < a.duration and not stop.event.is_set():
                 time.sleep(0.2)
+            elapsed = time.monotonic() - t0
             q = driver.backend.read_state()[0][: 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE]
             target = commands[min(commander.sent, len(commands)) - 1][: len(q)]
-            print(f"[embedded] {commander.sent} commands in {time.monotonic() - t0:.1f} s; arm tracking max "
-                  f"|error| at the end {float(np.max(np.abs(q - target))):.3f} rad")
+            print(f"[embedded] joint_states {monitor.states / elapsed:.0f} Hz over {elapsed:.1f} s, "
+                  f"{commander.sent} commands; arm tracking max |error| at the end "
+                  f"{float(np.max(np.abs(q - target))):.3f} rad")
+            png = _save_depth_png(monitor.depth, out / "depth.png")
+            if png:
+                print(f"[embedded] depth snapshot: {png}")
         finally:
             executor.shutdown()
             if bag is not None:

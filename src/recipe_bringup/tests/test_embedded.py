@@ -1,4 +1,4 @@
-"""The embedded default end to end: driver (sim) + commander + bag recorder in one process."""
+"""The scripted smoke mode of ./dev demo: driver (sim) + commander + bag recorder in one process."""
 
 import subprocess
 import sys
@@ -14,8 +14,9 @@ from recipe_common import robot_spec
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("embedded")
-    r = subprocess.run([sys.executable, "-m", "recipe_bringup.embedded", "--task", "grasp_reach",
-                        "--duration", "6", "--out", str(out)], capture_output=True, text=True, timeout=180)
+    r = subprocess.run([sys.executable, "-m", "recipe_bringup.embedded", "--mode", "scripted", "--task",
+                        "grasp_reach", "--duration", "6", "--out", str(out)], capture_output=True, text=True,
+                       timeout=180)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return out, r.stdout
 

@@ -116,13 +116,18 @@ class PolicyController:
 
     # --- episode --------------------------------------------------------------------------------------
 
-    def start(self, goal_world: np.ndarray | None, task: str = "") -> tuple[bool, str]:
+    def start(self, goal_world: np.ndarray | None, task: str = "", side: str = "") -> tuple[bool, str]:
         if task and task != self.spec.task:
             return False, f"this policy runs task {self.spec.task!r}, not {task!r}"
+        if side not in ("", *robot_spec.SIDES):
+            return False, f"side must be 'left', 'right' or '' (auto), got {side!r}"
+        if side and not self.one_hand:
+            return False, f"task {self.spec.task!r} uses both hands; no side to pick"
+        goal = None
         if self.spec.has_goal:
             if goal_world is None or np.shape(goal_world) != (3,) or not np.isfinite(goal_world).all():
                 return False, f"task {self.spec.task!r} needs a finite 3-d goal"
-            self.goal = np.asarray(goal_world, dtype=np.float64)
+            goal = np.asarray(goal_world, dtype=np.float64)
         elif goal_world is not None and len(goal_world):
             return False, f"task {self.spec.task!r} has no goal"
         now = self.clock()
@@ -130,14 +135,18 @@ class PolicyController:
         if missing:
             return False, f"cannot start: {missing}"
         assert self._q is not None and self._obj is not None
-        self.runtime.reset()
-        self.policy.reset()
-        self._hold_mask = None
+        hold_mask = None
         if self.one_hand:
-            side = one_hand_side(self._obj.value, self.goal)
-            self._hold_mask = robot_spec.side_action_mask(1 - side)
+            acting = one_hand_side(self._obj.value, goal)
+            if side and robot_spec.SIDES.index(side) != acting:
+                return False, (f"the {side} hand cannot take a goal on the {robot_spec.SIDES[acting]} side: "
+                               f"the policy was trained with goals on the acting hand's side")
+            hold_mask = robot_spec.side_action_mask(1 - acting)
             self._hold_action = robot_spec.joint_targets_to_action(self._q.value[:robot_spec.ACTION_DIM],
                                                                    self.spec.hand)
+        self._hold_mask, self.goal = hold_mask, goal
+        self.runtime.reset()
+        self.policy.reset()
         self.state, self.reason, self.chunk_index = RUNNING, "episode started", 0
         return True, "started"
 

@@ -217,7 +217,7 @@ class PolicyNode(Node):
                 res.success, res.message = False, f"goal must have 3 numbers, got {len(req.goal)}"
                 return res
         with self._lock:
-            res.success, res.message = self.controller.start(goal, req.task)
+            res.success, res.message = self.controller.start(goal, req.task, req.side)
         self.get_logger().info(f"start: {res.message}")
         return res
 

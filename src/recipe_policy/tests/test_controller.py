@@ -193,7 +193,10 @@ def test_start_checks_task_goal_and_inputs_and_stop_resets():
     assert not ok and "needs a finite 3-d goal" in msg
     ok, msg = ctrl.start(np.array([0.3, np.nan, 1.0]))
     assert not ok
-    assert ctrl.start(GOAL)[0] and policy.resets == 1
+    ok, msg = ctrl.start(GOAL, side="right")  # GOAL is on the left
+    assert not ok and "right hand cannot take a goal on the left side" in msg
+    assert not ctrl.start(GOAL, side="middle")[0]
+    assert ctrl.start(GOAL, side="left")[0] and policy.resets == 1
     run(ctrl, clock, 2)
     ctrl.stop()
     clock.t += 0.1
