@@ -157,7 +157,7 @@ def deploy_stack(opts: StackOptions) -> list[ProcessDecl]:
             compose="recipe_gr1_driver.node:DriverNode", nodes=(driver,), ready="topic:/joint_states"))
         procs.append(ProcessDecl(
             key="cameras", package="recipe_perception", executable="realsense",
-            compose="recipe_perception.realsense_node:RealsenseNode",
+            compose="recipe_perception.realsense.node:RealSenseNode",
             nodes=(NodeDecl("realsense", "realsense.yaml"),),
             ready=f"topic:{camera_table()[THIRD_VIEW].topics().depth}", required=False, max_restarts=3))
     if opts.object_source == "perception":
