@@ -22,7 +22,7 @@ ALLOWED_SIM_IMPORTS = {
     "recipe_autotune/recipe_autotune/evaluate.py": "replays the commands in candidate simulators",
     "recipe_autotune/recipe_autotune/tracking.py": "replays the commands in candidate simulators",
     "recipe_bringup/recipe_bringup/embedded.py": "the scripted smoke mode plays recipe_sim.scripted_play",
-    "recipe_bringup/recipe_bringup/trial_node.py": "the twin's trial service reads its ground truth (twin process)",
+    "recipe_bringup/recipe_bringup/trial_node.py": "the trial service reads the twin's ground truth",
 }
 
 
