@@ -36,14 +36,11 @@ class BasicBlock(nn.Module):
 class ResNet18GN(nn.Module):
     """(B, in_channels, H, W) depth images -> (B, out_dim) features (global average pooled, projected)."""
 
-    def __init__(
-        self, in_channels: int = 1, out_dim: int = 512, widths: tuple[int, ...] = (64, 128, 256, 512)
-    ) -> None:
+    def __init__(self, in_channels: int = 1, out_dim: int = 512,
+                 widths: tuple[int, ...] = (64, 128, 256, 512)) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False),
-            _norm(widths[0]),
-            nn.ReLU(),
+            nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False), _norm(widths[0]), nn.ReLU(),
             nn.MaxPool2d(3, 2, 1),
         )
         layers = []
