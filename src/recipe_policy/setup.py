@@ -13,6 +13,7 @@ setup(
         (os.path.join("share", PACKAGE), ["package.xml"]),
     ],
     install_requires=["setuptools"],
+    package_data={"recipe_policy": ["data/generalists/*/*"]},
     zip_safe=True,
     maintainer="recipe maintainers",
     maintainer_email="maintainers@recipe-robotics.org",
@@ -22,6 +23,8 @@ setup(
     entry_points={
         "console_scripts": [
             "policy_node = recipe_policy.node:main",
+            "train_generalist = recipe_policy.train:main",
+            "dataset_summary = recipe_policy.dataset_summary:main",
         ],
     },
 )

@@ -27,6 +27,8 @@ setup(
             "scripted_init_states = recipe_sim.scripted_play:main",
             "record_init_states = recipe_sim.init_states_recorder:main",
             "task_video = recipe_sim.task_video:main",
+            "collect = recipe_sim.distill.collect:main",
+            "eval_generalist = recipe_sim.distill.eval_generalist:main",
         ],
     },
 )

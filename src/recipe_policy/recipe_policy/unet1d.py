@@ -69,8 +69,7 @@ class FiLMResidualBlock1d(nn.Module):
 
 
 class ConditionalUnet1D(nn.Module):
-    """Noise (or sample) prediction for a (B, T, action_dim) chunk given step k and a (B, cond_dim) condition.
-    """
+    """Noise (or sample) prediction for a (B, T, action_dim) chunk given step k and a (B, cond_dim) cond."""
 
     def __init__(
         self,

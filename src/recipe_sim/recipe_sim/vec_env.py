@@ -141,6 +141,12 @@ class RecipeVecEnv(VecEnv):
         self._rest_z = np.zeros(n)
         self._ep_success = np.zeros(n, dtype=bool)
         self._qpos0 = self.physics.models[0].qpos0.copy()
+        # Replay hooks (recipe_sim.distill): each env's randomization draws of its current episode (rows of
+        # sample_episode, set at reset) and the controls applied by the last step (joint targets after
+        # noise/lag/hold, object force). With the state right after a reset these replay an episode exactly.
+        self.episode_draws: dict[str, np.ndarray] = {}
+        self.applied_ctrl = np.zeros((n, self.physics.nu))
+        self.applied_force = np.zeros((n, 3))
         self.depth: obs_mod.DepthObservations | None = None
         if depth_camera is not None:
             cam = scene.cameras[depth_camera]
@@ -186,6 +192,8 @@ class RecipeVecEnv(VecEnv):
             targets = np.where(hold.numpy(), self._reset_targets, targets)
         self.physics.ctrl[:, self.index.actuator_ids] = targets
         self.physics.xfrc[:, self.index.object_body, :3] = self._force.step(self.dt, self._masses())
+        self.applied_ctrl = self.physics.ctrl.copy()
+        self.applied_force = self.physics.xfrc[:, self.index.object_body, :3].copy()
         diverged = self.physics.step(self.substeps)
 
         frame = self._frame(a, diverged)
@@ -351,6 +359,10 @@ class RecipeVecEnv(VecEnv):
         n, rng, idx, ph = len(ids), self._rng_reset, self.index, self.physics
         object_ids = rng.integers(0, len(self.object_names), size=n)
         sample = self._sample_randomization(object_ids)
+        for key, value in sample.items():
+            if key not in self.episode_draws:
+                self.episode_draws[key] = np.zeros((self.num_envs, *np.shape(value)[1:]))
+            self.episode_draws[key][ids] = value
         for k, i in enumerate(ids):
             self.models.write(int(i), int(object_ids[k]), sample, k, self.rand_cfg)
             values = self.models.object_values(int(i))

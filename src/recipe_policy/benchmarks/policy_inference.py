@@ -1,0 +1,95 @@
+"""Inference time of the generalist per 5 Hz call (encoder + DDIM denoising), against the 50 ms p95 limit.
+
+One call = what the policy node does every 0.2 s: ``predict`` on a window of n_obs_steps states and depth
+images (encoder included). Measured for a profile's network (random weights: the time does not depend on
+them) or a trained checkpoint, at 1 and 2 torch threads; p50/p95/max over ``--calls`` calls after a
+warm-up. Prints the load average, since the machine is shared.
+
+    ./dev bench policy_inference                       # cpu profile
+    ./dev bench policy_inference --profile paper --calls 20
+    ./dev bench policy_inference --policy src/recipe_policy/recipe_policy/data/generalists/grasp_reach
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+from recipe_common.policy_image import PolicyImageSpec
+from recipe_policy.config import load_profile
+from recipe_policy.diffusion_model import DiffusionPolicyModel
+from recipe_policy.generalist import GeneralistPolicy, depth_spec_for, policy_spec_for
+from recipe_policy.loading import load_policy
+
+LIMIT_P95_MS = 50.0
+
+
+def build(profile_name: str) -> GeneralistPolicy:
+    profile = load_profile(profile_name)
+    head = PolicyImageSpec.for_camera()
+    model = DiffusionPolicyModel(profile, True, (head.near_m, head.far_m))
+    rng = np.random.default_rng(0)
+    model.state_norm.fit(rng.normal(size=(64, 32)))
+    model.action_norm.fit(rng.uniform(size=(64, 26)))
+    spec = policy_spec_for(
+        profile, "grasp_reach", "fourier", ["can_medium"], True, depth_spec_for(profile, head)
+    )
+    return GeneralistPolicy(model, spec)
+
+
+def time_calls(policy, calls: int, warmup: int = 5) -> np.ndarray:
+    s = policy.spec
+    rng = np.random.default_rng(1)
+    states = rng.normal(size=(s.n_obs_steps, s.state_dim))
+    depths = None
+    if s.uses_depth:
+        depths = rng.uniform(0.3, 1.5, size=(s.n_obs_steps, s.depth.height, s.depth.width)).astype(np.float32)
+    out = []
+    for k in range(warmup + calls):
+        t0 = time.perf_counter()
+        policy.predict(states, depths)
+        if k >= warmup:
+            out.append(time.perf_counter() - t0)
+    return 1e3 * np.asarray(out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--policy", default=None, help="a trained generalist instead of a profile's fresh network")
+    p.add_argument("--calls", type=int, default=200)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    a = p.parse_args()
+    policy = load_policy(a.policy) if a.policy else build(a.profile)
+    s = policy.spec
+    label = a.policy or f"profile {a.profile}"
+    n_params = sum(x.numel() for x in policy.model.parameters()) / 1e6
+    prof = policy.model.profile
+    print(
+        f"{label}: {n_params:.2f} M parameters, depth {s.depth.width}x{s.depth.height}, "
+        f"n_obs {s.n_obs_steps}, "
+        f"horizon {prof.horizon}, {prof.diffusion.sampler} {prof.diffusion.inference_steps} steps"
+    )
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    ok = True
+    for th in a.threads:
+        torch.set_num_threads(th)
+        ms = time_calls(policy, a.calls)
+        p95 = float(np.percentile(ms, 95))
+        verdict = "OK" if p95 <= LIMIT_P95_MS else "OVER"
+        ok &= p95 <= LIMIT_P95_MS
+        print(
+            f"threads {th}: p50 {np.median(ms):6.1f} ms  p95 {p95:6.1f} ms  max {ms.max():6.1f} ms "
+            f"over {a.calls} calls "
+            f"(limit p95 {LIMIT_P95_MS:.0f} ms: {verdict})"
+        )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
