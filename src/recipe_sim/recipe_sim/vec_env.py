@@ -89,7 +89,23 @@ class RecipeVecEnv(VecEnv):
         self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.rand_cfg = RandomizationConfig.load() if randomization is None else randomization
         self.params = ModelParams.coerce(params, hand)
+        templates = self._build_physics(objects, depth_camera, num_threads)
+        self._make_randomness(seed)
+        self._make_task(templates, init_states)
+        self._allocate_buffers()
+        self.depth: obs_mod.DepthObservations | None = None
+        if depth_camera is not None:
+            self.depth = self._make_depth(depth_camera)
+        self.cfg: dict[str, Any] = self._describe(seed, num_threads, depth_camera)
+        self._obs: TensorDict | None = None
+        self._reset_envs(np.arange(self.num_envs))
+        self._obs = self._compute_obs()
 
+    # --- construction steps ------------------------------------------------------------------------------
+
+    def _build_physics(self, objects: Sequence[str] | None, depth_camera: str | None,
+                       num_threads: int) -> dict[str, Any]:
+        """The objects, one MjModel per env and the batched physics; returns the per-object templates."""
         catalog = load_catalog()
         names = list(objects) if objects is not None else catalog.group(self.task_cfg.object_group)[0]
         unknown = [n for n in names if n not in catalog.objects]
@@ -103,15 +119,16 @@ class RecipeVecEnv(VecEnv):
         scene = load_scene()
         self.table_top = float(scene.table_top_height)
         self.spawn_yaw = float(scene.spawn_yaw)
-
-        templates = {n: physics_template(hand, catalog.objects[n], self.params) for n in names}
+        templates = {n: physics_template(self.hand, catalog.objects[n], self.params) for n in names}
         self.models = EnvModels(templates, self.num_envs, depth_camera)
         self.index = self.models.index
         self.physics = BatchedPhysics(self.models.models, templates[names[0]], num_threads)
-        self.substeps = default_substeps(self.params, hand)
+        self.substeps = default_substeps(self.params, self.hand)
         self.dt = float(self.physics.models[0].opt.timestep) * self.substeps
+        return templates
 
-        # One generator per consumer, so switching one item on or off leaves the others' draws alone.
+    def _make_randomness(self, seed: int) -> None:
+        """One generator per consumer, so switching one item on or off leaves the others' draws alone."""
         seeds = np.random.SeedSequence(seed).spawn(6)
         self._rng_reset, self._rng_obs, self._rng_action, rng_action_lag, rng_frame_lag, rng_force = (
             np.random.default_rng(s) for s in seeds
@@ -120,20 +137,24 @@ class RecipeVecEnv(VecEnv):
         self._frame_lag = LagBuffer(self.rand_cfg.frame_lag, self.num_envs, rng_frame_lag)
         self._force = ObjectForce(self.rand_cfg.object_force, self.num_envs, rng_force)
 
+    def _make_task(self, templates: dict[str, Any], init_states: str | Path | None) -> None:
+        """The task (rewards, success, goals), the ready pose and the task-aware initial states."""
         max_stickers = max(
             len(sticker_points(s, 1.0, self.task_cfg.sticker_count)) for s in self.object_specs
         )
         self.task = make_task(self.task_cfg, self.reward_cfg, self.num_envs, self.table_top, max_stickers)
-        ref = templates[names[0]]
+        ref = templates[self.object_names[0]]
         self.ready_q = ready_pose(ref.model, ref.index, configured_left_palm())
         path = init_states if init_states is not None else self.task_cfg.init_states
+        self._init_states_path = path
         self.init_states = InitStates.load(path, task=self.task_cfg.kind) if path is not None else None
-        if self.init_states is not None and self.init_states.hand != hand:
+        if self.init_states is not None and self.init_states.hand != self.hand:
             raise ValueError(
                 f"{path}: init states were recorded with the {self.init_states.hand!r} hand, "
-                f"the env uses {hand!r}"
+                f"the env uses {self.hand!r}"
             )
 
+    def _allocate_buffers(self) -> None:
         n = self.num_envs
         self._reset_targets = np.zeros((n, robot_spec.ACTION_DIM))
         self._prev_actions = np.zeros((n, robot_spec.ACTION_DIM))
@@ -147,19 +168,21 @@ class RecipeVecEnv(VecEnv):
         self.episode_draws: dict[str, np.ndarray] = {}
         self.applied_ctrl = np.zeros((n, self.physics.nu))
         self.applied_force = np.zeros((n, 3))
-        self.depth: obs_mod.DepthObservations | None = None
-        if depth_camera is not None:
-            cam = scene.cameras[depth_camera]
-            w, h = cam.policy_image if cam.policy_image is not None else (84, 84)
-            self.depth = obs_mod.DepthObservations(
-                self.physics, depth_camera, self.index.cameras[depth_camera], w, h
-            )
-        self.cfg: dict[str, Any] = {
+
+    def _make_depth(self, depth_camera: str) -> obs_mod.DepthObservations:
+        cam = load_scene().cameras[depth_camera]
+        w, h = cam.policy_image if cam.policy_image is not None else (84, 84)
+        return obs_mod.DepthObservations(self.physics, depth_camera, self.index.cameras[depth_camera], w, h)
+
+    def _describe(self, seed: int, num_threads: int, depth_camera: str | None) -> dict[str, Any]:
+        """The env's configuration as plain data (rsl-rl's ``cfg``; checkpoint metadata records it)."""
+        path = self._init_states_path
+        return {
             "task": self.task_cfg.name,
             "kind": self.task_cfg.kind,
-            "num_envs": n,
-            "objects": list(names),
-            "hand": hand,
+            "num_envs": self.num_envs,
+            "objects": list(self.object_names),
+            "hand": self.hand,
             "seed": seed,
             "episode_length": self.max_episode_length,
             "dt": self.dt,
@@ -171,9 +194,6 @@ class RecipeVecEnv(VecEnv):
             "randomization": self.rand_cfg.to_dict(),
             "init_states": None if path is None else str(path),
         }
-        self._obs: TensorDict | None = None
-        self._reset_envs(np.arange(n))
-        self._obs = self._compute_obs()
 
     # --- rsl-rl interface ------------------------------------------------------------------------------
 
