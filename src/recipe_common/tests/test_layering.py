@@ -22,6 +22,10 @@ ALLOWED_SIM_IMPORTS = {
     "recipe_autotune/recipe_autotune/evaluate.py": "replays the commands in candidate simulators",
     "recipe_autotune/recipe_autotune/tracking.py": "replays the commands in candidate simulators",
     "recipe_bringup/recipe_bringup/embedded.py": "composes the stack around the MuJoCo twin",
+    "recipe_perception/recipe_perception/self_filter.py": "renders the robot model at the joint states "
+    "(robot self-filter); imported lazily, only when the filter is on",
+    "recipe_perception/recipe_perception/sim_check.py": "perception's twin scenes: the calibration's sim "
+    "check (a rendered board) and the benchmark's scripted grasp-and-lift episodes",
 }
 
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from recipe_common.cameras import Intrinsics
+from recipe_common.cameras import Intrinsics, camera_table
 
 from recipe_perception.calibration.board import BoardSpec, Detection, detect, reprojection_rms, solve_pose
 from recipe_perception.extrinsics import CameraExtrinsics
@@ -59,6 +59,7 @@ def from_board(views: Sequence[View], spec: BoardSpec, k: Intrinsics, camera: st
     img = np.concatenate([d.image_points for _, d in dets])
     base_to_cam, rms = solve_pose(obj, img, k, dist)
     return CameraExtrinsics(camera=camera, cam_to_parent=np.linalg.inv(base_to_cam), method="charuco_board",
+                            child_frame=_frame_id(camera),
                             reprojection_error_px=rms, views=len(dets), intrinsics=k,
                             notes={"corners": int(len(obj)), "board": _board_note(spec)})
 
@@ -73,7 +74,7 @@ def from_hand_eye(views: Sequence[View], spec: BoardSpec, k: Intrinsics, camera:
     cam_to_base = hand_eye_park_martin(grip, board_to_cam)
     board_to_gripper = _board_on_hand(grip, board_to_cam, cam_to_base)
     cam_to_base, board_to_gripper, rms = _refine(dets, grip, cam_to_base, board_to_gripper, k, dist)
-    return CameraExtrinsics(camera=camera, cam_to_parent=cam_to_base, method="hand_eye",
+    return CameraExtrinsics(camera=camera, cam_to_parent=cam_to_base, method="hand_eye", child_frame=_frame_id(camera),
                             reprojection_error_px=rms, views=len(dets), intrinsics=k,
                             notes={"board": _board_note(spec), "solver": "Park-Martin + reprojection refinement",
                                    "board_to_gripper_translation": [round(float(x), 5)
@@ -156,6 +157,11 @@ def _refine(dets: list[tuple[View, Detection]], grip: Sequence[np.ndarray], x0: 
     sol = least_squares(residuals, np.concatenate([_vec(x0), _vec(y0)]), method="lm")
     r = sol.fun.reshape(-1, 2)
     return _pose(sol.x[:6]), _pose(sol.x[6:]), float(np.sqrt(np.mean(np.sum(r * r, axis=1))))
+
+
+def _frame_id(camera: str) -> str:
+    table = camera_table()
+    return table[camera].frame_id if camera in table else f"{camera}_depth_optical_frame"
 
 
 def _board_note(spec: BoardSpec) -> str:
