@@ -22,6 +22,7 @@ import array
 import dataclasses
 import sys
 import threading
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,8 @@ class CameraWorker:
                 self.pubs["aligned_info"] = node.create_publisher(CameraInfo, topics.aligned_depth_info, q)
         self.level, self.message = DiagnosticStatus.WARN, "starting"
         self.frames = 0
+        self.errors = 0
+        self.recent_errors: deque[str] = deque(maxlen=4)
         self.finished = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"realsense-{name}", daemon=True)
@@ -109,6 +112,9 @@ class CameraWorker:
         self.level, self.message = level, message
         log = self.node.get_logger()
         if level == DiagnosticStatus.ERROR:
+            self.errors += 1
+            if not self.recent_errors or self.recent_errors[-1] != message:
+                self.recent_errors.append(message)
             if changed:
                 log.error(f"camera {self.name}: {message}")
             else:
@@ -200,7 +206,9 @@ class RealSenseNode(Node):
             st = DiagnosticStatus(level=w.level, name=f"{NODE_NAME}: {w.name}", message=w.message,
                                   hardware_id=w.source.device_serial or w.source.playback or "none")
             st.values = [KeyValue(key="frames", value=str(w.frames)),
-                         KeyValue(key="device", value=w.source.device_name or "none")]
+                         KeyValue(key="device", value=w.source.device_name or "none"),
+                         KeyValue(key="errors", value=str(w.errors)),
+                         KeyValue(key="recent_errors", value=" | ".join(w.recent_errors))]
             arr.status.append(st)
         self._diag.publish(arr)
 
