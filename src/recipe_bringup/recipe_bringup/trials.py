@@ -81,6 +81,7 @@ class _TrialLog:
         self.verdict: TrialStatus | None = None
         self.frames: list[np.ndarray] = []
         self.tracking = False
+        self.tracking_after = float("inf")  # ROS time after which perception's TRACKING counts
 
 
 class TrialsClient(Node):
@@ -127,8 +128,9 @@ class TrialsClient(Node):
                 self._log.commands.append(time.monotonic())
 
     def _on_object(self, msg: ObjectState) -> None:
+        stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
         with self._lock:
-            if self._log is not None:
+            if self._log is not None and stamp >= self._log.tracking_after:
                 self._log.tracking = msg.status == ObjectState.STATUS_TRACKING
 
     def _on_third_view(self, msg: Image) -> None:
@@ -171,8 +173,6 @@ class TrialsClient(Node):
     def run_trial(self, index: int, seed: int, out: Path, *, record: bool, video: bool,
                   track_timeout: float = 10.0) -> TrialResult:
         self._call(self._stop, Trigger.Request(), "stop the policy", 10.0)
-        if self._perception_reset.service_is_ready():
-            self._call(self._perception_reset, Trigger.Request(), "re-initialise perception", 10.0)
         log = _TrialLog()
         bag = self._open_bag(out / f"trial_{index:03d}_bag") if record else None
         with self._lock:
@@ -186,6 +186,12 @@ class TrialsClient(Node):
             result.object_name = reset.object_name
             with self._lock:
                 self._trial_id = reset.trial_id
+            # Perception starts over on the object where the trial placed it (it may have locked on to the
+            # object while the reset moved it): only TRACKING stamped after this counts as ready.
+            if self._perception_reset.service_is_ready():
+                self._call(self._perception_reset, Trigger.Request(), "re-initialise perception", 10.0)
+            with self._lock:
+                log.tracking, log.tracking_after = False, self.get_clock().now().nanoseconds * 1e-9
             deadline = time.monotonic() + track_timeout
             while not log.tracking and time.monotonic() < deadline:
                 self._sleep(0.05)

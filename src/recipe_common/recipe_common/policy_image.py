@@ -9,10 +9,15 @@ into the same thing:
    readings are holes;
 2. crop: the centred window of the frame that spans the policy image's field of view (for the D435 at
    848x480 and a square image with the stream's vertical FOV, the central 480x480);
-3. resize: each policy pixel is the mean of the valid frame pixels inside its footprint (the area a
-   rendered pixel covers), so holes do not bias it and a frame at any resolution gives the same image;
-4. hole filling: a policy pixel with no valid reading takes the nearest valid neighbour's value
-   (a few 3x3 passes), and what is left is ``far_m``;
+3. resize: each policy pixel is the median of the valid frame pixels in its footprint (the area a rendered
+   pixel covers, read on a ``FOOTPRINT_SAMPLES`` x ``FOOTPRINT_SAMPLES`` grid). The twin renders each
+   pixel as one ray through its centre, so its edges are sharp; a median keeps them sharp (it picks the
+   object or the background, where a mean would invent a depth between them, like a flying pixel) and
+   ignores holes and single noisy pixels. On the twin's own 848x480 frame 0.3% of the pixels differ from
+   its 84x84 render by more than 1 cm (a mean: 4.7%), with D435-like noise 4% (mean: 7%), and it is about
+   four times faster (tests/test_policy_image_twin.py in recipe_perception);
+4. hole filling: a policy pixel with no valid reading takes the mean of its valid 3x3 neighbours (a few
+   passes), and what is left is ``far_m``;
 5. clipping to ``[near_m, far_m]`` metres, float32.
 
 The same call on the twin's own 84x84 render (its intrinsics are the policy image's: the crop and the
@@ -30,6 +35,7 @@ from recipe_common.cameras import HEAD, CameraConfig, Intrinsics, camera_table
 
 MM_PER_M = 1000.0
 FILL_PASSES = 4
+FOOTPRINT_SAMPLES = 6  # per side: 36 samples of a D435 pixel footprint of about 5.7 x 5.7 pixels
 
 
 @dataclass(frozen=True)
@@ -91,29 +97,21 @@ def crop_window(k: Intrinsics, spec: PolicyImageSpec) -> tuple[float, float, flo
     return u0, v0, u1, v1
 
 
-def _bins(lo: float, hi: float, n_out: int, n_in: int) -> np.ndarray:
-    """Integer edges (n_out + 1) splitting source pixels [lo, hi) into n_out footprints."""
-    edges = np.rint(np.linspace(lo, hi, n_out + 1)).astype(int)
-    return np.clip(edges, 0, n_in)
-
-
-def _area_mean(d: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Mean of the finite entries of ``d`` inside each (row bin, col bin) footprint; NaN where none."""
-    valid = np.isfinite(d)
-    vals = np.where(valid, d, 0.0).astype(np.float64)
-    s = np.zeros((d.shape[0] + 1, d.shape[1] + 1))
-    c = np.zeros_like(s)
-    s[1:, 1:] = vals.cumsum(0).cumsum(1)
-    c[1:, 1:] = valid.cumsum(0).cumsum(1)
-
-    def box(t: np.ndarray) -> np.ndarray:
-        r0, r1 = rows[:-1, None], rows[1:, None]
-        c0, c1 = cols[None, :-1], cols[None, 1:]
-        return t[r1, c1] - t[r0, c1] - t[r1, c0] + t[r0, c0]
-
-    total, count = box(s), box(c)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+def _footprint_median(d: np.ndarray, window: tuple[float, float, float, float], spec: PolicyImageSpec
+                      ) -> np.ndarray:
+    """Median of the finite samples of ``d`` in each policy pixel's footprint; NaN where there are none."""
+    u0, v0, u1, v1 = window
+    n = FOOTPRINT_SAMPLES
+    # An n x n grid of sample points inside every footprint (pixel-edge coordinates: pixel i spans [i, i+1)).
+    ys = np.clip(np.floor(v0 + (np.arange(spec.height * n) + 0.5) * (v1 - v0) / (spec.height * n)).astype(int),
+                 0, d.shape[0] - 1)
+    xs = np.clip(np.floor(u0 + (np.arange(spec.width * n) + 0.5) * (u1 - u0) / (spec.width * n)).astype(int),
+                 0, d.shape[1] - 1)
+    g = d[np.ix_(ys, xs)].reshape(spec.height, n, spec.width, n).transpose(0, 2, 1, 3)
+    g = np.sort(g.reshape(spec.height, spec.width, n * n), axis=-1)  # NaN sorts last
+    count = np.count_nonzero(np.isfinite(g), axis=-1)
+    mid = np.take_along_axis(g, np.maximum((count - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    return np.where(count > 0, mid, np.nan)
 
 
 def fill_holes(img: np.ndarray, passes: int = FILL_PASSES) -> np.ndarray:
@@ -138,9 +136,6 @@ def to_policy_image(depth: np.ndarray, k: Intrinsics, spec: PolicyImageSpec) -> 
         raise ValueError(f"depth is {depth.shape[1]}x{depth.shape[0]} but its camera_info says "
                          f"{k.width}x{k.height}")
     d = depth_in_metres(depth)
-    u0, v0, u1, v1 = crop_window(k, spec)
-    rows = _bins(v0, v1, spec.height, k.height)
-    cols = _bins(u0, u1, spec.width, k.width)
-    img = fill_holes(_area_mean(d, rows, cols))
+    img = fill_holes(_footprint_median(d, crop_window(k, spec), spec))
     img = np.where(np.isfinite(img), img, spec.far_m)
     return np.clip(img, spec.near_m, spec.far_m).astype(np.float32)

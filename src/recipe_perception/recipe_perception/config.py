@@ -194,7 +194,7 @@ def load_perception_config(path: str | Path | None = None, **overrides: Any) -> 
     path = Path(path) if path is not None else config_path("perception.yaml")
     data = load_yaml(path)
     try:
-        check_keys(data, [NODE_NAME], str(path.name))
+        check_keys(data, [NODE_NAME, "realsense"], str(path.name), required=[NODE_NAME])
         node = data[NODE_NAME]
         check_keys(node, ["ros__parameters"], NODE_NAME, required=["ros__parameters"])
         params = dict(node["ros__parameters"] or {})

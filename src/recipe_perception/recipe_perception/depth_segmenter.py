@@ -45,6 +45,8 @@ class DepthSegmenterConfig:
     min_blob_px: int = 15
     gate_m: float = 0.08
     merge_margin_m: float = 0.02
+    grow_min_height_m: float = 0.004
+    grow_steps: int = 6
     max_object_radius_m: float = 0.15
     prompt_radius_px: float = 40.0
 
@@ -184,7 +186,8 @@ class DepthSegmenter:
                 rd = resize_nearest(rd, d.shape)
             robot = robot_mask(d, rd, cfg.robot_margin_m)
         self.last_robot = robot
-        cand = above & ~robot & ~depth_edges(d, cfg.edge_jump_m)
+        free = inside & ~robot & ~depth_edges(d, cfg.edge_jump_m)
+        cand = above & free
         n, labels, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
         self.last_labels = labels
         blobs: list[Blob] = []
@@ -217,6 +220,13 @@ class DepthSegmenter:
         for b in members:
             x, y, bw, bh = b.bbox
             low[y:y + bh, x:x + bw] |= labels[y:y + bh, x:x + bw] == b.label
+        # The height threshold cuts the object's lowest centimetres off; the published mask grows back
+        # into them (pixels touching it, just above the table). The centre uses the blob's own points.
+        with np.errstate(invalid="ignore"):
+            low_band = free & (plane.height(pts) > cfg.grow_min_height_m)
+        kernel = np.ones((3, 3), np.uint8)
+        for _ in range(cfg.grow_steps):
+            low = low | (cv2.dilate(low.astype(np.uint8), kernel).astype(bool) & low_band)
         mask = self._upsample(low, frame.depth_m.shape)
         # A clean association (the blob moved little since the last frame) scores 1, one at the gate 0.5.
         score = 1.0 if prev is None else 1.0 - 0.5 * min(float(np.linalg.norm(median - prev)) / cfg.gate_m, 1.0)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import array
 import dataclasses
+import re
 import sys
 import threading
 import time
@@ -73,6 +74,10 @@ from recipe_perception.tracking import TrackStatus
 
 def stamp_s(stamp: Any) -> float:
     return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+
+
+def _kind(reason: str) -> str:
+    return re.sub(r"[-+]?\d+(\.\d+)?", "#", reason)
 
 
 def make_segmenter(cfg: PerceptionConfig) -> Any:
@@ -249,6 +254,7 @@ class PerceptionNode(Node):
             reset, self._reset_pending = self._reset_pending, None
         if reset is not None:
             self.pipeline.reset(now, reset)
+            self._last_msg = None  # the old estimate must not be republished after a reset
         est = self._third_view(latest, received, now)
         if est is not None:
             self._publish(est)
@@ -264,8 +270,9 @@ class PerceptionNode(Node):
             age = mono - received["depth"]
             if age > cfg.frame_timeout_s:
                 return self.pipeline.bad_frame(now, f"no new depth frame on {self.depth_topic} for {age:.1f} s")
-            if self._last_msg is not None:
-                self._state_pub.publish(self._last_msg)  # the same measurement again, keeping the rate
+            if self._last_msg is None:
+                return self.pipeline.bad_frame(now, "waiting for a new depth frame after the reset")
+            self._state_pub.publish(self._last_msg)  # the same measurement again, keeping the rate
             return None
         self._processed_depth = depth
         stamp = stamp_s(depth.header.stamp)
@@ -333,7 +340,7 @@ class PerceptionNode(Node):
             # rclpy fixes a call site's severity and throttling on first use: one call per combination.
             text = f"{est.status.name}: {est.reason}"
             lost = est.status == TrackStatus.LOST
-            if est.reason != self._last_reason:
+            if _kind(est.reason) != _kind(self._last_reason):  # a new reason, not new numbers in it
                 if lost:
                     self.get_logger().warning(text)
                 else:

@@ -187,12 +187,15 @@ class BoardScene:
     printed board would show; its pose is given in base_link and can be changed between renders.
     """
 
-    def __init__(self, board_image: np.ndarray, board_size_m: tuple[float, float],
+    def __init__(self, board_image: np.ndarray, board_size_m: tuple[float, float], margin_m: float = 0.0,
                  hand: str = robot_spec.DEFAULT_HAND, width: int | None = None, height: int | None = None,
                  camera_to_base: np.ndarray | None = None) -> None:
+        """``board_image`` is the printed sheet: the board (``board_size_m``, its chessboard extent) with a
+        white margin of ``margin_m`` on every side."""
         import cv2
 
         cam = camera_table()[THIRD_VIEW]
+        self.hand = hand
         self.width, self.height = width or cam.stream.width, height or cam.stream.height
         spec = build_spec(hand, obj=None, visual=False)
         self._tmp = tempfile.TemporaryDirectory(prefix="recipe_board_")
@@ -203,8 +206,9 @@ class BoardScene:
         tex.gridsize = [1, 1]
         mat = spec.add_material(name="board_mat", emission=0.6, specular=0.0, shininess=0.0)
         mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "board_tex"
-        w_m, h_m = board_size_m
-        self.board_size_m = (float(w_m), float(h_m))
+        self.board_size_m = (float(board_size_m[0]), float(board_size_m[1]))
+        self.margin_m = float(margin_m)
+        w_m, h_m = self.board_size_m[0] + 2 * margin_m, self.board_size_m[1] + 2 * margin_m
         body = spec.worldbody.add_body(name="calib_board", mocap=True)
         # A thin box whose +z face carries the texture; the body frame is the face's centre.
         body.add_geom(name="calib_board_geom", type=mujoco.mjtGeom.mjGEOM_BOX,
@@ -224,6 +228,18 @@ class BoardScene:
         self._option.geomgroup[:] = 0
         self._option.geomgroup[GROUP_ENV] = 1
         self._option.geomgroup[3] = 1  # the robot's collision shapes, as the twin renders them
+
+    def set_arm_joints(self, q26: np.ndarray) -> None:
+        """Actuated joint positions (robot_spec order); coupled hand joints follow their couplings loosely."""
+        for name, q in zip(robot_spec.actuated_joint_names(), np.asarray(q26, dtype=np.float64), strict=True):
+            self.data.qpos[self.model.joint(name).qposadr[0]] = q
+        mujoco.mj_kinematics(self.model, self.data)
+
+    def palm_to_base(self, side: str = "left") -> np.ndarray:
+        """The palm site's pose in base_link (what forward kinematics of the joint states gives)."""
+        mujoco.mj_kinematics(self.model, self.data)
+        site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, f"{side}_palm")
+        return transform(self.data.site_xmat[site].reshape(3, 3).copy(), self.data.site_xpos[site] - self._base)
 
     def camera_to_base(self) -> np.ndarray:
         """The render camera's optical frame in base_link (the ground truth the calibration should find)."""
@@ -259,7 +275,7 @@ class BoardScene:
         -y, z the body's -z.
         """
         w, h = self.board_size_m
-        return transform(np.diag([1.0, -1.0, -1.0]), np.array([-w / 2, h / 2, 0.0]))
+        return transform(np.diag([1.0, -1.0, -1.0]), np.array([-w / 2, h / 2, 0.0]))  # margin is symmetric
 
     def render(self) -> BoardRender:
         mujoco.mj_forward(self.model, self.data)
@@ -288,3 +304,68 @@ def _quat_to_mat(q: np.ndarray) -> np.ndarray:
 
 def ground_truth(scene: BoardScene) -> CameraExtrinsics:
     return CameraExtrinsics(camera=THIRD_VIEW, cam_to_parent=scene.camera_to_base(), method="twin ground truth")
+
+
+# --- calibration views in the twin ----------------------------------------------------------------------
+
+# The board's orientation when it faces the tripod camera (+x of base_link) upright: OpenCV's board x along
+# +y (the camera's image right is -y... mirrored as seen from the camera), y down (-z), z into the board (-x).
+BOARD_FACING_CAMERA = np.column_stack([[0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [-1.0, 0.0, 0.0]])
+
+
+def _rot(axis: str, deg: float) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_euler(axis, deg, degrees=True).as_matrix()
+
+
+def board_pose_facing_camera(centre: np.ndarray, size_m: tuple[float, float], tilt_deg: float = -20.0,
+                             yaw_deg: float = 0.0) -> np.ndarray:
+    """board_to_base of a board whose centre is at ``centre`` (base_link), facing the tripod, tilted back."""
+    rot = _rot("z", yaw_deg) @ _rot("y", tilt_deg) @ BOARD_FACING_CAMERA
+    origin = np.asarray(centre, dtype=np.float64) - rot @ np.array([size_m[0] / 2, size_m[1] / 2, 0.0])
+    return transform(rot, origin)
+
+
+# Board centres (base_link) and tilts for the known-pose check: spread over the table in front of the robot.
+KNOWN_BOARD_POSES = ((0.45, -0.02, 0.30, -20.0, 0.0), (0.55, 0.12, 0.25, -30.0, 20.0),
+                     (0.50, -0.15, 0.28, -15.0, -20.0), (0.60, 0.00, 0.20, -45.0, 0.0))
+
+
+def known_pose_views(scene: BoardScene) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(image, board_to_base) with the board at KNOWN_BOARD_POSES, the robot at rest out of the way."""
+    out = []
+    for x, y, z, tilt, yaw in KNOWN_BOARD_POSES:
+        scene.set_board(board_pose_facing_camera(np.array([x, y, z]), scene.board_size_m, tilt, yaw))
+        r = scene.render()
+        out.append((r.image, r.board_to_base))
+    return out
+
+
+def hand_eye_views(scene: BoardScene, n: int, rng: np.random.Generator, side: str = "left",
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(image, gripper_to_base) with the board fixed to the palm and the arm at ``n`` varied poses.
+
+    The board sits 12 cm in front of the palm facing the camera at the ready pose; each view perturbs the
+    shoulder and wrist joints (up to +-0.35 rad) so the board turns about all three axes.
+    """
+    model, index = build_model(scene.hand, obj=None)
+    ready = ready_pose(model, index, configured_left_palm())
+    scene.set_arm_joints(ready)
+    palm0 = scene.palm_to_base(side)
+    board0 = board_pose_facing_camera(palm0[:3, 3] + np.array([0.12, 0.0, 0.08]), scene.board_size_m, -10.0)
+    board_in_palm = np.linalg.inv(palm0) @ board0
+    arm = slice(0, robot_spec.NUM_ARM_JOINTS_PER_SIDE) if side == "left" else \
+        slice(robot_spec.NUM_ARM_JOINTS_PER_SIDE, 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE)
+    lo, hi = robot_spec.actuated_limits(scene.hand)
+    out = []
+    while len(out) < n:
+        q = ready.copy()
+        q[arm] += rng.uniform(-0.35, 0.35, size=robot_spec.NUM_ARM_JOINTS_PER_SIDE) * \
+            np.array([0.4, 0.4, 0.6, 0.4, 1.0, 1.0, 1.0])
+        q = np.clip(q, lo, hi)
+        scene.set_arm_joints(q)
+        palm = scene.palm_to_base(side)
+        scene.set_board(palm @ board_in_palm)
+        out.append((scene.render().image, palm))
+    return out

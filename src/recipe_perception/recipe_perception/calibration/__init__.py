@@ -1,0 +1,1 @@
+"""Extrinsic calibration of the third-view camera to the robot base (board at a known pose, or hand-eye)."""

@@ -1,0 +1,206 @@
+"""One RealSense camera, live or played back from a recording, as numpy frames; no ROS.
+
+``RealSenseSource.open`` finds the device (by serial number) or the recording and starts its streams;
+``read`` returns the next ``Frames`` (depth in millimetres, colour rgb8, depth aligned to colour) with a
+timestamp in the host clock, or None at the end of a recording. Everything that goes wrong with a
+camera is a ``SourceError`` whose message says what to check, so the node can report it and retry
+instead of crashing:
+
+* no device connected, a wrong serial number, several devices and no serial;
+* frames that stop arriving (an unplugged cable, a USB reset);
+* a recording that does not exist or has no depth stream.
+
+Timestamps (``stamp_mode``): ``device`` uses the frame's own timestamp: in the host clock when the
+camera runs with global time (the D435 default; realsense2_camera's ``global_time_enabled``), else the
+device clock shifted to the host clock at the first frame. Played-back recordings default to ``now``:
+the first frame gets the current time and the others keep their recorded spacing, so the stream looks
+live to nodes that drop stale frames.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recipe_common.cameras import Intrinsics
+
+STAMP_MODES = ("device", "now")
+
+
+class SourceError(RuntimeError):
+    """The camera or recording cannot deliver frames; the message says why and what to check."""
+
+
+@dataclass
+class Frames:
+    depth_mm: np.ndarray  # (H, W) uint16, 0 = no reading
+    depth_k: Intrinsics
+    stamp_s: float  # host clock, seconds
+    frame_number: int
+    color: np.ndarray | None = None  # (H, W, 3) uint8 RGB
+    color_k: Intrinsics | None = None
+    aligned_mm: np.ndarray | None = None  # depth re-projected onto the colour image, uint16 mm
+
+
+def connected_serials() -> list[str]:
+    import pyrealsense2 as rs
+
+    out = []
+    for dev in rs.context().query_devices():
+        try:
+            out.append(dev.get_info(rs.camera_info.serial_number))
+        except RuntimeError:
+            out.append("?")
+    return out
+
+
+def _intrinsics(profile: Any) -> Intrinsics:
+    i = profile.as_video_stream_profile().get_intrinsics()
+    return Intrinsics(width=int(i.width), height=int(i.height), fx=float(i.fx), fy=float(i.fy),
+                      cx=float(i.ppx), cy=float(i.ppy))
+
+
+class RealSenseSource:
+    def __init__(self, serial: str = "", playback: str = "", width: int = 848, height: int = 480,
+                 fps: int = 30, color: bool = True, align: bool = True, realtime: bool = True,
+                 loop: bool = False, stamp_mode: str | None = None, timeout_ms: int = 1000) -> None:
+        if stamp_mode is not None and stamp_mode not in STAMP_MODES:
+            raise ValueError(f"stamp_mode must be one of {list(STAMP_MODES)}, got {stamp_mode!r}")
+        self.serial, self.playback = serial, playback
+        self.width, self.height, self.fps = width, height, fps
+        self.color, self.align, self.realtime, self.loop = color, align, realtime, loop
+        self.stamp_mode = stamp_mode or ("now" if playback else "device")
+        self.timeout_ms = timeout_ms
+        self._pipe: Any = None
+        self._align: Any = None
+        self._scale_mm = 1.0
+        self._offset: float | None = None
+        self._last_number = -1
+        self._pending = -1
+        self.device_name = ""
+        self.device_serial = ""
+
+    @property
+    def label(self) -> str:
+        return f"recording {self.playback}" if self.playback else f"RealSense {self.serial or '(any)'}"
+
+    def open(self) -> None:
+        import pyrealsense2 as rs
+
+        cfg = rs.config()
+        if self.playback:
+            if not Path(self.playback).is_file():
+                raise SourceError(f"playback file {self.playback!r} does not exist")
+            cfg.enable_device_from_file(self.playback, repeat_playback=self.loop)
+        else:
+            serials = connected_serials()
+            if not serials:
+                raise SourceError("no RealSense device connected (check the USB 3 cable and port; the D435 "
+                                  "shows in lsusb as 8086:0b07)")
+            if self.serial and self.serial not in serials:
+                raise SourceError(f"no RealSense with serial {self.serial!r}; connected: {serials}")
+            if not self.serial and len(serials) > 1:
+                raise SourceError(f"several RealSense devices connected ({serials}): set the serial of each camera")
+            cfg.enable_device(self.serial or serials[0])
+            cfg.enable_stream(rs.stream.depth, self.width, self.height, rs.format.z16, self.fps)
+            if self.color:
+                cfg.enable_stream(rs.stream.color, self.width, self.height, rs.format.rgb8, self.fps)
+        pipe = rs.pipeline()
+        try:
+            profile = pipe.start(cfg)
+        except RuntimeError as exc:
+            raise SourceError(f"{self.label}: cannot start the streams: {exc}") from None
+        dev = profile.get_device()
+        if self.playback:
+            dev.as_playback().set_real_time(self.realtime)
+        try:
+            self.device_serial = dev.get_info(rs.camera_info.serial_number)
+            self.device_name = dev.get_info(rs.camera_info.name)
+        except RuntimeError:
+            pass
+        streams = {s.stream_type(): s for s in profile.get_streams()}
+        if rs.stream.depth not in streams:
+            pipe.stop()
+            raise SourceError(f"{self.label} has no depth stream")
+        scale = 0.001
+        for sensor in dev.query_sensors():
+            if sensor.supports(rs.option.depth_units):
+                scale = float(sensor.get_option(rs.option.depth_units))
+                break
+        self._scale_mm = scale * 1000.0
+        has_color = rs.stream.color in streams and self.color
+        self._align = rs.align(rs.stream.color) if has_color and self.align else None
+        self._pipe = pipe
+        self._offset = None
+        self._last_number = -1
+
+    def read(self) -> Frames | None:
+        """The next frame set; None when a recording has ended. SourceError when frames stop coming."""
+        import pyrealsense2 as rs
+
+        if self._pipe is None:
+            raise SourceError(f"{self.label} is not open")
+        while True:
+            ok, fs = self._pipe.try_wait_for_frames(self.timeout_ms)
+            if not ok:
+                if self.playback and not self.loop:
+                    return None
+                raise SourceError(f"{self.label}: no frames for {self.timeout_ms} ms (cable unplugged or USB "
+                                  "reset?)")
+            depth = fs.get_depth_frame()
+            if not depth:
+                continue  # a colour-only set
+            number = int(depth.get_frame_number())
+            if self.playback and not self.loop and number < self._last_number:
+                return None  # the recording wrapped around
+            color = fs.get_color_frame()
+            # The syncer emits a set for every new frame of either stream, pairing it with the latest of the
+            # other (recordings played as fast as they are read show it): publish each depth frame once,
+            # with the colour frame taken at the same time when one comes.
+            if number == self._last_number:
+                continue  # published already
+            matched = not color or abs(color.get_timestamp() - depth.get_timestamp()) <= 500.0 / self.fps
+            if not matched and self._pending != number:
+                self._pending = number  # wait one set for this depth frame's own colour frame
+                continue
+            break
+        self._last_number = number
+        self._pending = -1
+        out = Frames(depth_mm=self._mm(depth), depth_k=_intrinsics(depth.get_profile()),
+                     stamp_s=self._stamp(depth, rs), frame_number=number)
+        if color and self.color:
+            out.color = np.asanyarray(color.get_data()).copy()
+            out.color_k = _intrinsics(color.get_profile())
+            if self._align is not None:
+                aligned = self._align.process(fs).get_depth_frame()
+                if aligned:
+                    out.aligned_mm = self._mm(aligned)
+        return out
+
+    def _mm(self, frame: Any) -> np.ndarray:
+        raw = np.asanyarray(frame.get_data())
+        if abs(self._scale_mm - 1.0) < 1e-9:
+            return raw.astype(np.uint16, copy=True)
+        return np.clip(np.rint(raw.astype(np.float64) * self._scale_mm), 0, 65535).astype(np.uint16)
+
+    def _stamp(self, frame: Any, rs: Any) -> float:
+        ts = float(frame.get_timestamp()) / 1000.0
+        domain = frame.get_frame_timestamp_domain()
+        host_clock = domain in (rs.timestamp_domain.global_time, rs.timestamp_domain.system_time)
+        if self.stamp_mode == "device" and host_clock:
+            return ts
+        if self._offset is None:
+            self._offset = time.time() - ts
+        return ts + self._offset
+
+    def close(self) -> None:
+        if self._pipe is not None:
+            try:
+                self._pipe.stop()
+            except RuntimeError:
+                pass
+            self._pipe = None
