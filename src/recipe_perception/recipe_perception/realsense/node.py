@@ -1,4 +1,4 @@
-"""ROS 2 node ``realsense``: D435 frames from pyrealsense2 on realsense2_camera's topics, for users without it.
+"""ROS 2 node ``realsense``: D435 frames from pyrealsense2 on realsense2_camera's topics (no realsense-ros).
 
 Run: ``ros2 run recipe_perception realsense --ros-args --params-file config/perception.yaml`` (or
 ``-p playback:=recording.db3`` to play a recording instead of a device).
@@ -38,7 +38,6 @@ from sensor_msgs.msg import CameraInfo, Image
 from recipe_common.cameras import CameraTopics, Intrinsics, camera_table
 from recipe_common.config import ConfigError
 from recipe_common.ros.executor import MultiThreadedExecutor
-
 from recipe_perception.realsense.config import NODE_NAME, RealSenseConfig, _default
 from recipe_perception.realsense.source import Frames, RealSenseSource, SourceError
 
@@ -137,8 +136,10 @@ class CameraWorker:
                 while not self._stop.is_set():
                     frames = self.source.read()
                     if frames is None:
-                        self._status(DiagnosticStatus.OK, f"{self.source.label}: playback finished after "
-                                                          f"{self.frames} frames")
+                        self._status(
+                            DiagnosticStatus.OK,
+                            f"{self.source.label}: playback finished after {self.frames} frames",
+                        )
                         self.finished = True
                         self.source.close()
                         return
@@ -172,19 +173,37 @@ class RealSenseNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         self.cfg = self._read_config()
         cfg = self.cfg
-        factory = source_factory or (lambda name, serial, playback, c: RealSenseSource(
-            serial=serial, playback=playback, width=c.width, height=c.height, fps=c.fps, color=c.enable_color,
-            align=c.align_depth, realtime=c.playback_realtime, loop=c.playback_loop,
-            stamp_mode=c.stamp_mode or None, timeout_ms=c.frame_timeout_ms))
-        self.workers = [CameraWorker(self, name, factory(name, serial, playback, cfg))
-                        for name, serial, playback in cfg.cameras()]
-        self._diag = self.create_publisher(DiagnosticArray, cfg.diagnostics_topic,
-                                           QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        factory = source_factory or (
+            lambda name, serial, playback, c: RealSenseSource(
+                serial=serial,
+                playback=playback,
+                width=c.width,
+                height=c.height,
+                fps=c.fps,
+                color=c.enable_color,
+                align=c.align_depth,
+                realtime=c.playback_realtime,
+                loop=c.playback_loop,
+                stamp_mode=c.stamp_mode or None,
+                timeout_ms=c.frame_timeout_ms,
+            )
+        )
+        self.workers = [
+            CameraWorker(self, name, factory(name, serial, playback, cfg))
+            for name, serial, playback in cfg.cameras()
+        ]
+        self._diag = self.create_publisher(
+            DiagnosticArray,
+            cfg.diagnostics_topic,
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+        )
         self._timer = self.create_timer(1.0, self._on_diagnostics)
         for w in self.workers:
             w.start()
-        self.get_logger().info(f"realsense up: cameras {[w.name for w in self.workers]} under {cfg.namespace}"
-                               + (f", playing {cfg.playback}" if cfg.playback else ""))
+        self.get_logger().info(
+            f"realsense up: cameras {[w.name for w in self.workers]} under {cfg.namespace}"
+            + (f", playing {cfg.playback}" if cfg.playback else "")
+        )
 
     def _read_config(self) -> RealSenseConfig:
         dynamic = ParameterDescriptor(dynamic_typing=True)
@@ -203,12 +222,18 @@ class RealSenseNode(Node):
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         for w in self.workers:
-            st = DiagnosticStatus(level=w.level, name=f"{NODE_NAME}: {w.name}", message=w.message,
-                                  hardware_id=w.source.device_serial or w.source.playback or "none")
-            st.values = [KeyValue(key="frames", value=str(w.frames)),
-                         KeyValue(key="device", value=w.source.device_name or "none"),
-                         KeyValue(key="errors", value=str(w.errors)),
-                         KeyValue(key="recent_errors", value=" | ".join(w.recent_errors))]
+            st = DiagnosticStatus(
+                level=w.level,
+                name=f"{NODE_NAME}: {w.name}",
+                message=w.message,
+                hardware_id=w.source.device_serial or w.source.playback or "none",
+            )
+            st.values = [
+                KeyValue(key="frames", value=str(w.frames)),
+                KeyValue(key="device", value=w.source.device_name or "none"),
+                KeyValue(key="errors", value=str(w.errors)),
+                KeyValue(key="recent_errors", value=" | ".join(w.recent_errors)),
+            ]
             arr.status.append(st)
         self._diag.publish(arr)
 

@@ -60,14 +60,31 @@ def connected_serials() -> list[str]:
 
 def _intrinsics(profile: Any) -> Intrinsics:
     i = profile.as_video_stream_profile().get_intrinsics()
-    return Intrinsics(width=int(i.width), height=int(i.height), fx=float(i.fx), fy=float(i.fy),
-                      cx=float(i.ppx), cy=float(i.ppy))
+    return Intrinsics(
+        width=int(i.width),
+        height=int(i.height),
+        fx=float(i.fx),
+        fy=float(i.fy),
+        cx=float(i.ppx),
+        cy=float(i.ppy),
+    )
 
 
 class RealSenseSource:
-    def __init__(self, serial: str = "", playback: str = "", width: int = 848, height: int = 480,
-                 fps: int = 30, color: bool = True, align: bool = True, realtime: bool = True,
-                 loop: bool = False, stamp_mode: str | None = None, timeout_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        serial: str = "",
+        playback: str = "",
+        width: int = 848,
+        height: int = 480,
+        fps: int = 30,
+        color: bool = True,
+        align: bool = True,
+        realtime: bool = True,
+        loop: bool = False,
+        stamp_mode: str | None = None,
+        timeout_ms: int = 1000,
+    ) -> None:
         if stamp_mode is not None and stamp_mode not in STAMP_MODES:
             raise ValueError(f"stamp_mode must be one of {list(STAMP_MODES)}, got {stamp_mode!r}")
         self.serial, self.playback = serial, playback
@@ -99,12 +116,16 @@ class RealSenseSource:
         else:
             serials = connected_serials()
             if not serials:
-                raise SourceError("no RealSense device connected (check the USB 3 cable and port; the D435 "
-                                  "shows in lsusb as 8086:0b07)")
+                raise SourceError(
+                    "no RealSense device connected (check the USB 3 cable and port; the D435 "
+                    "shows in lsusb as 8086:0b07)"
+                )
             if self.serial and self.serial not in serials:
                 raise SourceError(f"no RealSense with serial {self.serial!r}; connected: {serials}")
             if not self.serial and len(serials) > 1:
-                raise SourceError(f"several RealSense devices connected ({serials}): set the serial of each camera")
+                raise SourceError(
+                    f"several RealSense devices connected ({serials}): set the serial of each camera"
+                )
             cfg.enable_device(self.serial or serials[0])
             cfg.enable_stream(rs.stream.depth, self.width, self.height, rs.format.z16, self.fps)
             if self.color:
@@ -149,8 +170,9 @@ class RealSenseSource:
             if not ok:
                 if self.playback and not self.loop:
                     return None
-                raise SourceError(f"{self.label}: no frames for {self.timeout_ms} ms (cable unplugged or USB "
-                                  "reset?)")
+                raise SourceError(
+                    f"{self.label}: no frames for {self.timeout_ms} ms (cable unplugged or USB reset?)"
+                )
             depth = fs.get_depth_frame()
             if not depth:
                 continue  # a colour-only set
@@ -170,8 +192,12 @@ class RealSenseSource:
             break
         self._last_number = number
         self._pending = -1
-        out = Frames(depth_mm=self._mm(depth), depth_k=_intrinsics(depth.get_profile()),
-                     stamp_s=self._stamp(depth, rs), frame_number=number)
+        out = Frames(
+            depth_mm=self._mm(depth),
+            depth_k=_intrinsics(depth.get_profile()),
+            stamp_s=self._stamp(depth, rs),
+            frame_number=number,
+        )
         if color and self.color:
             out.color = np.asanyarray(color.get_data()).copy()
             out.color_k = _intrinsics(color.get_profile())
