@@ -18,7 +18,6 @@ from recipe_common import robot_spec
 from recipe_common.cameras import HEAD, THIRD_VIEW, CameraTopics, camera_table
 from recipe_common.config import (
     ConfigError,
-    as_bool,
     as_float,
     as_int,
     as_str,
@@ -29,6 +28,7 @@ from recipe_common.config import (
 )
 from recipe_common.paths import config_path
 from recipe_perception.depth_segmenter import DepthSegmenterConfig
+from recipe_perception.params import coerce_all
 from recipe_perception.segmenter import Prompt
 
 NODE_NAME = "perception"
@@ -92,10 +92,7 @@ class PerceptionConfig:
     @classmethod
     def from_dict(cls, d: Any) -> PerceptionConfig:
         """Build and validate; unknown keys and wrong types raise ConfigError naming the key."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        check_keys(d, list(fields), NODE_NAME)
-        values = {k: _coerce(k, v, _default(fields[k])) for k, v in d.items()}
-        cfg = cls(**values)
+        cfg = cls(**coerce_all(cls, d, NODE_NAME))
         cfg.validate()
         return cfg
 
@@ -191,28 +188,6 @@ class PerceptionConfig:
             min_blob_px=self.min_blob_px,
             gate_m=self.gate_m,
         )
-
-
-def _default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory()  # type: ignore[misc]
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Match the default's type (ints are accepted for floats: YAML writes 5 for 5.0)."""
-    where = f"{NODE_NAME}.{key}"
-    if isinstance(default, bool):
-        return as_bool(value, where)
-    if isinstance(default, int):
-        return as_int(value, where)
-    if isinstance(default, float):
-        return as_float(value, where)
-    if isinstance(default, str):
-        return as_str(value, where)
-    if isinstance(default, list):
-        return [float(v) for v in as_vector(value, where, len(default))]
-    raise TypeError(f"{where}: unsupported config type {type(default).__name__}")  # pragma: no cover
 
 
 def load_perception_config(path: str | Path | None = None, **overrides: Any) -> PerceptionConfig:

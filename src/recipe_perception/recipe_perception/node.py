@@ -36,7 +36,6 @@ status to OCCLUDED/LOST by the track rules; it never produces a position.
 
 from __future__ import annotations
 
-import array
 import dataclasses
 import re
 import sys
@@ -47,7 +46,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -62,11 +61,12 @@ from recipe_common.policy_image import PolicyImageSpec
 from recipe_common.ros.executor import MultiThreadedExecutor
 from recipe_interfaces.msg import ObjectState
 from recipe_perception import extrinsics as extrinsics_mod
-from recipe_perception.config import NODE_NAME, PerceptionConfig, _default
+from recipe_perception.config import NODE_NAME, PerceptionConfig
 from recipe_perception.debug_image import debug_image
 from recipe_perception.depth_frame import DepthFrame, FrameError, decode_depth, intrinsics_from_info
 from recipe_perception.depth_segmenter import DepthSegmenter
 from recipe_perception.head_image import HeadDepth
+from recipe_perception.params import declare_all
 from recipe_perception.pipeline import ObjectEstimate, ThirdViewPipeline
 from recipe_perception.segmenter import Prompt
 from recipe_perception.tracking import TrackStatus
@@ -162,17 +162,7 @@ class PerceptionNode(Node):
 
     # ----------------------------------------------------------------- configuration
     def _read_config(self) -> PerceptionConfig:
-        dynamic = ParameterDescriptor(dynamic_typing=True)
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(PerceptionConfig):
-            default = _default(f)
-            value = self.declare_parameter(f.name, default, dynamic).value
-            if value is None:
-                value = default
-            if isinstance(default, list) and isinstance(value, list | tuple | array.array):
-                value = list(value)
-            values[f.name] = value
-        return PerceptionConfig.from_dict(values)
+        return PerceptionConfig.from_dict(declare_all(self, PerceptionConfig))
 
     def _setup_ros(self) -> None:
         cfg = self.cfg

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from recipe_common.cameras import DEFAULT_NAMESPACE, camera_table
-from recipe_common.config import ConfigError, as_bool, as_float, as_int, as_list, as_str, check_keys
+from recipe_common.config import ConfigError, as_float, as_int, as_str
+from recipe_perception.params import coerce_all
 from recipe_perception.realsense.source import STAMP_MODES
 
 NODE_NAME = "realsense"
@@ -35,23 +35,7 @@ class RealSenseConfig:
 
     @classmethod
     def from_dict(cls, d: Any) -> RealSenseConfig:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        check_keys(d, list(fields), NODE_NAME)
-        values: dict[str, Any] = {}
-        for k, v in d.items():
-            w = f"{NODE_NAME}.{k}"
-            default = _default(fields[k])
-            if isinstance(default, bool):
-                values[k] = as_bool(v, w)
-            elif isinstance(default, int):
-                values[k] = as_int(v, w)
-            elif isinstance(default, float):
-                values[k] = as_float(v, w)
-            elif isinstance(default, str):
-                values[k] = as_str(v, w)
-            else:
-                values[k] = as_list(list(v) if isinstance(v, tuple) else v, w, str)
-        cfg = cls(**values)
+        cfg = cls(**coerce_all(cls, d, NODE_NAME))
         cfg.validate()
         return cfg
 
@@ -93,9 +77,3 @@ class RealSenseConfig:
         if self.playback:
             return [(self.playback_camera, "", self.playback)]
         return [(n, s, "") for n, s in zip(self.camera_names, self.serials, strict=True)]
-
-
-def _default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory()  # type: ignore[misc]

@@ -18,8 +18,6 @@ keeps running (no crash loop). The end of a recording is logged and reported, an
 
 from __future__ import annotations
 
-import array
-import dataclasses
 import sys
 import threading
 from collections import deque
@@ -28,7 +26,6 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -38,7 +35,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from recipe_common.cameras import CameraTopics, Intrinsics, camera_table
 from recipe_common.config import ConfigError
 from recipe_common.ros.executor import MultiThreadedExecutor
-from recipe_perception.realsense.config import NODE_NAME, RealSenseConfig, _default
+from recipe_perception.params import declare_all
+from recipe_perception.realsense.config import NODE_NAME, RealSenseConfig
 from recipe_perception.realsense.source import Frames, RealSenseSource, SourceError
 
 
@@ -219,17 +217,7 @@ class RealSenseNode(Node):
         )
 
     def _read_config(self) -> RealSenseConfig:
-        dynamic = ParameterDescriptor(dynamic_typing=True)
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(RealSenseConfig):
-            default = _default(f)
-            value = self.declare_parameter(f.name, default, dynamic).value
-            if value is None:
-                value = default
-            if isinstance(default, list) and isinstance(value, list | tuple | array.array):
-                value = list(value)
-            values[f.name] = value
-        return RealSenseConfig.from_dict(values)
+        return RealSenseConfig.from_dict(declare_all(self, RealSenseConfig))
 
     def _on_diagnostics(self) -> None:
         arr = DiagnosticArray()
