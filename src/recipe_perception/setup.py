@@ -16,7 +16,7 @@ setup(
     zip_safe=True,
     maintainer="recipe maintainers",
     maintainer_email="maintainers@recipe-robotics.org",
-    description="Camera ingest, object segmentation and tracking (depth-based or SAM2), centroid lifting, calibration.",
+    description="Camera ingest, object segmentation and tracking, centroid lifting, calibration.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},
     entry_points={

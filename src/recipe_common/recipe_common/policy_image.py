@@ -103,10 +103,10 @@ def _footprint_median(d: np.ndarray, window: tuple[float, float, float, float], 
     u0, v0, u1, v1 = window
     n = FOOTPRINT_SAMPLES
     # An n x n grid of sample points inside every footprint (pixel-edge coordinates: pixel i spans [i, i+1)).
-    ys = np.clip(np.floor(v0 + (np.arange(spec.height * n) + 0.5) * (v1 - v0) / (spec.height * n)).astype(int),
-                 0, d.shape[0] - 1)
-    xs = np.clip(np.floor(u0 + (np.arange(spec.width * n) + 0.5) * (u1 - u0) / (spec.width * n)).astype(int),
-                 0, d.shape[1] - 1)
+    rows = v0 + (np.arange(spec.height * n) + 0.5) * (v1 - v0) / (spec.height * n)
+    cols = u0 + (np.arange(spec.width * n) + 0.5) * (u1 - u0) / (spec.width * n)
+    ys = np.clip(np.floor(rows).astype(int), 0, d.shape[0] - 1)
+    xs = np.clip(np.floor(cols).astype(int), 0, d.shape[1] - 1)
     g = d[np.ix_(ys, xs)].reshape(spec.height, n, spec.width, n).transpose(0, 2, 1, 3)
     g = np.sort(g.reshape(spec.height, spec.width, n * n), axis=-1)  # NaN sorts last
     count = np.count_nonzero(np.isfinite(g), axis=-1)

@@ -1,11 +1,18 @@
-"""to_policy_image: one function from any depth frame to the policy's depth input (units, crop, resize,
-holes, clipping). The twin-vs-real-frame comparison is in recipe_perception/tests/test_policy_image_twin.py."""
+"""to_policy_image: one function from any depth frame to the policy's depth input (units, crop,
+resize, holes, clipping). The twin-vs-real-frame comparison is in recipe_perception's
+tests/test_policy_image_twin.py."""
 
 import numpy as np
 import pytest
 
 from recipe_common.cameras import HEAD, Intrinsics, camera_table
-from recipe_common.policy_image import PolicyImageSpec, crop_window, depth_in_metres, fill_holes, to_policy_image
+from recipe_common.policy_image import (
+    PolicyImageSpec,
+    crop_window,
+    depth_in_metres,
+    fill_holes,
+    to_policy_image,
+)
 
 SPEC = PolicyImageSpec.for_camera()
 D435 = camera_table()[HEAD].stream  # 848x480, the stream the policy image's FOV comes from
@@ -42,6 +49,7 @@ def test_units_and_holes():
 
 def test_same_image_from_millimetres_metres_and_any_resolution():
     """A tilted plane seen at 848x480 (mm and m) and at 424x240: the same 84x84 image."""
+
     def plane(k: Intrinsics) -> np.ndarray:
         v = (np.arange(k.height) - k.cy) / k.fy
         return np.repeat((0.6 / (1.0 + 0.5 * v))[:, None], k.width, axis=1).astype(np.float32)

@@ -18,7 +18,6 @@ from recipe_common import robot_spec
 from recipe_common.cameras import HEAD, THIRD_VIEW, CameraTopics, camera_table
 from recipe_common.config import (
     ConfigError,
-    as_bool,
     as_float,
     as_int,
     as_str,
@@ -29,6 +28,7 @@ from recipe_common.config import (
 )
 from recipe_common.paths import config_path
 from recipe_perception.depth_segmenter import DepthSegmenterConfig
+from recipe_perception.params import coerce_all
 from recipe_perception.segmenter import Prompt
 
 NODE_NAME = "perception"
@@ -92,10 +92,7 @@ class PerceptionConfig:
     @classmethod
     def from_dict(cls, d: Any) -> PerceptionConfig:
         """Build and validate; unknown keys and wrong types raise ConfigError naming the key."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        check_keys(d, list(fields), NODE_NAME)
-        values = {k: _coerce(k, v, _default(fields[k])) for k, v in d.items()}
-        cfg = cls(**values)
+        cfg = cls(**coerce_all(cls, d, NODE_NAME))
         cfg.validate()
         return cfg
 
@@ -111,11 +108,25 @@ class PerceptionConfig:
         as_str(self.segmenter, f"{w}.segmenter", choices=SEGMENTERS)
         as_str(self.hand, f"{w}.hand", choices=sorted(robot_spec.HANDS))
         as_str(self.extrinsics, f"{w}.extrinsics", nonempty=True)
-        for key in ("rate_hz", "max_frame_age_s", "frame_timeout_s", "joint_state_timeout_s", "color_sync_s",
-                    "plane_threshold_m", "edge_jump_m", "gate_m"):
+        for key in (
+            "rate_hz",
+            "max_frame_age_s",
+            "frame_timeout_s",
+            "joint_state_timeout_s",
+            "color_sync_s",
+            "plane_threshold_m",
+            "edge_jump_m",
+            "gate_m",
+        ):
             as_float(getattr(self, key), f"{w}.{key}", positive=True)
-        for key in ("self_filter_padding_m", "occluded_timeout_s", "init_timeout_s", "min_height_m",
-                    "robot_margin_m", "head_min_height_m"):
+        for key in (
+            "self_filter_padding_m",
+            "occluded_timeout_s",
+            "init_timeout_s",
+            "min_height_m",
+            "robot_margin_m",
+            "head_min_height_m",
+        ):
             as_float(getattr(self, key), f"{w}.{key}", nonnegative=True)
         as_float(self.min_valid_fraction, f"{w}.min_valid_fraction", 0.0, 1.0)
         as_int(self.processing_scale, f"{w}.processing_scale", minimum=1, maximum=8)
@@ -123,8 +134,10 @@ class PerceptionConfig:
         lo = as_vector(self.workspace_min, f"{w}.workspace_min", 3)
         hi = as_vector(self.workspace_max, f"{w}.workspace_max", 3)
         if (lo >= hi).any():
-            raise ConfigError(f"{w}.workspace_min must be < workspace_max on every axis, got "
-                              f"{lo.tolist()} and {hi.tolist()}")
+            raise ConfigError(
+                f"{w}.workspace_min must be < workspace_max on every axis, got "
+                f"{lo.tolist()} and {hi.tolist()}"
+            )
         as_vector(self.workspace_centre, f"{w}.workspace_centre", 3)
         for key in ("object_state_topic", "joint_states_topic", "reset_service", "diagnostics_topic"):
             as_str(getattr(self, key), f"{w}.{key}", nonempty=True)
@@ -133,8 +146,10 @@ class PerceptionConfig:
         except ValueError as exc:
             raise ConfigError(f"{w}.target_prompt: {exc}") from None
         if self.segmenter == "sam2" and not self.sam2_checkpoint:
-            raise ConfigError(f"{w}.sam2_checkpoint: the sam2 segmenter needs a checkpoint path "
-                              "(SAM2 weights come from the SAM2 release; none ship with this workspace)")
+            raise ConfigError(
+                f"{w}.sam2_checkpoint: the sam2 segmenter needs a checkpoint path "
+                "(SAM2 weights come from the SAM2 release; none ship with this workspace)"
+            )
 
     # ------------------------------------------------------------------ derived
     def prompt(self) -> Prompt:
@@ -146,7 +161,9 @@ class PerceptionConfig:
     def depth_topics(self) -> tuple[str, str]:
         """(image, camera_info) of the lifted camera: aligned-to-colour depth for sam2 (one pixel grid)."""
         t = self.topics()
-        img, info = (t.aligned_depth, t.aligned_depth_info) if self.segmenter == "sam2" else (t.depth, t.depth_info)
+        img, info = (
+            (t.aligned_depth, t.aligned_depth_info) if self.segmenter == "sam2" else (t.depth, t.depth_info)
+        )
         return self.depth_topic or img, self.camera_info_topic or info
 
     def color_topic_name(self) -> str:
@@ -160,33 +177,17 @@ class PerceptionConfig:
 
     def depth_segmenter_config(self) -> DepthSegmenterConfig:
         return DepthSegmenterConfig(
-            scale=self.processing_scale, workspace_min=tuple(self.workspace_min),
-            workspace_max=tuple(self.workspace_max), workspace_centre=tuple(self.workspace_centre),
-            plane_threshold_m=self.plane_threshold_m, min_height_m=self.min_height_m,
-            edge_jump_m=self.edge_jump_m, robot_margin_m=self.robot_margin_m, min_blob_px=self.min_blob_px,
-            gate_m=self.gate_m)
-
-
-def _default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory()  # type: ignore[misc]
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Match the default's type (ints are accepted for floats: YAML writes 5 for 5.0)."""
-    where = f"{NODE_NAME}.{key}"
-    if isinstance(default, bool):
-        return as_bool(value, where)
-    if isinstance(default, int):
-        return as_int(value, where)
-    if isinstance(default, float):
-        return as_float(value, where)
-    if isinstance(default, str):
-        return as_str(value, where)
-    if isinstance(default, list):
-        return [float(v) for v in as_vector(value, where, len(default))]
-    raise TypeError(f"{where}: unsupported config type {type(default).__name__}")  # pragma: no cover
+            scale=self.processing_scale,
+            workspace_min=tuple(self.workspace_min),
+            workspace_max=tuple(self.workspace_max),
+            workspace_centre=tuple(self.workspace_centre),
+            plane_threshold_m=self.plane_threshold_m,
+            min_height_m=self.min_height_m,
+            edge_jump_m=self.edge_jump_m,
+            robot_margin_m=self.robot_margin_m,
+            min_blob_px=self.min_blob_px,
+            gate_m=self.gate_m,
+        )
 
 
 def load_perception_config(path: str | Path | None = None, **overrides: Any) -> PerceptionConfig:

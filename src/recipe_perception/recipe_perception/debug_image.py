@@ -18,8 +18,14 @@ from recipe_perception.tracking import TrackStatus
 NEAR_M, FAR_M = 0.3, 2.5
 
 
-def debug_image(depth_m: np.ndarray, k: Intrinsics, est: ObjectEstimate, ext: CameraExtrinsics,
-                robot: np.ndarray | None = None, scale: int = 2) -> np.ndarray:
+def debug_image(
+    depth_m: np.ndarray,
+    k: Intrinsics,
+    est: ObjectEstimate,
+    ext: CameraExtrinsics,
+    robot: np.ndarray | None = None,
+    scale: int = 2,
+) -> np.ndarray:
     d = downsample_depth(depth_m, scale)
     h, w = d.shape
     x = np.clip((np.nan_to_num(d, nan=FAR_M) - NEAR_M) / (FAR_M - NEAR_M), 0.0, 1.0)
@@ -36,7 +42,15 @@ def debug_image(depth_m: np.ndarray, k: Intrinsics, est: ObjectEstimate, ext: Ca
             kk = k.scaled(w, h)
             u, v = kk.fx * pc[0] / pc[2] + kk.cx, kk.fy * pc[1] / pc[2] + kk.cy
             colour = (255, 0, 0) if est.status == TrackStatus.TRACKING else (255, 255, 255)
-            cv2.drawMarker(img, (int(round(u)), int(round(v))), colour, cv2.MARKER_CROSS, 14, 2)
-    cv2.putText(img, f"{est.status.name} {est.confidence:.2f}", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                (255, 255, 0), 1, cv2.LINE_AA)
+            cv2.drawMarker(img, (round(u), round(v)), colour, cv2.MARKER_CROSS, 14, 2)
+    cv2.putText(
+        img,
+        f"{est.status.name} {est.confidence:.2f}",
+        (6, 16),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (255, 255, 0),
+        1,
+        cv2.LINE_AA,
+    )
     return img

@@ -48,14 +48,23 @@ def intrinsics_from_info(width: int, height: int, k: np.ndarray | list[float]) -
     return Intrinsics.from_k(kk, width, height)
 
 
-def decode_depth(encoding: str, width: int, height: int, step: int, is_bigendian: bool, data: bytes,
-                 intrinsics: Intrinsics, min_valid_fraction: float = 0.05) -> tuple[np.ndarray, float]:
+def decode_depth(
+    encoding: str,
+    width: int,
+    height: int,
+    step: int,
+    is_bigendian: bool,
+    data: bytes,
+    intrinsics: Intrinsics,
+    min_valid_fraction: float = 0.05,
+) -> tuple[np.ndarray, float]:
     """(float32 metres with NaN holes, valid fraction) from the fields of a sensor_msgs/Image."""
     if encoding not in ENCODINGS:
         raise FrameError(f"depth encoding {encoding!r} is not supported (expected one of {list(ENCODINGS)})")
     if (width, height) != (intrinsics.width, intrinsics.height):
-        raise FrameError(f"depth image is {width}x{height} but its camera_info says "
-                         f"{intrinsics.width}x{intrinsics.height}")
+        raise FrameError(
+            f"depth image is {width}x{height} but its camera_info says {intrinsics.width}x{intrinsics.height}"
+        )
     if width <= 0 or height <= 0:
         raise FrameError(f"depth image is empty ({width}x{height})")
     bpp = 2 if encoding in MM_ENCODINGS else 4

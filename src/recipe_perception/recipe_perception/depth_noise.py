@@ -70,7 +70,7 @@ class D435Noise:
             width = np.where(step, self.fx * BASELINE_M * (1.0 / near - 1.0 / far), 0.0)
         rows, cols = np.nonzero(step)
         for r, c in zip(rows, cols, strict=True):
-            n = int(round(width[r, c]))
+            n = round(width[r, c])
             if n > 0:
-                shadow[r, max(c - n + 1, 0):c + 1] = True
+                shadow[r, max(c - n + 1, 0) : c + 1] = True
         return shadow

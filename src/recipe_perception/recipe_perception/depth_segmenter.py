@@ -166,16 +166,24 @@ class DepthSegmenter:
         h, w = d.shape
         k = frame.intrinsics.scaled(w, h) if s > 1 else frame.intrinsics
         ext = frame.extrinsics
-        pts = (self._rays.rays(k) * d[..., None]) @ ext.rotation.T.astype(np.float32) \
-            + ext.position.astype(np.float32)
+        pts = (self._rays.rays(k) * d[..., None]) @ ext.rotation.T.astype(np.float32) + ext.position.astype(
+            np.float32
+        )
         valid = np.isfinite(d)
         lo, hi = np.asarray(cfg.workspace_min), np.asarray(cfg.workspace_max)
         with np.errstate(invalid="ignore"):
             inside = valid & np.all((pts >= lo) & (pts <= hi), axis=-1)
-        plane = fit_plane(pts[inside], threshold=cfg.plane_threshold_m, max_tilt_deg=cfg.plane_max_tilt_deg,
-                          prior=self.plane, rng=self._rng)
+        plane = fit_plane(
+            pts[inside],
+            threshold=cfg.plane_threshold_m,
+            max_tilt_deg=cfg.plane_max_tilt_deg,
+            prior=self.plane,
+            rng=self._rng,
+        )
         if plane is None:
-            return Segmentation(None, reason="no table plane in the workspace box (camera pose or workspace wrong?)")
+            return Segmentation(
+                None, reason="no table plane in the workspace box (camera pose or workspace wrong?)"
+            )
         self.plane = plane
         with np.errstate(invalid="ignore"):
             above = inside & (plane.height(pts) > cfg.min_height_m)
@@ -196,8 +204,8 @@ class DepthSegmenter:
             if area < cfg.min_blob_px:
                 continue
             x, y, bw, bh = (int(v) for v in stats[i, :4])
-            sub = labels[y:y + bh, x:x + bw] == i
-            p = pts[y:y + bh, x:x + bw][sub].astype(np.float64)
+            sub = labels[y : y + bh, x : x + bw] == i
+            p = pts[y : y + bh, x : x + bw][sub].astype(np.float64)
             blobs.append(Blob(i, area, np.median(p, axis=0), p, (x, y, bw, bh)))
         self.last_blobs = blobs
         prev = self._last
@@ -209,7 +217,9 @@ class DepthSegmenter:
             # A hand across the object splits it into pieces: every blob within the object's size of its
             # last position is part of it (the robot's own pixels are already gone).
             reach = self._radius + cfg.merge_margin_m
-            members += [b for b in blobs if b is not target and float(np.linalg.norm(b.median - prev)) <= reach]
+            members += [
+                b for b in blobs if b is not target and float(np.linalg.norm(b.median - prev)) <= reach
+            ]
         points = np.concatenate([b.points for b in members])
         median = np.median(points, axis=0)
         if len(members) == 1:
@@ -219,7 +229,7 @@ class DepthSegmenter:
         low = np.zeros((h, w), dtype=bool)
         for b in members:
             x, y, bw, bh = b.bbox
-            low[y:y + bh, x:x + bw] |= labels[y:y + bh, x:x + bw] == b.label
+            low[y : y + bh, x : x + bw] |= labels[y : y + bh, x : x + bw] == b.label
         # The height threshold cuts the object's lowest centimetres off; the published mask grows back
         # into them (pixels touching it, just above the table). The centre uses the blob's own points.
         with np.errstate(invalid="ignore"):
@@ -229,7 +239,9 @@ class DepthSegmenter:
             low = low | (cv2.dilate(low.astype(np.uint8), kernel).astype(bool) & low_band)
         mask = self._upsample(low, frame.depth_m.shape)
         # A clean association (the blob moved little since the last frame) scores 1, one at the gate 0.5.
-        score = 1.0 if prev is None else 1.0 - 0.5 * min(float(np.linalg.norm(median - prev)) / cfg.gate_m, 1.0)
+        score = (
+            1.0 if prev is None else 1.0 - 0.5 * min(float(np.linalg.norm(median - prev)) / cfg.gate_m, 1.0)
+        )
         return Segmentation(mask, score=score, points=points)
 
     # ---------------------------------------------------------------------------------------------
@@ -257,21 +269,25 @@ class DepthSegmenter:
         by_label = {b.label: b for b in blobs}
         if p.kind == "pixel":
             u, v = (p.values[0] + 0.5) / s - 0.5, (p.values[1] + 0.5) / s - 0.5
-            ui, vi = int(round(u)), int(round(v))
+            ui, vi = round(u), round(v)
             if 0 <= vi < labels.shape[0] and 0 <= ui < labels.shape[1] and labels[vi, ui] in by_label:
                 return by_label[int(labels[vi, ui])]
             best, best_d = None, cfg.prompt_radius_px / s
             for b in blobs:
                 x, y, bw, bh = b.bbox
-                ys, xs = np.nonzero(labels[y:y + bh, x:x + bw] == b.label)
+                ys, xs = np.nonzero(labels[y : y + bh, x : x + bw] == b.label)
                 dd = float(np.min(np.hypot(xs + x - u, ys + y - v)))
                 if dd <= best_d:
                     best, best_d = b, dd
             return best
         # box
-        u0, v0, u1, v1 = (int(np.floor(p.values[0] / s)), int(np.floor(p.values[1] / s)),
-                          int(np.ceil(p.values[2] / s)), int(np.ceil(p.values[3] / s)))
-        window = labels[max(v0, 0):max(v1, 0), max(u0, 0):max(u1, 0)]
+        u0, v0, u1, v1 = (
+            int(np.floor(p.values[0] / s)),
+            int(np.floor(p.values[1] / s)),
+            int(np.ceil(p.values[2] / s)),
+            int(np.ceil(p.values[3] / s)),
+        )
+        window = labels[max(v0, 0) : max(v1, 0), max(u0, 0) : max(u1, 0)]
         best, best_frac = None, 0.3
         for b in blobs:
             frac = float(np.count_nonzero(window == b.label)) / b.area
@@ -279,14 +295,16 @@ class DepthSegmenter:
                 best, best_frac = b, frac
         return best
 
-    def _missing(self, d: np.ndarray, robot: np.ndarray, k: Intrinsics, frame: SegmenterInput) -> Segmentation:
+    def _missing(
+        self, d: np.ndarray, robot: np.ndarray, k: Intrinsics, frame: SegmenterInput
+    ) -> Segmentation:
         if self._last is None:
             return Segmentation(None, reason=f"no object matches the prompt {self.prompt}")
         pc = frame.extrinsics.from_parent(self._last)
         if pc[2] <= 0:
             return Segmentation(None, reason="the target's last position is behind the camera")
         u, v = k.fx * pc[0] / pc[2] + k.cx, k.fy * pc[1] / pc[2] + k.cy
-        ui, vi = int(round(u)), int(round(v))
+        ui, vi = round(u), round(v)
         r = 2
         if not (0 <= vi < d.shape[0] and 0 <= ui < d.shape[1]):
             return Segmentation(None, reason="the target left the camera's view")
@@ -299,7 +317,9 @@ class DepthSegmenter:
             return Segmentation(None, occluded=True, reason="target hidden behind a nearer surface")
         if not np.any(np.isfinite(d[win])):
             return Segmentation(None, occluded=True, reason="no depth where the target was")
-        return Segmentation(None, reason=f"no blob within {self.cfg.gate_m:.2f} m of the target's last position")
+        return Segmentation(
+            None, reason=f"no blob within {self.cfg.gate_m:.2f} m of the target's last position"
+        )
 
     def _upsample(self, low: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         s = self.cfg.scale

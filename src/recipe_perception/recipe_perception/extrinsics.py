@@ -90,7 +90,8 @@ class CameraExtrinsics:
             "translation": [round(float(v), 6) for v in self.position],
             "rotation_xyzw": [round(float(v), 8) for v in q],
             "method": self.method,
-            "reprojection_error_px": None if self.reprojection_error_px is None
+            "reprojection_error_px": None
+            if self.reprojection_error_px is None
             else round(float(self.reprojection_error_px), 4),
             "views": int(self.views),
         }
@@ -105,9 +106,11 @@ class CameraExtrinsics:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        header = ("# Camera extrinsics: pose of the camera's optical frame (x right, y down, z forward) in "
-                  f"{self.parent_frame}.\n# Written by recipe_perception.calibration; read by the perception "
-                  "node (-p extrinsics:=<this file>).\n")
+        header = (
+            "# Camera extrinsics: pose of the camera's optical frame (x right, y down, z forward) in "
+            f"{self.parent_frame}.\n# Written by recipe_perception.calibration; read by the perception "
+            "node (-p extrinsics:=<this file>).\n"
+        )
         tmp.write_text(header + yaml.safe_dump(self.to_dict(), sort_keys=False))
         tmp.replace(path)
         return path
@@ -134,15 +137,25 @@ def from_scene(camera: str, scene_path: str | Path | None = None) -> CameraExtri
     if cam.parent != "world":
         raise ConfigError(
             f"extrinsics: camera {camera!r} is mounted on the robot body {cam.parent!r}; its pose in "
-            f"{frames.BASE} depends on the robot's kinematics: calibrate it and pass the file")
+            f"{frames.BASE} depends on the robot's kinematics: calibrate it and pass the file"
+        )
     pos = frames.from_world(cam.pos, frames.BASE, scene_path)
-    return CameraExtrinsics(camera=camera, cam_to_parent=transform(optical_rotation(cam), pos),
-                            child_frame=cam.frame_id, method=SCENE, intrinsics=cam.stream)
+    return CameraExtrinsics(
+        camera=camera,
+        cam_to_parent=transform(optical_rotation(cam), pos),
+        child_frame=cam.frame_id,
+        method=SCENE,
+        intrinsics=cam.stream,
+    )
 
 
 def parse(data: dict[str, Any]) -> CameraExtrinsics:
-    require_keys(data, "extrinsics", {"format", "camera", "parent_frame", "translation", "rotation_xyzw"},
-                 {"child_frame", "method", "reprojection_error_px", "views", "intrinsics", "created", "notes"})
+    require_keys(
+        data,
+        "extrinsics",
+        {"format", "camera", "parent_frame", "translation", "rotation_xyzw"},
+        {"child_frame", "method", "reprojection_error_px", "views", "intrinsics", "created", "notes"},
+    )
     if data["format"] != FORMAT:
         raise ConfigError(f"format: expected {FORMAT!r}, got {data['format']!r}")
     parent = as_str(data["parent_frame"], "parent_frame", nonempty=True)
@@ -158,18 +171,23 @@ def parse(data: dict[str, Any]) -> CameraExtrinsics:
     if data.get("intrinsics") is not None:
         raw = data["intrinsics"]
         require_keys(raw, "intrinsics", {"width", "height", "fx", "fy", "cx", "cy"})
-        intr = Intrinsics(width=as_int(raw["width"], "intrinsics.width", minimum=1),
-                          height=as_int(raw["height"], "intrinsics.height", minimum=1),
-                          fx=as_float(raw["fx"], "intrinsics.fx", positive=True),
-                          fy=as_float(raw["fy"], "intrinsics.fy", positive=True),
-                          cx=as_float(raw["cx"], "intrinsics.cx"), cy=as_float(raw["cy"], "intrinsics.cy"))
+        intr = Intrinsics(
+            width=as_int(raw["width"], "intrinsics.width", minimum=1),
+            height=as_int(raw["height"], "intrinsics.height", minimum=1),
+            fx=as_float(raw["fx"], "intrinsics.fx", positive=True),
+            fy=as_float(raw["fy"], "intrinsics.fy", positive=True),
+            cx=as_float(raw["cx"], "intrinsics.cx"),
+            cy=as_float(raw["cy"], "intrinsics.cy"),
+        )
     return CameraExtrinsics(
         camera=as_str(data["camera"], "camera", nonempty=True),
         cam_to_parent=transform(rot, as_vector(data["translation"], "translation", 3)),
         parent_frame=parent,
         child_frame=as_str(data.get("child_frame", ""), "child_frame"),
         method=as_str(data.get("method", "unknown"), "method"),
-        reprojection_error_px=None if err is None else as_float(err, "reprojection_error_px", nonnegative=True),
+        reprojection_error_px=None
+        if err is None
+        else as_float(err, "reprojection_error_px", nonnegative=True),
         views=as_int(data.get("views", 0), "views", minimum=0),
         intrinsics=intr,
         notes=dict(data.get("notes") or {}),
@@ -191,7 +209,9 @@ def resolve(source: str, camera: str) -> CameraExtrinsics:
         return from_scene(camera)
     ext = load(source)
     if ext.camera != camera:
-        raise ConfigError(f"{source}: camera: the file calibrates {ext.camera!r}, perception needs {camera!r}")
+        raise ConfigError(
+            f"{source}: camera: the file calibrates {ext.camera!r}, perception needs {camera!r}"
+        )
     return ext
 
 

@@ -19,7 +19,9 @@ from recipe_perception.plane import Plane, fit_plane
 
 
 class HeadDepth:
-    def __init__(self, spec: PolicyImageSpec, min_height_m: float = 0.02, plane_threshold_m: float = 0.012) -> None:
+    def __init__(
+        self, spec: PolicyImageSpec, min_height_m: float = 0.02, plane_threshold_m: float = 0.012
+    ) -> None:
         self.spec = spec
         self.min_height_m = min_height_m
         self.plane_threshold_m = plane_threshold_m
@@ -38,8 +40,9 @@ class HeadDepth:
         """``policy_img`` with the table plane and everything beyond it at ``spec.far_m``."""
         pts = self._rays * policy_img[..., None].astype(np.float64)
         near = policy_img < self.spec.far_m - 1e-6
-        plane = fit_plane(pts[near], threshold=self.plane_threshold_m, prior=self.plane, rng=self._rng,
-                          max_tilt_deg=90.0)
+        plane = fit_plane(
+            pts[near], threshold=self.plane_threshold_m, prior=self.plane, rng=self._rng, max_tilt_deg=90.0
+        )
         out = np.full_like(policy_img, self.spec.far_m)
         if plane is None:
             return out

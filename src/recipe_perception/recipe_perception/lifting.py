@@ -23,8 +23,9 @@ def mask_centre(mask: np.ndarray) -> tuple[float, float] | None:
     return float(us.mean()), float(vs.mean())
 
 
-def robust_depth(depth: np.ndarray, mask: np.ndarray, centre: tuple[float, float],
-                 radius: int = 3) -> float | None:
+def robust_depth(
+    depth: np.ndarray, mask: np.ndarray, centre: tuple[float, float], radius: int = 3
+) -> float | None:
     """Depth (m) at the mask centre: the median of valid masked pixels in a small window around it.
 
     A single pixel is often a hole (0) or a flying pixel on the object's edge in D435 depth, so the
@@ -34,8 +35,10 @@ def robust_depth(depth: np.ndarray, mask: np.ndarray, centre: tuple[float, float
         raise ValueError(f"depth {depth.shape} and mask {mask.shape} must have the same shape")
     u, v = round(centre[0]), round(centre[1])
     h, w = depth.shape
-    win = (slice(max(v - radius, 0), min(v + radius + 1, h)),
-           slice(max(u - radius, 0), min(u + radius + 1, w)))
+    win = (
+        slice(max(v - radius, 0), min(v + radius + 1, h)),
+        slice(max(u - radius, 0), min(u + radius + 1, w)),
+    )
     for d, m in ((depth[win], mask[win]), (depth, mask)):
         vals = d[m & np.isfinite(d) & (d > 0)]
         if vals.size:
@@ -109,10 +112,20 @@ class CentreEstimator:
     views and never shrink until ``reset``.
     """
 
-    def __init__(self, bin_m: float = 0.006, table_snap_m: float = 0.035, top_exclude_m: float = 0.01,
-                 grow: float = 0.3, min_points: int = 8, full_view_fraction: float = 0.8,
-                 template_points: int = 800, max_tilt_deg: float = 35.0, max_turn_deg: float = 25.0,
-                 start_tilt_deg: float = 10.0, turn_cost_m_per_deg: float = 1e-4) -> None:
+    def __init__(
+        self,
+        bin_m: float = 0.006,
+        table_snap_m: float = 0.035,
+        top_exclude_m: float = 0.01,
+        grow: float = 0.3,
+        min_points: int = 8,
+        full_view_fraction: float = 0.8,
+        template_points: int = 800,
+        max_tilt_deg: float = 35.0,
+        max_turn_deg: float = 25.0,
+        start_tilt_deg: float = 10.0,
+        turn_cost_m_per_deg: float = 1e-4,
+    ) -> None:
         self.bin_m = bin_m
         self.table_snap_m = table_snap_m
         self.top_exclude_m = top_exclude_m
@@ -144,8 +157,13 @@ class CentreEstimator:
             setattr(self, attr, ref)
         return ref
 
-    def estimate(self, points: np.ndarray, cam_pos: np.ndarray, table_z: float | None = None,
-                 expected: np.ndarray | None = None) -> np.ndarray | None:
+    def estimate(
+        self,
+        points: np.ndarray,
+        cam_pos: np.ndarray,
+        table_z: float | None = None,
+        expected: np.ndarray | None = None,
+    ) -> np.ndarray | None:
         """Centre (3,) in the points' frame, or None with too few points.
 
         ``table_z``: the table plane's height under the object; ``expected``: where the object should be
@@ -185,8 +203,11 @@ class CentreEstimator:
         c_h = front + ref_w
         centre = c_l * lat + c_h * h + np.array([0.0, 0.0, c_z])
         tol = 0.004 + 0.1 * ref_w
-        full_view = (w_vis >= ref_w - tol and h_vis >= ref_h - tol
-                     and len(p) >= self.full_view_fraction * self.template_count)
+        full_view = (
+            w_vis >= ref_w - tol
+            and h_vis >= ref_h - tol
+            and len(p) >= self.full_view_fraction * self.template_count
+        )
         self.registered = False
         if full_view:
             self.rotation = np.eye(3)
@@ -238,11 +259,14 @@ class CentreEstimator:
         starts = [self.rotation]
         for axis in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)):
             for sign in (-1.0, 1.0):
-                starts.append(_axis_angle(np.array(axis), sign * np.radians(self.start_tilt_deg)) @ self.rotation)
+                starts.append(
+                    _axis_angle(np.array(axis), sign * np.radians(self.start_tilt_deg)) @ self.rotation
+                )
         return starts
 
-    def _icp(self, p: np.ndarray, rot: np.ndarray, c: np.ndarray, rotate: bool, iterations: int = 25
-             ) -> tuple[np.ndarray, np.ndarray, float]:
+    def _icp(
+        self, p: np.ndarray, rot: np.ndarray, c: np.ndarray, rotate: bool, iterations: int = 25
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         """Trimmed point-to-point ICP of points ``p`` onto the template posed at (rot, c)."""
         tmpl = self.template
         assert tmpl is not None

@@ -36,7 +36,6 @@ status to OCCLUDED/LOST by the track rules; it never produces a position.
 
 from __future__ import annotations
 
-import array
 import dataclasses
 import re
 import sys
@@ -47,7 +46,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -62,11 +61,12 @@ from recipe_common.policy_image import PolicyImageSpec
 from recipe_common.ros.executor import MultiThreadedExecutor
 from recipe_interfaces.msg import ObjectState
 from recipe_perception import extrinsics as extrinsics_mod
-from recipe_perception.config import NODE_NAME, PerceptionConfig, _default
+from recipe_perception.config import NODE_NAME, PerceptionConfig
 from recipe_perception.debug_image import debug_image
 from recipe_perception.depth_frame import DepthFrame, FrameError, decode_depth, intrinsics_from_info
 from recipe_perception.depth_segmenter import DepthSegmenter
 from recipe_perception.head_image import HeadDepth
+from recipe_perception.params import declare_all
 from recipe_perception.pipeline import ObjectEstimate, ThirdViewPipeline
 from recipe_perception.segmenter import Prompt
 from recipe_perception.tracking import TrackStatus
@@ -86,9 +86,10 @@ def make_segmenter(cfg: PerceptionConfig) -> Any:
         return helper
     from recipe_perception.sam2_segmenter import Sam2Segmenter, build_sam2_predictor
 
-    return Sam2Segmenter(predictor_factory=lambda: build_sam2_predictor(cfg.sam2_checkpoint, cfg.sam2_config,
-                                                                        cfg.sam2_device),
-                         prompt_helper=helper)
+    return Sam2Segmenter(
+        predictor_factory=lambda: build_sam2_predictor(cfg.sam2_checkpoint, cfg.sam2_config, cfg.sam2_device),
+        prompt_helper=helper,
+    )
 
 
 def self_filter_factory(cfg: PerceptionConfig, cam_to_base: np.ndarray) -> Any:
@@ -130,12 +131,20 @@ class PerceptionNode(Node):
         if cfg.self_filter and cfg.segmenter == "depth":
             self._filter_factory = self_filter_factory(cfg, self.extrinsics.cam_to_parent)
         self.pipeline = ThirdViewPipeline(
-            segmenter if segmenter is not None else make_segmenter(cfg), self.extrinsics, cfg.prompt(),
-            self_filter_factory=self._filter_factory, occluded_timeout_s=cfg.occluded_timeout_s,
-            init_timeout_s=cfg.init_timeout_s, use_hand_attachment=cfg.hand_attachment)
+            segmenter if segmenter is not None else make_segmenter(cfg),
+            self.extrinsics,
+            cfg.prompt(),
+            self_filter_factory=self._filter_factory,
+            occluded_timeout_s=cfg.occluded_timeout_s,
+            init_timeout_s=cfg.init_timeout_s,
+            use_hand_attachment=cfg.hand_attachment,
+        )
         self.pipeline.reset(self._now())
-        self._head = HeadDepth(PolicyImageSpec.for_camera(camera_table()[cfg.head_camera]),
-                               cfg.head_min_height_m) if cfg.head_camera else None
+        self._head = (
+            HeadDepth(PolicyImageSpec.for_camera(camera_table()[cfg.head_camera]), cfg.head_min_height_m)
+            if cfg.head_camera
+            else None
+        )
         self._lock = threading.Lock()
         self._latest: dict[str, Any] = {}
         self._received: dict[str, float] = {}
@@ -153,17 +162,7 @@ class PerceptionNode(Node):
 
     # ----------------------------------------------------------------- configuration
     def _read_config(self) -> PerceptionConfig:
-        dynamic = ParameterDescriptor(dynamic_typing=True)
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(PerceptionConfig):
-            default = _default(f)
-            value = self.declare_parameter(f.name, default, dynamic).value
-            if value is None:
-                value = default
-            if isinstance(default, list) and isinstance(value, list | tuple | array.array):
-                value = list(value)
-            values[f.name] = value
-        return PerceptionConfig.from_dict(values)
+        return PerceptionConfig.from_dict(declare_all(self, PerceptionConfig))
 
     def _setup_ros(self) -> None:
         cfg = self.cfg
@@ -174,39 +173,54 @@ class PerceptionNode(Node):
         depth_topic, info_topic = cfg.depth_topics()
         self.depth_topic = depth_topic
         self._subs = [
-            self.create_subscription(Image, depth_topic, lambda m: self._store("depth", m), reliable,
-                                     callback_group=data),
-            self.create_subscription(CameraInfo, info_topic, lambda m: self._store("info", m), reliable,
-                                     callback_group=data),
-            self.create_subscription(JointState, cfg.joint_states_topic, lambda m: self._store("joints", m),
-                                     QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE),
-                                     callback_group=data),
+            self.create_subscription(
+                Image, depth_topic, lambda m: self._store("depth", m), reliable, callback_group=data
+            ),
+            self.create_subscription(
+                CameraInfo, info_topic, lambda m: self._store("info", m), reliable, callback_group=data
+            ),
+            self.create_subscription(
+                JointState,
+                cfg.joint_states_topic,
+                lambda m: self._store("joints", m),
+                QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE),
+                callback_group=data,
+            ),
         ]
         if cfg.segmenter == "sam2":
-            self._subs.append(self.create_subscription(Image, cfg.color_topic_name(), self._on_color, reliable,
-                                                       callback_group=data))
+            self._subs.append(
+                self.create_subscription(
+                    Image, cfg.color_topic_name(), self._on_color, reliable, callback_group=data
+                )
+            )
         head = cfg.head_topics()
         if head is not None and self._head is not None:
             self._subs += [
-                self.create_subscription(Image, head[0], lambda m: self._store("head", m), reliable,
-                                         callback_group=data),
-                self.create_subscription(CameraInfo, head[1], lambda m: self._store("head_info", m), reliable,
-                                         callback_group=data),
+                self.create_subscription(
+                    Image, head[0], lambda m: self._store("head", m), reliable, callback_group=data
+                ),
+                self.create_subscription(
+                    CameraInfo, head[1], lambda m: self._store("head_info", m), reliable, callback_group=data
+                ),
             ]
         self._state_pub = self.create_publisher(ObjectState, cfg.object_state_topic, reliable)
-        self._debug_pub = self.create_publisher(Image, cfg.debug_image_topic, reliable) \
-            if cfg.publish_debug_image else None
+        self._debug_pub = (
+            self.create_publisher(Image, cfg.debug_image_topic, reliable) if cfg.publish_debug_image else None
+        )
         self._head_pub = self.create_publisher(Image, cfg.head_policy_image_topic, reliable)
         self._head_seg_pub = self.create_publisher(Image, cfg.head_segmented_topic, reliable)
         self._diag_pub = self.create_publisher(DiagnosticArray, cfg.diagnostics_topic, reliable)
         self.create_service(Trigger, cfg.reset_service, self._on_reset, callback_group=service)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._timers = [self.create_timer(1.0 / cfg.rate_hz, self._on_tick, callback_group=work),
-                        self.create_timer(1.0, self._on_diagnostics, callback_group=service)]
+        self._timers = [
+            self.create_timer(1.0 / cfg.rate_hz, self._on_tick, callback_group=work),
+            self.create_timer(1.0, self._on_diagnostics, callback_group=service),
+        ]
         self.get_logger().info(
             f"perception up: segmenter={cfg.segmenter} prompt={cfg.target_prompt} depth={depth_topic} "
             f"extrinsics={cfg.extrinsics} self_filter={self._filter_factory is not None} "
-            f"-> {cfg.object_state_topic} at {cfg.rate_hz:g} Hz in {frames.BASE}")
+            f"-> {cfg.object_state_topic} at {cfg.rate_hz:g} Hz in {frames.BASE}"
+        )
 
     # ----------------------------------------------------------------- callbacks
     def _now(self) -> float:
@@ -219,7 +233,7 @@ class PerceptionNode(Node):
 
     def _on_color(self, msg: Image) -> None:
         with self._lock:
-            self._colors = (self._colors + [msg])[-6:]
+            self._colors = [*self._colors, msg][-6:]
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
@@ -240,8 +254,9 @@ class PerceptionNode(Node):
                     self._reset_pending = prompt
                 self.get_logger().info(f"target prompt set to {prompt}; tracking reset")
             elif p.name in {f.name for f in dataclasses.fields(PerceptionConfig)}:
-                return SetParametersResult(successful=False,
-                                           reason=f"{p.name} is read at start-up only (target_prompt can change)")
+                return SetParametersResult(
+                    successful=False, reason=f"{p.name} is read at start-up only (target_prompt can change)"
+                )
         return SetParametersResult(successful=True)
 
     def _on_tick(self) -> None:
@@ -260,7 +275,9 @@ class PerceptionNode(Node):
             self._publish(est)
         self._head_outputs(latest)
 
-    def _third_view(self, latest: dict[str, Any], received: dict[str, float], now: float) -> ObjectEstimate | None:
+    def _third_view(
+        self, latest: dict[str, Any], received: dict[str, float], now: float
+    ) -> ObjectEstimate | None:
         cfg = self.cfg
         depth = latest.get("depth")
         mono = time.monotonic()
@@ -269,7 +286,9 @@ class PerceptionNode(Node):
         if depth is self._processed_depth:
             age = mono - received["depth"]
             if age > cfg.frame_timeout_s:
-                return self.pipeline.bad_frame(now, f"no new depth frame on {self.depth_topic} for {age:.1f} s")
+                return self.pipeline.bad_frame(
+                    now, f"no new depth frame on {self.depth_topic} for {age:.1f} s"
+                )
             if self._last_msg is None:
                 return self.pipeline.bad_frame(now, "waiting for a new depth frame after the reset")
             self._state_pub.publish(self._last_msg)  # the same measurement again, keeping the rate
@@ -277,26 +296,41 @@ class PerceptionNode(Node):
         self._processed_depth = depth
         stamp = stamp_s(depth.header.stamp)
         if now - stamp > cfg.max_frame_age_s:
-            return self.pipeline.bad_frame(now, f"stale depth frame: stamped {now - stamp:.2f} s ago "
-                                                f"(max_frame_age_s {cfg.max_frame_age_s:g})")
+            return self.pipeline.bad_frame(
+                now,
+                f"stale depth frame: stamped {now - stamp:.2f} s ago "
+                f"(max_frame_age_s {cfg.max_frame_age_s:g})",
+            )
         info = latest.get("info")
         if info is None:
             return self.pipeline.bad_frame(stamp, "no camera_info received for the depth stream")
         try:
             k = intrinsics_from_info(int(info.width), int(info.height), info.k)
-            d, valid = decode_depth(depth.encoding, int(depth.width), int(depth.height), int(depth.step),
-                                    bool(depth.is_bigendian), bytes(depth.data), k, cfg.min_valid_fraction)
+            d, valid = decode_depth(
+                depth.encoding,
+                int(depth.width),
+                int(depth.height),
+                int(depth.step),
+                bool(depth.is_bigendian),
+                bytes(depth.data),
+                k,
+                cfg.min_valid_fraction,
+            )
         except FrameError as exc:
             return self.pipeline.bad_frame(stamp, str(exc))
         joints = None
         if self.pipeline.uses_self_filter:
             js = latest.get("joints")
             if js is None:
-                return self.pipeline.bad_frame(stamp, f"no joint states on {cfg.joint_states_topic} for the "
-                                                      "robot self-filter")
+                return self.pipeline.bad_frame(
+                    stamp, f"no joint states on {cfg.joint_states_topic} for the robot self-filter"
+                )
             if mono - received["joints"] > cfg.joint_state_timeout_s:
-                return self.pipeline.bad_frame(stamp, f"joint states are {mono - received['joints']:.1f} s old "
-                                                      "(the robot self-filter needs current ones)")
+                return self.pipeline.bad_frame(
+                    stamp,
+                    f"joint states are {mono - received['joints']:.1f} s old "
+                    "(the robot self-filter needs current ones)",
+                )
             joints = (list(js.name), list(js.position))
         color = None
         if getattr(self.pipeline.segmenter, "needs_color", False):
@@ -305,7 +339,7 @@ class PerceptionNode(Node):
                 return self.pipeline.bad_frame(stamp, why)
         est = self.pipeline.process(DepthFrame(d, k, stamp, depth.header.frame_id, valid), joints, color)
         self._frames += 1
-        self._latencies = (self._latencies + [est.process_s])[-50:]
+        self._latencies = [*self._latencies, est.process_s][-50:]
         self._publish_debug(d, k, est)
         return est
 
@@ -317,18 +351,27 @@ class PerceptionNode(Node):
         best = min(colors, key=lambda m: abs(stamp_s(m.header.stamp) - stamp))
         gap = abs(stamp_s(best.header.stamp) - stamp)
         if gap > self.cfg.color_sync_s:
-            return None, f"no colour frame within {self.cfg.color_sync_s:g} s of the depth frame ({gap:.3f} s)"
-        if best.encoding not in ("rgb8", "bgr8") or best.step < 3 * best.width \
-                or len(best.data) != best.step * best.height:
+            return (
+                None,
+                f"no colour frame within {self.cfg.color_sync_s:g} s of the depth frame ({gap:.3f} s)",
+            )
+        if (
+            best.encoding not in ("rgb8", "bgr8")
+            or best.step < 3 * best.width
+            or len(best.data) != best.step * best.height
+        ):
             return None, f"colour frame is not a well-formed rgb8/bgr8 image (encoding {best.encoding!r})"
-        img = np.frombuffer(bytes(best.data), np.uint8).reshape(best.height, best.step)[:, :3 * best.width]
+        img = np.frombuffer(bytes(best.data), np.uint8).reshape(best.height, best.step)[:, : 3 * best.width]
         img = img.reshape(best.height, best.width, 3)
         return (img[..., ::-1].copy() if best.encoding == "bgr8" else img.copy()), ""
 
     def _publish(self, est: ObjectEstimate) -> None:
         msg = ObjectState()
         sec = int(np.floor(est.stamp))
-        msg.header.stamp.sec, msg.header.stamp.nanosec = sec, int(round((est.stamp - sec) * 1e9)) % 1_000_000_000
+        msg.header.stamp.sec, msg.header.stamp.nanosec = (
+            sec,
+            round((est.stamp - sec) * 1e9) % 1_000_000_000,
+        )
         msg.header.frame_id = frames.BASE
         p = est.position if est.position is not None else np.full(3, np.nan)
         msg.position.x, msg.position.y, msg.position.z = (float(v) for v in p)
@@ -354,8 +397,14 @@ class PerceptionNode(Node):
     def _publish_debug(self, depth: np.ndarray, k: Any, est: ObjectEstimate) -> None:
         if self._debug_pub is None or self._debug_pub.get_subscription_count() == 0:
             return
-        img = debug_image(depth, k, est, self.extrinsics, getattr(self.pipeline.segmenter, "last_robot", None),
-                          self.cfg.processing_scale)
+        img = debug_image(
+            depth,
+            k,
+            est,
+            self.extrinsics,
+            getattr(self.pipeline.segmenter, "last_robot", None),
+            self.cfg.processing_scale,
+        )
         msg = Image()
         msg.header.stamp = self._last_msg.header.stamp if self._last_msg is not None else msg.header.stamp
         msg.header.frame_id = self.extrinsics.child_frame or "third_view_camera_depth_optical_frame"
@@ -371,8 +420,16 @@ class PerceptionNode(Node):
         self._processed_head = head
         try:
             k = intrinsics_from_info(int(info.width), int(info.height), info.k)
-            d, _ = decode_depth(head.encoding, int(head.width), int(head.height), int(head.step),
-                                bool(head.is_bigendian), bytes(head.data), k, 0.0)
+            d, _ = decode_depth(
+                head.encoding,
+                int(head.width),
+                int(head.height),
+                int(head.step),
+                bool(head.is_bigendian),
+                bytes(head.data),
+                k,
+                0.0,
+            )
             img = self._head.policy_image(d, k)
             seg = self._head.segmented(img)
         except (FrameError, ValueError) as exc:
@@ -391,15 +448,28 @@ class PerceptionNode(Node):
             return
         est = self._last_est
         status = est.status if est is not None else TrackStatus.INITIALIZING
-        level = {TrackStatus.TRACKING: DiagnosticStatus.OK, TrackStatus.OCCLUDED: DiagnosticStatus.OK,
-                 TrackStatus.INITIALIZING: DiagnosticStatus.WARN, TrackStatus.LOST: DiagnosticStatus.ERROR}[status]
+        level = {
+            TrackStatus.TRACKING: DiagnosticStatus.OK,
+            TrackStatus.OCCLUDED: DiagnosticStatus.OK,
+            TrackStatus.INITIALIZING: DiagnosticStatus.WARN,
+            TrackStatus.LOST: DiagnosticStatus.ERROR,
+        }[status]
         lat = np.array(self._latencies) if self._latencies else np.array([np.nan])
-        st = DiagnosticStatus(level=level, name=f"{NODE_NAME}: object", hardware_id=self.cfg.camera,
-                              message=status.name + (f": {est.reason}" if est is not None and est.reason else ""))
-        values = {"status": status.name, "segmenter": self.cfg.segmenter, "prompt": str(self.pipeline.prompt),
-                  "extrinsics": self.cfg.extrinsics, "frames_processed": str(self._frames),
-                  "latency_ms_median": f"{1000 * float(np.median(lat)):.1f}",
-                  "confidence": f"{est.confidence:.2f}" if est is not None else "0"}
+        st = DiagnosticStatus(
+            level=level,
+            name=f"{NODE_NAME}: object",
+            hardware_id=self.cfg.camera,
+            message=status.name + (f": {est.reason}" if est is not None and est.reason else ""),
+        )
+        values = {
+            "status": status.name,
+            "segmenter": self.cfg.segmenter,
+            "prompt": str(self.pipeline.prompt),
+            "extrinsics": self.cfg.extrinsics,
+            "frames_processed": str(self._frames),
+            "latency_ms_median": f"{1000 * float(np.median(lat)):.1f}",
+            "confidence": f"{est.confidence:.2f}" if est is not None else "0",
+        }
         st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()

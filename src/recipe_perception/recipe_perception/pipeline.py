@@ -37,9 +37,17 @@ class ObjectEstimate:
 
 
 class ThirdViewPipeline:
-    def __init__(self, segmenter: Segmenter, extrinsics: CameraExtrinsics, prompt: Prompt | None = None,
-                 self_filter_factory: SelfFilterFactory | None = None, occluded_timeout_s: float = 1.0,
-                 init_timeout_s: float = 3.0, mask_erode_px: int = 2, use_hand_attachment: bool = True) -> None:
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        extrinsics: CameraExtrinsics,
+        prompt: Prompt | None = None,
+        self_filter_factory: SelfFilterFactory | None = None,
+        occluded_timeout_s: float = 1.0,
+        init_timeout_s: float = 3.0,
+        mask_erode_px: int = 2,
+        use_hand_attachment: bool = True,
+    ) -> None:
         self.segmenter = segmenter
         self.extrinsics = extrinsics
         self.prompt = prompt or Prompt("auto")
@@ -70,12 +78,16 @@ class ThirdViewPipeline:
         """A frame that could not be used (or none came): the status says why, no new position."""
         return self._estimate(stamp, self.track.missing(stamp, reason), None, 0.0)
 
-    def _robot_depth(self, frame: DepthFrame, scale: int, joints: tuple[Sequence[str], Sequence[float]]
-                     ) -> np.ndarray:
+    def _robot_depth(
+        self, frame: DepthFrame, scale: int, joints: tuple[Sequence[str], Sequence[float]]
+    ) -> np.ndarray:
         k = frame.intrinsics
         kk = k.scaled(k.width // scale, k.height // scale) if scale > 1 else k
-        if self._filter is None or self._filter_k is None or \
-                (self._filter_k.width, self._filter_k.height) != (kk.width, kk.height):
+        if (
+            self._filter is None
+            or self._filter_k is None
+            or (self._filter_k.width, self._filter_k.height) != (kk.width, kk.height)
+        ):
             if self._filter is not None:
                 self._filter.close()
             assert self._factory is not None
@@ -87,8 +99,12 @@ class ThirdViewPipeline:
         self._filter.set_joints(joints[0], joints[1])
         return self._filter.robot_depth()
 
-    def process(self, frame: DepthFrame, joints: tuple[Sequence[str], Sequence[float]] | None = None,
-                color: np.ndarray | None = None) -> ObjectEstimate:
+    def process(
+        self,
+        frame: DepthFrame,
+        joints: tuple[Sequence[str], Sequence[float]] | None = None,
+        color: np.ndarray | None = None,
+    ) -> ObjectEstimate:
         t0 = time.perf_counter()
         scale = int(getattr(getattr(self.segmenter, "cfg", None), "scale", 1))
         robot = None
@@ -104,14 +120,24 @@ class ThirdViewPipeline:
         carried = self.attachment.predict(hands) if hands else None
         if carried is not None and self.track.last_position is not None:
             self.segmenter.shift(carried - self.track.last_position)
-        seg = self.segmenter.segment(SegmenterInput(
-            depth_m=frame.depth_m, intrinsics=frame.intrinsics, extrinsics=self.extrinsics, stamp=frame.stamp,
-            color=color, robot_depth=robot, robot_depth_scale=scale))
+        seg = self.segmenter.segment(
+            SegmenterInput(
+                depth_m=frame.depth_m,
+                intrinsics=frame.intrinsics,
+                extrinsics=self.extrinsics,
+                stamp=frame.stamp,
+                color=color,
+                robot_depth=robot,
+                robot_depth_scale=scale,
+            )
+        )
         if seg.mask is None:
             reason = ("hidden: " if seg.occluded else "") + seg.reason
             if carried is not None:
                 self.centre.previous = carried
-                update = self.track.predicted(frame.stamp, carried, reason + "; following the hand that holds it")
+                update = self.track.predicted(
+                    frame.stamp, carried, reason + "; following the hand that holds it"
+                )
                 return self._estimate(frame.stamp, update, None, time.perf_counter() - t0)
             update = self.track.missing(frame.stamp, reason)
             if update.status == TrackStatus.LOST and self.track.ever_seen:
@@ -145,8 +171,15 @@ class ThirdViewPipeline:
 
     @staticmethod
     def _estimate(stamp: float, u: Any, mask: np.ndarray | None, dt: float) -> ObjectEstimate:
-        return ObjectEstimate(stamp=stamp, status=u.status, position=u.position, confidence=u.confidence,
-                              reason=u.reason, mask=mask, process_s=dt)
+        return ObjectEstimate(
+            stamp=stamp,
+            status=u.status,
+            position=u.position,
+            confidence=u.confidence,
+            reason=u.reason,
+            mask=mask,
+            process_s=dt,
+        )
 
     def close(self) -> None:
         if self._filter is not None:

@@ -43,9 +43,16 @@ def _orient(n: np.ndarray, on_plane: np.ndarray, up: np.ndarray, max_tilt_deg: f
     return n if n @ up >= 0 else -n
 
 
-def fit_plane(points: np.ndarray, threshold: float = 0.01, iterations: int = 60, max_tilt_deg: float = 25.0,
-              prior: Plane | None = None, rng: np.random.Generator | None = None,
-              max_points: int = 4000, up: np.ndarray | None = None) -> Plane | None:
+def fit_plane(
+    points: np.ndarray,
+    threshold: float = 0.01,
+    iterations: int = 60,
+    max_tilt_deg: float = 25.0,
+    prior: Plane | None = None,
+    rng: np.random.Generator | None = None,
+    max_points: int = 4000,
+    up: np.ndarray | None = None,
+) -> Plane | None:
     """The dominant near-horizontal plane of ``points`` (N, 3), or None when there is none.
 
     ``max_tilt_deg`` bounds the normal's angle from ``up`` (default +z: a table, not a wall); ``prior`` is

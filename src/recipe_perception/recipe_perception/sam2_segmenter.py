@@ -1,4 +1,4 @@
-"""SAM2 as a ``Segmenter``: the camera predictor prompted on the first frame, then tracking, as the paper does.
+"""SAM2 as a ``Segmenter``: the camera predictor prompted on the first frame, then tracking (the paper's way).
 
 Built against the streaming API of SAM2's camera predictor (the segment-anything-2-real-time fork):
 ``build_sam2_camera_predictor(config, checkpoint, device)``, ``load_first_frame(rgb)``,
@@ -33,14 +33,18 @@ def build_sam2_predictor(checkpoint: str, config: str, device: str = "cpu") -> A
     from pathlib import Path
 
     if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"sam2_checkpoint: no file {checkpoint!r} (download a SAM2 checkpoint, e.g. "
-                                "sam2.1_hiera_tiny.pt, from the SAM2 release)")
+        raise FileNotFoundError(
+            f"sam2_checkpoint: no file {checkpoint!r} (download a SAM2 checkpoint, e.g. "
+            "sam2.1_hiera_tiny.pt, from the SAM2 release)"
+        )
     try:
         from sam2.build_sam import build_sam2_camera_predictor  # type: ignore[import-not-found]
     except ImportError as exc:
         raise ImportError(
-            f"the sam2 segmenter needs SAM2's camera predictor (segment-anything-2-real-time) and torchvision: "
-            f"{exc}. Use segmenter: depth where they cannot be installed") from None
+            "the sam2 segmenter needs SAM2's camera predictor (segment-anything-2-real-time) and "
+            f"torchvision: "
+            f"{exc}. Use segmenter: depth where they cannot be installed"
+        ) from None
     return build_sam2_camera_predictor(config, checkpoint, device=device)
 
 
@@ -54,8 +58,13 @@ class Sam2Segmenter:
     name = "sam2"
     needs_color = True
 
-    def __init__(self, predictor: Any = None, predictor_factory: Callable[[], Any] | None = None,
-                 prompt_helper: DepthSegmenter | None = None, min_mask_px: int = 20) -> None:
+    def __init__(
+        self,
+        predictor: Any = None,
+        predictor_factory: Callable[[], Any] | None = None,
+        prompt_helper: DepthSegmenter | None = None,
+        min_mask_px: int = 20,
+    ) -> None:
         """``predictor`` (or ``predictor_factory()``, called on first use) has the camera predictor's API."""
         self._predictor = predictor
         self._factory = predictor_factory
@@ -83,7 +92,10 @@ class Sam2Segmenter:
     def _prompt_args(self, frame: SegmenterInput) -> dict[str, Any] | str:
         p = self.prompt
         if p.kind == "pixel":
-            return {"points": np.array([[p.values[0], p.values[1]]], np.float32), "labels": np.array([1], np.int32)}
+            return {
+                "points": np.array([[p.values[0], p.values[1]]], np.float32),
+                "labels": np.array([1], np.int32),
+            }
         if p.kind == "box":
             return {"bbox": np.array([[p.values[0], p.values[1]], [p.values[2], p.values[3]]], np.float32)}
         if p.kind == "point":
@@ -105,8 +117,11 @@ class Sam2Segmenter:
         if frame.color is None:
             return Segmentation(None, reason="SAM2 needs a colour frame")
         if frame.color.shape[:2] != frame.depth_m.shape:
-            return Segmentation(None, reason=f"colour {frame.color.shape[:2]} and depth {frame.depth_m.shape} "
-                                "differ in size: SAM2 needs depth aligned to colour")
+            return Segmentation(
+                None,
+                reason=f"colour {frame.color.shape[:2]} and depth {frame.depth_m.shape} "
+                "differ in size: SAM2 needs depth aligned to colour",
+            )
         pred = self.predictor
         if not self._started:
             args = self._prompt_args(frame)
@@ -126,7 +141,9 @@ class Sam2Segmenter:
         elif lg.ndim == 3:
             lg = lg[0]
         if lg.shape != frame.depth_m.shape:
-            return Segmentation(None, reason=f"SAM2 returned a {lg.shape} mask for a {frame.depth_m.shape} frame")
+            return Segmentation(
+                None, reason=f"SAM2 returned a {lg.shape} mask for a {frame.depth_m.shape} frame"
+            )
         mask = lg > 0.0
         n = int(np.count_nonzero(mask))
         if n < self.min_mask_px:

@@ -49,7 +49,9 @@ class Prompt:
             return cls("auto")
         kind, sep, rest = text.partition(":")
         if not sep:
-            raise ValueError(f"target prompt {text!r}: expected auto, pixel:U,V, box:U0,V0,U1,V1 or point:X,Y,Z")
+            raise ValueError(
+                f"target prompt {text!r}: expected auto, pixel:U,V, box:U0,V0,U1,V1 or point:X,Y,Z"
+            )
         try:
             values = tuple(float(v) for v in rest.split(","))
         except ValueError:

@@ -34,8 +34,13 @@ NO_ROBOT = np.inf
 class RobotSelfFilter:
     """Renders the robot's (padded) collision shapes at given joint positions into one camera's image."""
 
-    def __init__(self, cam_to_base: np.ndarray, intrinsics: Intrinsics, hand: str = robot_spec.DEFAULT_HAND,
-                 padding_m: float = 0.01) -> None:
+    def __init__(
+        self,
+        cam_to_base: np.ndarray,
+        intrinsics: Intrinsics,
+        hand: str = robot_spec.DEFAULT_HAND,
+        padding_m: float = 0.01,
+    ) -> None:
         os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco's first import: headless rendering
         import mujoco
 
@@ -50,8 +55,11 @@ class RobotSelfFilter:
         self.data = mujoco.MjData(model)
         self._inflate(padding_m)
         scalar = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
-        self._qpos_adr = {model.joint(j).name: int(model.jnt_qposadr[j]) for j in range(model.njnt)
-                          if int(model.jnt_type[j]) in scalar}
+        self._qpos_adr = {
+            model.joint(j).name: int(model.jnt_qposadr[j])
+            for j in range(model.njnt)
+            if int(model.jnt_type[j]) in scalar
+        }
         self.joint_names = robot_spec.state_joint_names(hand)
         missing = [n for n in self.joint_names if n not in self._qpos_adr]
         if missing:
@@ -60,12 +68,16 @@ class RobotSelfFilter:
         # compiler fuses the static base into the world body, so it has no body of its own to ask).
         self._base_pos = frames.base_pos()
         self._base_rot = np.eye(3)
-        self._palm_sites = {side: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, f"{side}_palm")
-                            for side in robot_spec.SIDES}
+        self._palm_sites = {
+            side: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, f"{side}_palm")
+            for side in robot_spec.SIDES
+        }
         if min(self._palm_sites.values()) < 0:
             raise ValueError("the robot model has no left_palm/right_palm sites")
-        self._hand_adr = {side: np.array([self._qpos_adr[n] for n in robot_spec.hand_actuated_joint_names(side)])
-                          for side in robot_spec.SIDES}
+        self._hand_adr = {
+            side: np.array([self._qpos_adr[n] for n in robot_spec.hand_actuated_joint_names(side)])
+            for side in robot_spec.SIDES
+        }
         self._cam = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "third_view")
         if self._cam < 0 or model.cam_bodyid[self._cam] != 0:
             raise ValueError("the robot model has no world-mounted 'third_view' camera to place")
@@ -110,8 +122,12 @@ class RobotSelfFilter:
         mm = 1e-3
         m.cam_resolution[self._cam] = (k.width, k.height)
         m.cam_sensorsize[self._cam] = (k.width * mm, k.height * mm)
-        m.cam_intrinsic[self._cam] = (k.fx * mm, k.fy * mm, -(k.cx - (k.width - 1) / 2) * mm,
-                                      -(k.cy - (k.height - 1) / 2) * mm)
+        m.cam_intrinsic[self._cam] = (
+            k.fx * mm,
+            k.fy * mm,
+            -(k.cx - (k.width - 1) / 2) * mm,
+            -(k.cy - (k.height - 1) / 2) * mm,
+        )
         m.cam_fovy[self._cam] = k.fovy_deg
         if (k.width > m.vis.global_.offwidth) or (k.height > m.vis.global_.offheight):
             raise ValueError(f"self-filter image {k.width}x{k.height} exceeds the offscreen buffer")
@@ -147,8 +163,14 @@ class RobotSelfFilter:
                 rot = self.data.site_xmat[site].reshape(3, 3).copy()
                 q = self.data.qpos[self._hand_adr[side]]
                 closure = robot_spec.hand_rad_to_normalized(q, self.hand)[2:]  # index..pinky
-                out.append(HandPose(side, self._base_rot.T @ pos, self._base_rot.T @ rot,
-                                    float(np.clip(np.mean(closure), 0.0, 1.0))))
+                out.append(
+                    HandPose(
+                        side,
+                        self._base_rot.T @ pos,
+                        self._base_rot.T @ rot,
+                        float(np.clip(np.mean(closure), 0.0, 1.0)),
+                    )
+                )
         return out
 
     def robot_depth(self) -> np.ndarray:

@@ -15,6 +15,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; read when mujoco is first imported
 
+import dataclasses
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import numpy as np
 
 from recipe_common import frames, robot_spec
 from recipe_common.cameras import THIRD_VIEW, Intrinsics, camera_table
-from recipe_perception.extrinsics import MJ_TO_OPTICAL, CameraExtrinsics, transform
+from recipe_perception.extrinsics import MJ_TO_OPTICAL, CameraExtrinsics, optical_rotation, transform
 from recipe_sim.model.builder import GROUP_ENV, build_model, build_spec, substeps
 from recipe_sim.model.scene import load_scene
 from recipe_sim.objects import load_catalog
@@ -62,8 +63,16 @@ class TwinFrame:
 class TwinScene:
     """The twin's tabletop with one catalog object, and the third-view D435 rendered like the driver does."""
 
-    def __init__(self, object_name: str, hand: str = robot_spec.DEFAULT_HAND, width: int | None = None,
-                 height: int | None = None) -> None:
+    def __init__(
+        self,
+        object_name: str,
+        hand: str = robot_spec.DEFAULT_HAND,
+        width: int | None = None,
+        height: int | None = None,
+        tripod: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """``tripod``: (position, look-at point) in the world for the third-view camera instead of
+        config/scene.yaml's (to compare camera placements; ``extrinsics`` then gives its pose)."""
         catalog = load_catalog()
         if object_name not in catalog.objects:
             raise KeyError(f"unknown object {object_name!r}; catalog has {sorted(catalog.objects)}")
@@ -73,6 +82,18 @@ class TwinScene:
         self.data = mujoco.MjData(self.model)
         self.scene = load_scene()
         cam = camera_table()[THIRD_VIEW]
+        if tripod is not None:
+            pos, lookat = np.asarray(tripod[0], float), np.asarray(tripod[1], float)
+            cam = dataclasses.replace(cam, pos=pos, lookat=lookat)
+            cid = self.index.cameras[THIRD_VIEW]
+            quat = np.zeros(4)
+            mujoco.mju_mat2Quat(quat, cam.rotation().reshape(-1))
+            self.model.cam_pos[cid], self.model.cam_quat[cid] = cam.pos, quat
+        self.extrinsics = CameraExtrinsics(
+            camera=THIRD_VIEW,
+            cam_to_parent=transform(optical_rotation(cam), frames.from_world(cam.pos, frames.BASE)),
+            child_frame=cam.frame_id,
+        )
         w, h = width or cam.stream.width, height or cam.stream.height
         self.renderer = DepthRenderer(self.model, THIRD_VIEW, w, h)
         self.intrinsics: Intrinsics = self.renderer.intrinsics
@@ -92,9 +113,9 @@ class TwinScene:
     def place_object(self, xy: np.ndarray, yaw: float) -> np.ndarray:
         a = self.index.object_qpos_adr
         pos = np.array([xy[0], xy[1], self.scene.table_top_height + self.obj.resting_height + 0.001])
-        self.data.qpos[a:a + 3] = pos
-        self.data.qpos[a + 3:a + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
-        self.data.qvel[self.index.object_dof_adr:self.index.object_dof_adr + 6] = 0.0
+        self.data.qpos[a : a + 3] = pos
+        self.data.qpos[a + 3 : a + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        self.data.qvel[self.index.object_dof_adr : self.index.object_dof_adr + 6] = 0.0
         mujoco.mj_forward(self.model, self.data)
         return pos
 
@@ -111,11 +132,18 @@ class TwinScene:
         return frames.from_world(self.data.xpos[self.index.object_body].copy(), frames.BASE)
 
     def frame(self, step: int, phase: str) -> TwinFrame:
-        return TwinFrame(step, phase, self.render(), list(self.joint_names), self.joint_positions(),
-                         self.object_base())
+        return TwinFrame(
+            step, phase, self.render(), list(self.joint_names), self.joint_positions(), self.object_base()
+        )
 
-    def grasp_lift(self, rng: np.random.Generator, frame_every: int = 2, rest_steps: int = 6,
-                   hold_steps: int = 10, lift_m: float = 0.15) -> Iterator[TwinFrame]:
+    def grasp_lift(
+        self,
+        rng: np.random.Generator,
+        frame_every: int = 2,
+        rest_steps: int = 6,
+        hold_steps: int = 10,
+        lift_m: float = 0.15,
+    ) -> Iterator[TwinFrame]:
         """One scripted side grasp and lift of the object from a random spawn (grasp_reach's region).
 
         Frames every ``frame_every`` policy steps (10 Hz / 2 = the 5 Hz perception rate). The hand
@@ -131,8 +159,9 @@ class TwinScene:
         plan = plan_side_grasp(self.model, self.index, self.ready_q, pos, side, lift=0.0, grasp=grasp)
         try:
             goal = pos + np.array([0.0, sgn * 0.05, lift_m])
-            carry = plan_side_grasp(self.model, self.index, self.ready_q, goal, side, lift=0.0,
-                                    grasp=grasp).approach.copy()
+            carry = plan_side_grasp(
+                self.model, self.index, self.ready_q, goal, side, lift=0.0, grasp=grasp
+            ).approach.copy()
         except ValueError:
             carry = plan.lifted.copy()
         n_arm = 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE
@@ -146,8 +175,15 @@ class TwinScene:
         for k in range(SCRIPT_STEPS + hold_steps):
             self.data.ctrl[self.index.actuator_ids] = script_targets(self.ready_q, plan, carry, k)
             self.step()
-            phase = ("reach" if k < REACH_STEPS else "close" if k < REACH_STEPS + CLOSE_STEPS
-                     else "lift" if k < SCRIPT_STEPS else "hold")
+            phase = (
+                "reach"
+                if k < REACH_STEPS
+                else "close"
+                if k < REACH_STEPS + CLOSE_STEPS
+                else "lift"
+                if k < SCRIPT_STEPS
+                else "hold"
+            )
             if step % frame_every == 0:
                 yield self.frame(step, phase)
             step += 1
@@ -187,9 +223,16 @@ class BoardScene:
     printed board would show; its pose is given in base_link and can be changed between renders.
     """
 
-    def __init__(self, board_image: np.ndarray, board_size_m: tuple[float, float], margin_m: float = 0.0,
-                 hand: str = robot_spec.DEFAULT_HAND, width: int | None = None, height: int | None = None,
-                 camera_to_base: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        board_image: np.ndarray,
+        board_size_m: tuple[float, float],
+        margin_m: float = 0.0,
+        hand: str = robot_spec.DEFAULT_HAND,
+        width: int | None = None,
+        height: int | None = None,
+        camera_to_base: np.ndarray | None = None,
+    ) -> None:
         """``board_image`` is the printed sheet: the board (``board_size_m``, its chessboard extent) with a
         white margin of ``margin_m`` on every side."""
         import cv2
@@ -211,9 +254,16 @@ class BoardScene:
         w_m, h_m = self.board_size_m[0] + 2 * margin_m, self.board_size_m[1] + 2 * margin_m
         body = spec.worldbody.add_body(name="calib_board", mocap=True)
         # A thin box whose +z face carries the texture; the body frame is the face's centre.
-        body.add_geom(name="calib_board_geom", type=mujoco.mjtGeom.mjGEOM_BOX,
-                      size=[w_m / 2, h_m / 2, 0.001], pos=[0, 0, -0.001], material="board_mat",
-                      group=GROUP_ENV, contype=0, conaffinity=0)
+        body.add_geom(
+            name="calib_board_geom",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[w_m / 2, h_m / 2, 0.001],
+            pos=[0, 0, -0.001],
+            material="board_mat",
+            group=GROUP_ENV,
+            contype=0,
+            conaffinity=0,
+        )
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         self._board_body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, "calib_board")
@@ -239,7 +289,9 @@ class BoardScene:
         """The palm site's pose in base_link (what forward kinematics of the joint states gives)."""
         mujoco.mj_kinematics(self.model, self.data)
         site = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, f"{side}_palm")
-        return transform(self.data.site_xmat[site].reshape(3, 3).copy(), self.data.site_xpos[site] - self._base)
+        return transform(
+            self.data.site_xmat[site].reshape(3, 3).copy(), self.data.site_xpos[site] - self._base
+        )
 
     def camera_to_base(self) -> np.ndarray:
         """The render camera's optical frame in base_link (the ground truth the calibration should find)."""
@@ -303,7 +355,9 @@ def _quat_to_mat(q: np.ndarray) -> np.ndarray:
 
 
 def ground_truth(scene: BoardScene) -> CameraExtrinsics:
-    return CameraExtrinsics(camera=THIRD_VIEW, cam_to_parent=scene.camera_to_base(), method="twin ground truth")
+    return CameraExtrinsics(
+        camera=THIRD_VIEW, cam_to_parent=scene.camera_to_base(), method="twin ground truth"
+    )
 
 
 # --- calibration views in the twin ----------------------------------------------------------------------
@@ -319,8 +373,9 @@ def _rot(axis: str, deg: float) -> np.ndarray:
     return Rotation.from_euler(axis, deg, degrees=True).as_matrix()
 
 
-def board_pose_facing_camera(centre: np.ndarray, size_m: tuple[float, float], tilt_deg: float = -20.0,
-                             yaw_deg: float = 0.0) -> np.ndarray:
+def board_pose_facing_camera(
+    centre: np.ndarray, size_m: tuple[float, float], tilt_deg: float = -20.0, yaw_deg: float = 0.0
+) -> np.ndarray:
     """board_to_base of a board whose centre is at ``centre`` (base_link), facing the tripod, tilted back."""
     rot = _rot("z", yaw_deg) @ _rot("y", tilt_deg) @ BOARD_FACING_CAMERA
     origin = np.asarray(centre, dtype=np.float64) - rot @ np.array([size_m[0] / 2, size_m[1] / 2, 0.0])
@@ -328,8 +383,12 @@ def board_pose_facing_camera(centre: np.ndarray, size_m: tuple[float, float], ti
 
 
 # Board centres (base_link) and tilts for the known-pose check: spread over the table in front of the robot.
-KNOWN_BOARD_POSES = ((0.45, -0.02, 0.30, -20.0, 0.0), (0.55, 0.12, 0.25, -30.0, 20.0),
-                     (0.50, -0.15, 0.28, -15.0, -20.0), (0.60, 0.00, 0.20, -45.0, 0.0))
+KNOWN_BOARD_POSES = (
+    (0.45, -0.02, 0.30, -20.0, 0.0),
+    (0.55, 0.12, 0.25, -30.0, 20.0),
+    (0.50, -0.15, 0.28, -15.0, -20.0),
+    (0.60, 0.00, 0.20, -45.0, 0.0),
+)
 
 
 def known_pose_views(scene: BoardScene) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -342,8 +401,12 @@ def known_pose_views(scene: BoardScene) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def hand_eye_views(scene: BoardScene, n: int, rng: np.random.Generator, side: str = "left",
-                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+def hand_eye_views(
+    scene: BoardScene,
+    n: int,
+    rng: np.random.Generator,
+    side: str = "left",
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(image, gripper_to_base) with the board fixed to the palm and the arm at ``n`` varied poses.
 
     The board sits 12 cm in front of the palm facing the camera at the ready pose; each view perturbs the
@@ -355,14 +418,18 @@ def hand_eye_views(scene: BoardScene, n: int, rng: np.random.Generator, side: st
     palm0 = scene.palm_to_base(side)
     board0 = board_pose_facing_camera(palm0[:3, 3] + np.array([0.12, 0.0, 0.08]), scene.board_size_m, -10.0)
     board_in_palm = np.linalg.inv(palm0) @ board0
-    arm = slice(0, robot_spec.NUM_ARM_JOINTS_PER_SIDE) if side == "left" else \
-        slice(robot_spec.NUM_ARM_JOINTS_PER_SIDE, 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE)
+    arm = (
+        slice(0, robot_spec.NUM_ARM_JOINTS_PER_SIDE)
+        if side == "left"
+        else slice(robot_spec.NUM_ARM_JOINTS_PER_SIDE, 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE)
+    )
     lo, hi = robot_spec.actuated_limits(scene.hand)
     out = []
     while len(out) < n:
         q = ready.copy()
-        q[arm] += rng.uniform(-0.35, 0.35, size=robot_spec.NUM_ARM_JOINTS_PER_SIDE) * \
-            np.array([0.4, 0.4, 0.6, 0.4, 1.0, 1.0, 1.0])
+        q[arm] += rng.uniform(-0.35, 0.35, size=robot_spec.NUM_ARM_JOINTS_PER_SIDE) * np.array(
+            [0.4, 0.4, 0.6, 0.4, 1.0, 1.0, 1.0]
+        )
         q = np.clip(q, lo, hi)
         scene.set_arm_joints(q)
         palm = scene.palm_to_base(side)

@@ -62,7 +62,9 @@ class TrackState:
         self.status = TrackStatus.TRACKING
         return TrackUpdate(self.status, p.copy(), self.last_confidence, "")
 
-    def predicted(self, stamp: float, position: np.ndarray, reason: str, confidence: float = 0.5) -> TrackUpdate:
+    def predicted(
+        self, stamp: float, position: np.ndarray, reason: str, confidence: float = 0.5
+    ) -> TrackUpdate:
         """Not seen, but carried by the robot's closed hand to ``position`` (hand_attachment): OCCLUDED
         at that position; it counts as a sighting for the timeout, so a release is followed smoothly."""
         p = np.asarray(position, dtype=np.float64)
@@ -85,7 +87,8 @@ class TrackState:
         if age <= self.occluded_timeout_s and self.last_position is not None:
             self.status = TrackStatus.OCCLUDED
             frac = 1.0 - age / self.occluded_timeout_s if self.occluded_timeout_s > 0 else 0.0
-            return TrackUpdate(self.status, self.last_position.copy(), self.last_confidence * max(frac, 0.0),
-                               reason)
+            return TrackUpdate(
+                self.status, self.last_position.copy(), self.last_confidence * max(frac, 0.0), reason
+            )
         self.status = TrackStatus.LOST
         return TrackUpdate(self.status, None, 0.0, f"{reason}; not seen for {age:.1f} s")

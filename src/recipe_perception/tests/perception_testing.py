@@ -25,8 +25,12 @@ STREAM = camera_table()[THIRD_VIEW].stream
 EXT = from_scene(THIRD_VIEW)
 
 
-def raycast_boxes(boxes: list[tuple[np.ndarray, np.ndarray]], k: Intrinsics = STREAM,
-                  cam_to_base: np.ndarray | None = None, table_z: float = TABLE_Z) -> np.ndarray:
+def raycast_boxes(
+    boxes: list[tuple[np.ndarray, np.ndarray]],
+    k: Intrinsics = STREAM,
+    cam_to_base: np.ndarray | None = None,
+    table_z: float = TABLE_Z,
+) -> np.ndarray:
     """Depth (m, float32, NaN where nothing is hit) of a table plane and axis-aligned boxes (centre,
     half-size in base_link), from the tripod camera: a stand-in frame that needs no renderer."""
     t = EXT.cam_to_parent if cam_to_base is None else cam_to_base
@@ -64,8 +68,12 @@ def stamp_msg(t: float) -> Any:
 class Rig:
     """A PerceptionNode plus a test I/O node in one rclpy context, spinning in a thread."""
 
-    def __init__(self, params: dict[str, Any] | None = None, extra_nodes: Callable[[Any], list[Any]] | None = None,
-                 segmenter: Any = None) -> None:
+    def __init__(
+        self,
+        params: dict[str, Any] | None = None,
+        extra_nodes: Callable[[Any], list[Any]] | None = None,
+        segmenter: Any = None,
+    ) -> None:
         from recipe_perception.node import PerceptionNode
 
         self.ctx = rclpy.Context()
@@ -76,21 +84,26 @@ class Rig:
         self.io = rclpy.create_node("perception_test_io", context=self.ctx)
         q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         t3, th = camera_table()[THIRD_VIEW].topics(), camera_table()[HEAD].topics()
-        self.pub = {"depth": self.io.create_publisher(Image, t3.depth, q),
-                    "info": self.io.create_publisher(CameraInfo, t3.depth_info, q),
-                    "color": self.io.create_publisher(Image, t3.color, q),
-                    "aligned": self.io.create_publisher(Image, t3.aligned_depth, q),
-                    "aligned_info": self.io.create_publisher(CameraInfo, t3.aligned_depth_info, q),
-                    "head": self.io.create_publisher(Image, th.depth, q),
-                    "head_info": self.io.create_publisher(CameraInfo, th.depth_info, q),
-                    "joints": self.io.create_publisher(JointState, "/joint_states", q)}
+        self.pub = {
+            "depth": self.io.create_publisher(Image, t3.depth, q),
+            "info": self.io.create_publisher(CameraInfo, t3.depth_info, q),
+            "color": self.io.create_publisher(Image, t3.color, q),
+            "aligned": self.io.create_publisher(Image, t3.aligned_depth, q),
+            "aligned_info": self.io.create_publisher(CameraInfo, t3.aligned_depth_info, q),
+            "head": self.io.create_publisher(Image, th.depth, q),
+            "head_info": self.io.create_publisher(CameraInfo, th.depth_info, q),
+            "joints": self.io.create_publisher(JointState, "/joint_states", q),
+        }
         self.states: list[ObjectState] = []
         self.images: dict[str, list[Image]] = {"debug": [], "head": [], "head_seg": []}
         self.diagnostics: list[DiagnosticArray] = []
         cfg = self.node.cfg
         self.io.create_subscription(ObjectState, cfg.object_state_topic, self.states.append, q)
-        for key, topic in (("debug", cfg.debug_image_topic), ("head", cfg.head_policy_image_topic),
-                           ("head_seg", cfg.head_segmented_topic)):
+        for key, topic in (
+            ("debug", cfg.debug_image_topic),
+            ("head", cfg.head_policy_image_topic),
+            ("head_seg", cfg.head_segmented_topic),
+        ):
             self.io.create_subscription(Image, topic, self.images[key].append, q)
         self.io.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, q)
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.ctx)
@@ -102,9 +115,19 @@ class Rig:
     def now(self) -> float:
         return self.io.get_clock().now().nanoseconds * 1e-9
 
-    def publish_depth(self, depth: np.ndarray | None = None, *, encoding: str = "16UC1", stamp: float | None = None,
-                      info_size: tuple[int, int] | None = None, k: Intrinsics = STREAM, raw: bytes | None = None,
-                      width: int | None = None, height: int | None = None, topic: str = "depth") -> None:
+    def publish_depth(
+        self,
+        depth: np.ndarray | None = None,
+        *,
+        encoding: str = "16UC1",
+        stamp: float | None = None,
+        info_size: tuple[int, int] | None = None,
+        k: Intrinsics = STREAM,
+        raw: bytes | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        topic: str = "depth",
+    ) -> None:
         stamp = self.now() if stamp is None else stamp
         img = Image()
         img.header.stamp, img.header.frame_id = stamp_msg(stamp), "third_view_camera_depth_optical_frame"

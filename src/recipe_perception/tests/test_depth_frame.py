@@ -10,8 +10,14 @@ K = Intrinsics.from_fovy(58.0, 8, 6)
 
 
 def _mm(depth_mm: np.ndarray, **kw):
-    args = {"encoding": "16UC1", "width": depth_mm.shape[1], "height": depth_mm.shape[0],
-            "step": 2 * depth_mm.shape[1], "is_bigendian": False, "data": depth_mm.astype("<u2").tobytes()}
+    args = {
+        "encoding": "16UC1",
+        "width": depth_mm.shape[1],
+        "height": depth_mm.shape[0],
+        "step": 2 * depth_mm.shape[1],
+        "is_bigendian": False,
+        "data": depth_mm.astype("<u2").tobytes(),
+    }
     args.update(kw)
     return args
 
@@ -39,12 +45,15 @@ def test_big_endian_and_padded_rows():
     assert np.allclose(out, 0.5)
 
 
-@pytest.mark.parametrize("kw, reason", [
-    ({"encoding": "rgb8"}, "encoding 'rgb8' is not supported"),
-    ({"width": 7}, "7x6 but its camera_info says 8x6"),
-    ({"step": 10}, "step 10 is shorter than a row"),
-    ({"data": b"\0" * 10}, "has 10 bytes, expected"),
-])
+@pytest.mark.parametrize(
+    "kw, reason",
+    [
+        ({"encoding": "rgb8"}, "encoding 'rgb8' is not supported"),
+        ({"width": 7}, "7x6 but its camera_info says 8x6"),
+        ({"step": 10}, "step 10 is shorter than a row"),
+        ({"data": b"\0" * 10}, "has 10 bytes, expected"),
+    ],
+)
 def test_malformed_frames_name_the_reason(kw, reason):
     with pytest.raises(FrameError, match=reason):
         decode_depth(**_mm(np.full((6, 8), 1000, np.uint16), **kw), intrinsics=K)

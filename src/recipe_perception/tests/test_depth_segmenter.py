@@ -25,12 +25,15 @@ def _picked(seg, depth, box):
     return seg.mask is not None and np.linalg.norm(np.median(seg.points, axis=0)[:2] - box[0][:2]) < 0.05
 
 
-@pytest.mark.parametrize("prompt, target", [
-    ("auto", A),  # nearest the workspace centre (0.30, 0.0)
-    ("point:0.45,-0.20,0.0", B),
-    ("pixel", B),
-    ("box", A),
-])
+@pytest.mark.parametrize(
+    "prompt, target",
+    [
+        ("auto", A),  # nearest the workspace centre (0.30, 0.0)
+        ("point:0.45,-0.20,0.0", B),
+        ("pixel", B),
+        ("box", A),
+    ],
+)
 def test_prompts_pick_their_object(prompt, target):
     depth = raycast_boxes([A, B])
     if prompt == "pixel":

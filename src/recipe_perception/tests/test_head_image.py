@@ -13,7 +13,9 @@ SPEC = PolicyImageSpec.for_camera()
 def _tilted_table(k):
     """A table plane seen from above at 50 degrees (depth grows toward the image top), plus a box."""
     v = (np.arange(k.height) - k.cy) / k.fy
-    depth = np.repeat((0.55 / (np.cos(np.radians(50)) + v * np.sin(np.radians(50)) + 0.2))[:, None], k.width, 1)
+    depth = np.repeat(
+        (0.55 / (np.cos(np.radians(50)) + v * np.sin(np.radians(50)) + 0.2))[:, None], k.width, 1
+    )
     depth = depth.astype(np.float32)
     depth[200:300, 380:470] -= 0.08  # something standing 8 cm proud of the table
     return depth

@@ -4,10 +4,10 @@ import pytest
 from recipe_common.cameras import Intrinsics
 from recipe_perception.lifting import (
     CentreEstimator,
-    mask_points,
     deproject,
     lift_mask_centroid,
     mask_centre,
+    mask_points,
     robust_depth,
 )
 
@@ -103,13 +103,20 @@ def _cut_at_table(points, margin=0.02):
     return points[points[:, 2] > TABLE_Z + margin]  # the segmenter drops what is within 2 cm of the table
 
 
-@pytest.mark.parametrize("name, surface, centre, tol", [
-    ("can", lambda c: cylinder_surface(c, 0.03, 0.06), np.array([0.30, 0.05, TABLE_Z + 0.06]), 0.003),
-    ("puck", lambda c: cylinder_surface(c, 0.035, 0.03), np.array([0.28, -0.08, TABLE_Z + 0.03]), 0.003),
-    ("cube, turned", lambda c: box_surface(c, np.array([0.03, 0.03, 0.03]), 0.6),
-     np.array([0.31, 0.0, TABLE_Z + 0.03]), 0.004),
-    ("ball", lambda c: sphere_surface(c, 0.035), np.array([0.30, 0.02, TABLE_Z + 0.035]), 0.007),
-])
+@pytest.mark.parametrize(
+    "name, surface, centre, tol",
+    [
+        ("can", lambda c: cylinder_surface(c, 0.03, 0.06), np.array([0.30, 0.05, TABLE_Z + 0.06]), 0.003),
+        ("puck", lambda c: cylinder_surface(c, 0.035, 0.03), np.array([0.28, -0.08, TABLE_Z + 0.03]), 0.003),
+        (
+            "cube, turned",
+            lambda c: box_surface(c, np.array([0.03, 0.03, 0.03]), 0.6),
+            np.array([0.31, 0.0, TABLE_Z + 0.03]),
+            0.004,
+        ),
+        ("ball", lambda c: sphere_surface(c, 0.035), np.array([0.30, 0.02, TABLE_Z + 0.035]), 0.007),
+    ],
+)
 def test_centre_of_objects_standing_on_the_table(name, surface, centre, tol):
     pts = _cut_at_table(surface(centre))
     naive = pts.mean(axis=0)

@@ -14,8 +14,13 @@ BOX = np.array([0.30, 0.02, TABLE_Z + 0.03])
 HALF = np.array([0.03, 0.03, 0.03])
 OTHER = np.array([0.40, -0.20, TABLE_Z + 0.04])
 # No robot in these frames: the self-filter (MuJoCo) is off, so the node runs without recipe_sim.
-PARAMS = {"self_filter": False, "rate_hz": 10.0, "occluded_timeout_s": 0.6, "frame_timeout_s": 0.6,
-          "init_timeout_s": 1.0}
+PARAMS = {
+    "self_filter": False,
+    "rate_hz": 10.0,
+    "occluded_timeout_s": 0.6,
+    "frame_timeout_s": 0.6,
+    "init_timeout_s": 1.0,
+}
 
 
 @pytest.fixture()
@@ -70,16 +75,21 @@ def test_debug_and_head_images(rig):
     assert np.all(np.isfinite(arr)) and 0.5 < float(arr.min()) and float(arr.max()) <= 0.71
 
 
-@pytest.mark.parametrize("case", ["wrong encoding", "size mismatch", "all zero", "all nan", "stale",
-                                  "no frames"])
+@pytest.mark.parametrize(
+    "case", ["wrong encoding", "size mismatch", "all zero", "all nan", "stale", "no frames"]
+)
 def test_bad_input_never_gives_a_made_up_position(rig, case):
     depth = _scene(BOX)
     rig.stream(lambda: rig.publish_depth(depth), 1.0)
     assert rig.wait_for(lambda: _tracking(rig), 5.0)
     n0 = len(rig.states)
     bad = {
-        "wrong encoding": lambda: rig.publish_depth(raw=bytes(STREAM.width * STREAM.height * 3), encoding="rgb8",
-                                                    width=STREAM.width, height=STREAM.height),
+        "wrong encoding": lambda: rig.publish_depth(
+            raw=bytes(STREAM.width * STREAM.height * 3),
+            encoding="rgb8",
+            width=STREAM.width,
+            height=STREAM.height,
+        ),
         "size mismatch": lambda: rig.publish_depth(depth, info_size=(640, 480)),
         "all zero": lambda: rig.publish_depth(np.zeros_like(depth)),
         "all nan": lambda: rig.publish_depth(np.full_like(depth, np.nan), encoding="32FC1"),
@@ -97,9 +107,14 @@ def test_bad_input_never_gives_a_made_up_position(rig, case):
         assert m.status in (ObjectState.STATUS_OCCLUDED, ObjectState.STATUS_LOST)
         if m.status == ObjectState.STATUS_OCCLUDED:  # the last measured position, held: nothing new
             assert np.linalg.norm(_position(m) - BOX) < 0.006
-    expected = {"wrong encoding": "encoding 'rgb8'", "size mismatch": "camera_info says 640x480",
-                "all zero": "all-zero/NaN", "all nan": "all-zero/NaN", "stale": "stale depth frame",
-                "no frames": "no new depth frame"}[case]
+    expected = {
+        "wrong encoding": "encoding 'rgb8'",
+        "size mismatch": "camera_info says 640x480",
+        "all zero": "all-zero/NaN",
+        "all nan": "all-zero/NaN",
+        "stale": "stale depth frame",
+        "no frames": "no new depth frame",
+    }[case]
     assert rig.wait_for(lambda: any(expected in s.message for d in rig.diagnostics for s in d.status), 3.0)
 
 
@@ -110,7 +125,9 @@ def test_reset_service_and_prompt_parameter(rig):
 
     depth = _scene(BOX, OTHER)
     rig.stream(lambda: rig.publish_depth(depth), 1.2)
-    assert np.linalg.norm(_position(rig.wait_for(lambda: _tracking(rig), 5.0)[-1]) - BOX) < 0.01  # auto: nearest
+    assert (
+        np.linalg.norm(_position(rig.wait_for(lambda: _tracking(rig), 5.0)[-1]) - BOX) < 0.01
+    )  # auto: nearest
 
     client = rig.io.create_client(Trigger, rig.node.cfg.reset_service)
     assert client.wait_for_service(5.0)
@@ -119,7 +136,7 @@ def test_reset_service_and_prompt_parameter(rig):
     n0 = len(rig.states)
     # Reset and no new frame yet: the old estimate is gone, the track waits for the prompt's object.
     assert rig.wait_for(lambda: len(rig.states) > n0 + 1, 3.0)
-    assert all(m.status == ObjectState.STATUS_INITIALIZING for m in rig.states[n0 + 1:n0 + 3])
+    assert all(m.status == ObjectState.STATUS_INITIALIZING for m in rig.states[n0 + 1 : n0 + 3])
     rig.stream(lambda: rig.publish_depth(depth), 1.0)
     assert _tracking(rig, n0)
 

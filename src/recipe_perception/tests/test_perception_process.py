@@ -26,18 +26,29 @@ def test_with_the_driver_twin_in_process():
     from recipe_gr1_driver.node import DriverNode
 
     def driver(ctx):
-        return [DriverNode(context=ctx, parameter_overrides=[
-            Parameter("backend", value="sim"), Parameter("sim_object", value="can_medium"),
-            Parameter("camera_rate_hz", value=5.0)])]
+        return [
+            DriverNode(
+                context=ctx,
+                parameter_overrides=[
+                    Parameter("backend", value="sim"),
+                    Parameter("sim_object", value="can_medium"),
+                    Parameter("camera_rate_hz", value=5.0),
+                ],
+            )
+        ]
 
     rig = Rig({}, extra_nodes=driver)  # the default configuration: self-filter on, 5 Hz
     try:
-        tracked = rig.wait_for(lambda: [m for m in rig.states if m.status == ObjectState.STATUS_TRACKING], 30.0)
+        tracked = rig.wait_for(
+            lambda: [m for m in rig.states if m.status == ObjectState.STATUS_TRACKING], 30.0
+        )
         assert tracked, [m.status for m in rig.states][-10:]
         twin = rig.nodes[0].backend._twin
         truth = frames.from_world(twin.object_position(), frames.BASE)
         m = tracked[-1]
-        assert np.linalg.norm([m.position.x - truth[0], m.position.y - truth[1], m.position.z - truth[2]]) < 0.01
+        assert (
+            np.linalg.norm([m.position.x - truth[0], m.position.y - truth[1], m.position.z - truth[2]]) < 0.01
+        )
         assert rig.wait_for(lambda: rig.images["head"], 10.0)  # the head's policy image from the twin's head
         img = rig.images["head"][-1]
         assert (img.width, img.height, img.encoding) == (84, 84, "32FC1")
@@ -58,9 +69,10 @@ _HIDE_SIM = textwrap.dedent("""
 
 def _start(tmp_path: Path, code: str, name: str) -> tuple[subprocess.Popen, Path]:
     log = tmp_path / f"{name}.log"
-    f = open(log, "w")  # noqa: SIM115 (closed by the process exit)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
-                            env=dict(os.environ))
+    f = open(log, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ)
+    )
     return proc, log
 
 
@@ -102,8 +114,10 @@ def test_process_starts_and_stops_on_ctrl_c(tmp_path, hidden):
 
 
 def test_bad_configuration_is_a_clear_error(tmp_path):
-    code = "import sys\nfrom recipe_perception.node import main\n" \
-           "sys.exit(main(['--ros-args', '-p', 'segmenter:=sam3', '-p', 'self_filter:=false']))"
+    code = (
+        "import sys\nfrom recipe_perception.node import main\n"
+        "sys.exit(main(['--ros-args', '-p', 'segmenter:=sam3', '-p', 'self_filter:=false']))"
+    )
     proc, log = _start(tmp_path, code, "bad")
     assert proc.wait(timeout=60) == 2
     assert "perception.segmenter must be one of ['depth', 'sam2'], got 'sam3'" in log.read_text()

@@ -13,8 +13,8 @@ from recipe_perception.self_filter import RobotSelfFilter
 from recipe_perception.tracking import TrackStatus
 
 pytest.importorskip("recipe_sim.model.builder")
-from recipe_perception.sim_check import TwinScene  # noqa: E402
-from recipe_sim.objects import load_catalog  # noqa: E402
+from recipe_perception.sim_check import TwinScene
+from recipe_sim.objects import load_catalog
 
 EXT = from_scene(THIRD_VIEW)
 CATALOG = load_catalog()
@@ -78,12 +78,12 @@ def test_each_catalog_object_on_the_table(name, filters):
         depth = scene.render()
         # The object's own visible pixels: what changes when it is taken away.
         a = scene.index.object_qpos_adr
-        scene.data.qpos[a:a + 3] = [3.0, 3.0, 0.5]
+        scene.data.qpos[a : a + 3] = [3.0, 3.0, 0.5]
         import mujoco
 
         mujoco.mj_forward(scene.model, scene.data)
         empty = scene.render()
-        scene.data.qpos[a:a + 3] = pos
+        scene.data.qpos[a : a + 3] = pos
         scene.step(1)
         truth_px = np.abs(np.nan_to_num(depth, nan=9) - np.nan_to_num(empty, nan=9)) > 0.002
         pipe = _pipeline(filters)
@@ -115,7 +115,10 @@ def test_tracking_through_a_grasp_and_lift(filters):
 
 def test_a_held_object_does_not_merge_with_the_hand(filters):
     rng = np.random.default_rng(3)
-    with TwinScene("can_medium") as scene, RobotSelfFilter(EXT.cam_to_parent, scene.intrinsics, padding_m=0.0) as rf:
+    with (
+        TwinScene("can_medium") as scene,
+        RobotSelfFilter(EXT.cam_to_parent, scene.intrinsics, padding_m=0.0) as rf,
+    ):
         pipe = _pipeline(filters)
         for f in scene.grasp_lift(rng):
             est = pipe.process(_frame(scene, f.depth_m, 0.1 * f.step), (f.joint_names, f.joint_positions))

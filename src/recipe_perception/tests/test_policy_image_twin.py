@@ -8,10 +8,10 @@ from recipe_common.policy_image import PolicyImageSpec, to_policy_image
 from recipe_perception.depth_noise import D435Noise
 
 pytest.importorskip("recipe_sim.render")
-import mujoco  # noqa: E402
+import mujoco
 
-from recipe_perception.sim_check import TwinScene, as_published  # noqa: E402
-from recipe_sim.render import DepthRenderer  # noqa: E402
+from recipe_perception.sim_check import TwinScene, as_published
+from recipe_sim.render import DepthRenderer
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +20,19 @@ def frames():
     with TwinScene("can_medium") as scene:
         scene.place_object(np.array([0.30, 0.04]), 0.3)
         rng = np.random.default_rng(0)
-        for i, f in enumerate(scene.grasp_lift(rng)):
+        for i, _ in enumerate(scene.grasp_lift(rng)):
             if i == 8:  # mid-reach: the hand is in front of the head camera's view of the can
                 break
         big = DepthRenderer(scene.model, HEAD, 848, 480)
         small = DepthRenderer(scene.model, HEAD, 84, 84)
         try:
             mujoco.mj_forward(scene.model, scene.data)
-            out = as_published(big.render(scene.data)), big.intrinsics, small.render(scene.data), small.intrinsics
+            out = (
+                as_published(big.render(scene.data)),
+                big.intrinsics,
+                small.render(scene.data),
+                small.intrinsics,
+            )
         finally:
             big.close()
             small.close()
@@ -40,8 +45,10 @@ def test_twin_frame_through_the_function_is_the_policy_render(frames):
     sim = to_policy_image(render, k_render, spec)  # what training sees
     real = to_policy_image(full, k_full, spec)  # what the real node computes from an 848x480 frame
     diff = np.abs(real - sim)
-    print(f"848x480 -> 84x84 vs 84x84 render: median {1000 * np.median(diff):.2f} mm, "
-          f"p95 {1000 * np.percentile(diff, 95):.2f} mm, > 1 cm: {100 * np.mean(diff > 0.01):.2f}%")
+    print(
+        f"848x480 -> 84x84 vs 84x84 render: median {1000 * np.median(diff):.2f} mm, "
+        f"p95 {1000 * np.percentile(diff, 95):.2f} mm, > 1 cm: {100 * np.mean(diff > 0.01):.2f}%"
+    )
     assert np.median(diff) < 0.001  # whole-millimetre quantisation of the 16UC1 topic
     assert np.percentile(diff, 95) < 0.003
     assert np.mean(diff > 0.01) < 0.01  # edge pixels whose footprint straddles two surfaces
@@ -53,6 +60,8 @@ def test_with_d435_like_noise(frames):
     sim = to_policy_image(render, k_render, spec)
     noisy = D435Noise().apply(full, np.random.default_rng(1))
     diff = np.abs(to_policy_image(noisy, k_full, spec) - sim)
-    print(f"noisy: median {1000 * np.median(diff):.2f} mm, p95 {1000 * np.percentile(diff, 95):.2f} mm, "
-          f"> 1 cm: {100 * np.mean(diff > 0.01):.2f}%")
+    print(
+        f"noisy: median {1000 * np.median(diff):.2f} mm, p95 {1000 * np.percentile(diff, 95):.2f} mm, "
+        f"> 1 cm: {100 * np.mean(diff > 0.01):.2f}%"
+    )
     assert np.median(diff) < 0.003 and np.mean(diff > 0.02) < 0.05

@@ -29,26 +29,34 @@ def recording(tmp_path_factory):
     depth = [np.full((480, 848), 700 + 10 * i, np.uint16) for i in range(N)]
     for i, d in enumerate(depth):
         d[:, :100] = 0  # a hole band, like the D435's left edge
-        d[200:260, 400 + 5 * i:460 + 5 * i] = 500  # something moving
+        d[200:260, 400 + 5 * i : 460 + 5 * i] = 500  # something moving
     color = [np.full((480, 848, 3), 20 * i, np.uint8) for i in range(N)]
-    return write_recording(tmp_path_factory.mktemp("rs") / "synthetic.db3", depth, DEPTH_K, color, COLOR_K,
-                           serial="823112060123")
+    return write_recording(
+        tmp_path_factory.mktemp("rs") / "synthetic.db3", depth, DEPTH_K, color, COLOR_K, serial="823112060123"
+    )
 
 
 class Rig:
     def __init__(self, params, source_factory=None):
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx)
-        self.node = RealSenseNode(source_factory=source_factory, context=self.ctx,
-                                  parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        self.node = RealSenseNode(
+            source_factory=source_factory,
+            context=self.ctx,
+            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+        )
         self.io = rclpy.create_node("rs_test_io", context=self.ctx)
         self.got: dict[str, list] = {}
         base = "/camera/third_view"
-        for topic, typ in ((f"{base}/depth/image_rect_raw", Image), (f"{base}/depth/camera_info", CameraInfo),
-                           (f"{base}/color/image_raw", Image), (f"{base}/color/camera_info", CameraInfo),
-                           (f"{base}/aligned_depth_to_color/image_raw", Image),
-                           (f"{base}/aligned_depth_to_color/camera_info", CameraInfo),
-                           ("/diagnostics", DiagnosticArray)):
+        for topic, typ in (
+            (f"{base}/depth/image_rect_raw", Image),
+            (f"{base}/depth/camera_info", CameraInfo),
+            (f"{base}/color/image_raw", Image),
+            (f"{base}/color/camera_info", CameraInfo),
+            (f"{base}/aligned_depth_to_color/image_raw", Image),
+            (f"{base}/aligned_depth_to_color/camera_info", CameraInfo),
+            ("/diagnostics", DiagnosticArray),
+        ):
             self.got[topic.split(base + "/")[-1]] = lst = []
             self.io.create_subscription(typ, topic, lst.append, 50)
         self.ex = MultiThreadedExecutor(num_threads=3, context=self.ctx)
@@ -93,7 +101,10 @@ def test_playback_publishes_like_realsense2_camera(recording):
         color = rig.got["color/image_raw"]
         assert len(color) == N and color[5].encoding == "rgb8" and bytes(color[5].data)[0] == 100
         assert rig.got["color/camera_info"][0].k[0] == pytest.approx(610.0)
-        aligned, ainfo = rig.got["aligned_depth_to_color/image_raw"], rig.got["aligned_depth_to_color/camera_info"]
+        aligned, ainfo = (
+            rig.got["aligned_depth_to_color/image_raw"],
+            rig.got["aligned_depth_to_color/camera_info"],
+        )
         assert len(aligned) == N and ainfo[0].k[0] == pytest.approx(610.0)
         assert aligned[0].header.frame_id == "third_view_camera_color_optical_frame"
         assert all(s.level == DiagnosticStatus.OK for s in rig.statuses()[-1:])
@@ -136,8 +147,12 @@ class _FlakySource:
         if self.reads == 4:
             raise SourceError("fake camera: no frames for 1000 ms (cable unplugged or USB reset?)")
         time.sleep(0.02)
-        return Frames(depth_mm=np.full((48, 64), 900, np.uint16), depth_k=Intrinsics.from_fovy(58, 64, 48),
-                      stamp_s=time.time(), frame_number=self.reads)
+        return Frames(
+            depth_mm=np.full((48, 64), 900, np.uint16),
+            depth_k=Intrinsics.from_fovy(58, 64, 48),
+            stamp_s=time.time(),
+            frame_number=self.reads,
+        )
 
     def close(self):
         pass
@@ -148,6 +163,7 @@ def test_an_unplugged_cable_reports_and_reconnects():
     rig = Rig({"reconnect_period_s": 0.1}, source_factory=lambda *a: src)
     try:
         assert rig.wait(lambda: src.opened >= 3 and len(rig.got["depth/image_rect_raw"]) >= 6, 10.0)
+
         def last_errors():
             return [v.value for s in rig.statuses() for v in s.values if v.key == "recent_errors"]
 

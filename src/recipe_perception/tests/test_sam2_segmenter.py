@@ -30,8 +30,15 @@ class StandInPredictor:
         return np.where(red, 8.0, -8.0).astype(np.float32)[None, None]  # (objects, 1, H, W)
 
     def add_new_prompt(self, frame_idx, obj_id, points=None, labels=None, bbox=None):
-        self.calls.append(("add_new_prompt", frame_idx, obj_id, None if points is None else points.tolist(),
-                           None if bbox is None else bbox.tolist()))
+        self.calls.append(
+            (
+                "add_new_prompt",
+                frame_idx,
+                obj_id,
+                None if points is None else points.tolist(),
+                None if bbox is None else bbox.tolist(),
+            )
+        )
         self._img = None
         return frame_idx, [obj_id], self._last
 
@@ -102,8 +109,12 @@ def test_node_with_the_sam2_stand_in_uses_colour_and_aligned_depth():
     rgb = _rgb(depth)
     pred = StandInPredictor()
     _prepare(pred, rgb)
-    params = {"segmenter": "sam2", "sam2_checkpoint": "stand-in", "target_prompt": "pixel:430,220",
-              "rate_hz": 10.0}
+    params = {
+        "segmenter": "sam2",
+        "sam2_checkpoint": "stand-in",
+        "target_prompt": "pixel:430,220",
+        "rate_hz": 10.0,
+    }
     rig = Rig(params, segmenter=Sam2Segmenter(predictor=pred))
     try:
         from sensor_msgs.msg import Image

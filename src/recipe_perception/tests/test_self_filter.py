@@ -11,7 +11,7 @@ from recipe_perception.extrinsics import from_scene
 from recipe_perception.self_filter import RobotSelfFilter, robot_mask
 
 pytest.importorskip("recipe_sim.model.builder")
-from recipe_perception.sim_check import TwinScene  # noqa: E402
+from recipe_perception.sim_check import TwinScene
 
 STREAM = camera_table()[THIRD_VIEW].stream
 K2 = STREAM.scaled(STREAM.width // 2, STREAM.height // 2)
@@ -65,8 +65,11 @@ def test_principal_point_offset_shifts_the_render(self_filter, twin):
         self_filter.set_camera(from_scene(THIRD_VIEW).cam_to_parent, K2)
     # cx + 10 moves everything 10 pixels right, cy - 6 six pixels up: the best overlap is at that shift.
     inner = (slice(20, -20), slice(30, -30))
-    overlap = {(dv, du): np.count_nonzero(shifted[inner] & np.roll(centred, (dv, du), axis=(0, 1))[inner])
-               for dv in range(-9, 4) for du in range(5, 16)}
+    overlap = {
+        (dv, du): np.count_nonzero(shifted[inner] & np.roll(centred, (dv, du), axis=(0, 1))[inner])
+        for dv in range(-9, 4)
+        for du in range(5, 16)
+    }
     assert max(overlap, key=overlap.get) == (-6, 10)
 
 

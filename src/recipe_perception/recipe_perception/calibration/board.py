@@ -27,10 +27,13 @@ class BoardSpec:
 
     def __post_init__(self) -> None:
         if self.squares_x < 3 or self.squares_y < 3:
-            raise ValueError(f"a ChArUco board needs at least 3x3 squares, got {self.squares_x}x{self.squares_y}")
+            raise ValueError(
+                f"a ChArUco board needs at least 3x3 squares, got {self.squares_x}x{self.squares_y}"
+            )
         if not 0 < self.marker_m < self.square_m:
-            raise ValueError(f"marker_m ({self.marker_m}) must be positive and smaller than square_m "
-                             f"({self.square_m})")
+            raise ValueError(
+                f"marker_m ({self.marker_m}) must be positive and smaller than square_m ({self.square_m})"
+            )
         if not hasattr(cv2.aruco, self.dictionary):
             raise ValueError(f"unknown ArUco dictionary {self.dictionary!r} (e.g. DICT_5X5_100, DICT_4X4_50)")
 
@@ -42,8 +45,10 @@ class BoardSpec:
             sx, sy = (int(v) for v in squares.lower().split("x"))
             return cls(sx, sy, float(square), float(marker), rest[0] if rest else cls.dictionary)
         except (ValueError, IndexError):
-            raise ValueError(f"board {text!r}: expected SXxSY:SQUARE_M:MARKER_M[:DICTIONARY], e.g. "
-                             "7x5:0.04:0.03:DICT_5X5_100") from None
+            raise ValueError(
+                f"board {text!r}: expected SXxSY:SQUARE_M:MARKER_M[:DICTIONARY], e.g. "
+                "7x5:0.04:0.03:DICT_5X5_100"
+            ) from None
 
     @property
     def size_m(self) -> tuple[float, float]:
@@ -56,7 +61,7 @@ class BoardSpec:
     def image(self, px_per_square: int = 100, margin_squares: float = 0.5) -> np.ndarray:
         """The printable board (grey uint8) with a white margin of ``margin_squares`` squares around it
         (the outer black squares need white around them to be found against a dark background)."""
-        m = int(round(margin_squares * px_per_square))
+        m = round(margin_squares * px_per_square)
         size = (self.squares_x * px_per_square + 2 * m, self.squares_y * px_per_square + 2 * m)
         return self.board().generateImage(size, marginSize=m)
 
@@ -77,16 +82,20 @@ def detect(image: np.ndarray, spec: BoardSpec) -> Detection | None:
     if ids is None or len(ids) < 6:
         return None
     obj, img = board.matchImagePoints(corners, ids)
-    return Detection(np.asarray(obj, np.float64).reshape(-1, 3), np.asarray(img, np.float64).reshape(-1, 2),
-                     np.asarray(ids).reshape(-1))
+    return Detection(
+        np.asarray(obj, np.float64).reshape(-1, 3),
+        np.asarray(img, np.float64).reshape(-1, 2),
+        np.asarray(ids).reshape(-1),
+    )
 
 
 def camera_matrix(k: Intrinsics) -> np.ndarray:
     return np.array([[k.fx, 0.0, k.cx], [0.0, k.fy, k.cy], [0.0, 0.0, 1.0]])
 
 
-def solve_pose(object_points: np.ndarray, image_points: np.ndarray, k: Intrinsics,
-               dist: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def solve_pose(
+    object_points: np.ndarray, image_points: np.ndarray, k: Intrinsics, dist: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """(4x4 transform of the points' frame into the camera optical frame, RMS reprojection error px)."""
     if len(object_points) < 4:
         raise ValueError(f"need at least 4 points for a pose, got {len(object_points)}")
@@ -102,9 +111,15 @@ def solve_pose(object_points: np.ndarray, image_points: np.ndarray, k: Intrinsic
     return t, reprojection_rms(object_points, image_points, t, k, d)
 
 
-def reprojection_rms(object_points: np.ndarray, image_points: np.ndarray, obj_to_cam: np.ndarray,
-                     k: Intrinsics, dist: np.ndarray | None = None) -> float:
+def reprojection_rms(
+    object_points: np.ndarray,
+    image_points: np.ndarray,
+    obj_to_cam: np.ndarray,
+    k: Intrinsics,
+    dist: np.ndarray | None = None,
+) -> float:
     rvec = cv2.Rodrigues(obj_to_cam[:3, :3])[0]
-    proj, _ = cv2.projectPoints(object_points, rvec, obj_to_cam[:3, 3], camera_matrix(k),
-                                np.zeros(5) if dist is None else dist)
+    proj, _ = cv2.projectPoints(
+        object_points, rvec, obj_to_cam[:3, 3], camera_matrix(k), np.zeros(5) if dist is None else dist
+    )
     return float(np.sqrt(np.mean(np.sum((proj.reshape(-1, 2) - image_points) ** 2, axis=1))))

@@ -29,8 +29,16 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from recipe_common.cameras import THIRD_VIEW, Intrinsics
-from recipe_common.config import ConfigError, as_float, as_int, as_list, as_str, as_vector, load_yaml, require_keys
-
+from recipe_common.config import (
+    ConfigError,
+    as_float,
+    as_int,
+    as_list,
+    as_str,
+    as_vector,
+    load_yaml,
+    require_keys,
+)
 from recipe_perception.calibration.board import BoardSpec
 from recipe_perception.calibration.solve import CalibrationError, View, from_board, from_hand_eye
 from recipe_perception.extrinsics import CameraExtrinsics, pose_error, transform
@@ -45,11 +53,18 @@ def load_intrinsics(path: str | Path) -> Intrinsics:
     try:
         if "k" in data:
             k = as_vector(data["k"], "k", 9)
-            return Intrinsics.from_k(k, as_int(data["width"], "width", 1), as_int(data["height"], "height", 1))
+            return Intrinsics.from_k(
+                k, as_int(data["width"], "width", 1), as_int(data["height"], "height", 1)
+            )
         require_keys(data, "intrinsics", {"width", "height", "fx", "fy", "cx", "cy"}, {"frame_id"})
-        return Intrinsics(width=as_int(data["width"], "width", 1), height=as_int(data["height"], "height", 1),
-                          fx=as_float(data["fx"], "fx", positive=True), fy=as_float(data["fy"], "fy", positive=True),
-                          cx=as_float(data["cx"], "cx"), cy=as_float(data["cy"], "cy"))
+        return Intrinsics(
+            width=as_int(data["width"], "width", 1),
+            height=as_int(data["height"], "height", 1),
+            fx=as_float(data["fx"], "fx", positive=True),
+            fy=as_float(data["fy"], "fy", positive=True),
+            cx=as_float(data["cx"], "cx"),
+            cy=as_float(data["cy"], "cy"),
+        )
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
@@ -59,12 +74,16 @@ def _pose(raw: Any, where: str) -> np.ndarray:
     q = as_vector(raw["rotation_xyzw"], f"{where}.rotation_xyzw", 4)
     if abs(np.linalg.norm(q) - 1.0) > 1e-3:
         raise ConfigError(f"{where}.rotation_xyzw must be a unit quaternion")
-    return transform(Rotation.from_quat(q).as_matrix(), as_vector(raw["translation"], f"{where}.translation", 3))
+    return transform(
+        Rotation.from_quat(q).as_matrix(), as_vector(raw["translation"], f"{where}.translation", 3)
+    )
 
 
 def pose_dict(t: np.ndarray) -> dict[str, list[float]]:
-    return {"translation": [round(float(v), 6) for v in t[:3, 3]],
-            "rotation_xyzw": [round(float(v), 8) for v in Rotation.from_matrix(t[:3, :3]).as_quat()]}
+    return {
+        "translation": [round(float(v), 6) for v in t[:3, 3]],
+        "rotation_xyzw": [round(float(v), 8) for v in Rotation.from_matrix(t[:3, :3]).as_quat()],
+    }
 
 
 def load_views(path: str | Path, key: str) -> list[View]:
@@ -81,8 +100,13 @@ def load_views(path: str | Path, key: str) -> list[View]:
             img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
             if img is None:
                 raise ConfigError(f"{where}.image: cannot read {img_path}")
-            views.append(View(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), _pose(raw[key], f"{where}.{key}"),
-                              str(img_path.name)))
+            views.append(
+                View(
+                    cv2.cvtColor(img, cv2.COLOR_BGR2RGB),
+                    _pose(raw[key], f"{where}.{key}"),
+                    str(img_path.name),
+                )
+            )
         return views
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
@@ -107,16 +131,25 @@ def _apply_color_offset(ext: CameraExtrinsics, offset: list[float] | None) -> Ca
     if not offset:
         return ext
     t = ext.cam_to_parent @ transform(np.eye(3), np.asarray(offset, dtype=np.float64))
-    return CameraExtrinsics(camera=ext.camera, cam_to_parent=t, method=ext.method,
-                            reprojection_error_px=ext.reprojection_error_px, views=ext.views,
-                            intrinsics=ext.intrinsics, notes={**ext.notes, "color_to_depth_m": offset})
+    return CameraExtrinsics(
+        camera=ext.camera,
+        cam_to_parent=t,
+        method=ext.method,
+        reprojection_error_px=ext.reprojection_error_px,
+        views=ext.views,
+        intrinsics=ext.intrinsics,
+        notes={**ext.notes, "color_to_depth_m": offset},
+    )
 
 
 def _report(ext: CameraExtrinsics, out: Path | None) -> None:
     t = ext.position
     rpy = Rotation.from_matrix(ext.rotation).as_euler("xyz", degrees=True)
-    print(f"camera {ext.camera} in base_link: translation {np.round(t, 4).tolist()} m, rpy {np.round(rpy, 2).tolist()} "
-          f"deg; {ext.views} views, reprojection RMS {ext.reprojection_error_px:.3f} px")
+    print(
+        f"camera {ext.camera} in base_link: translation {np.round(t, 4).tolist()} m, "
+        f"rpy {np.round(rpy, 2).tolist()} "
+        f"deg; {ext.views} views, reprojection RMS {ext.reprojection_error_px:.3f} px"
+    )
     if out is not None:
         ext.save(out)
         print(f"wrote {out}")
@@ -127,7 +160,7 @@ def sim_check(method: str, out_dir: Path | None, views: int, seed: int) -> int:
     from recipe_perception import sim_check as twin  # MuJoCo: only for the sim check
 
     results = []
-    for m in (["board", "handeye"] if method == "both" else [method]):
+    for m in ["board", "handeye"] if method == "both" else [method]:
         spec = BoardSpec.parse(DEFAULT_BOARD if m == "board" else HANDEYE_BOARD)
         with twin.BoardScene(spec.image(), spec.size_m, 0.5 * spec.square_m) as scene:
             truth = scene.camera_to_base()
@@ -147,25 +180,40 @@ def sim_check(method: str, out_dir: Path | None, views: int, seed: int) -> int:
         dt, dr = pose_error(ext.cam_to_parent, truth)
         ok = dt <= 0.01 and dr <= 1.0
         results.append(ok)
-        print(f"[sim-check {m}] error vs the twin's camera: {100 * dt:.2f} cm, {dr:.3f} deg "
-              f"({'ok' if ok else 'FAILED'}: limits 1 cm, 1 deg)")
+        print(
+            f"[sim-check {m}] error vs the twin's camera: {100 * dt:.2f} cm, {dr:.3f} deg "
+            f"({'ok' if ok else 'FAILED'}: limits 1 cm, 1 deg)"
+        )
         _report(ext, None if out_dir is None else out_dir / m / "extrinsics.yaml")
     return 0 if all(results) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="calibrate_extrinsics", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        prog="calibrate_extrinsics",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     for name, key in (("board", "board_to_base"), ("handeye", "gripper_to_base")):
         s = sub.add_parser(name, help=f"views with {key} poses")
         s.add_argument("--views", required=True, type=Path, help=f"{VIEWS_FORMAT} YAML")
         s.add_argument("--intrinsics", required=True, type=Path, help="YAML: width height fx fy cx cy (or k)")
-        s.add_argument("--board", default=DEFAULT_BOARD if name == "board" else HANDEYE_BOARD,
-                       help="SXxSY:SQUARE_M:MARKER_M:DICTIONARY")
+        s.add_argument(
+            "--board",
+            default=DEFAULT_BOARD if name == "board" else HANDEYE_BOARD,
+            help="SXxSY:SQUARE_M:MARKER_M:DICTIONARY",
+        )
         s.add_argument("--camera", default=THIRD_VIEW, help="camera table name the file is for")
-        s.add_argument("--color-to-depth", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
-                       help="depth optical frame origin in the image camera's frame (m), if not the same")
+        s.add_argument(
+            "--color-to-depth",
+            type=float,
+            nargs=3,
+            default=None,
+            metavar=("X", "Y", "Z"),
+            help="depth optical frame origin in the image camera's frame (m), if not the same",
+        )
         s.add_argument("--out", type=Path, required=True, help="extrinsics YAML to write")
     s = sub.add_parser("sim-check", help="calibrate in the MuJoCo twin and compare with the configured pose")
     s.add_argument("--method", choices=("board", "handeye", "both"), default="both")

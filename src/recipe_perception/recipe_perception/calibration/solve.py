@@ -22,9 +22,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from recipe_common.cameras import Intrinsics, camera_table
-
-from recipe_perception.calibration.board import BoardSpec, Detection, detect, reprojection_rms, solve_pose
+from recipe_perception.calibration.board import BoardSpec, Detection, detect, solve_pose
 from recipe_perception.extrinsics import CameraExtrinsics
+
 
 class CalibrationError(ValueError):
     """Too few usable views, or a degenerate set."""
@@ -50,22 +50,30 @@ def _detections(views: Sequence[View], spec: BoardSpec) -> list[tuple[View, Dete
     return out
 
 
-def from_board(views: Sequence[View], spec: BoardSpec, k: Intrinsics, camera: str,
-               dist: np.ndarray | None = None) -> CameraExtrinsics:
+def from_board(
+    views: Sequence[View], spec: BoardSpec, k: Intrinsics, camera: str, dist: np.ndarray | None = None
+) -> CameraExtrinsics:
     dets = _detections(views, spec)
     if not dets:
         raise CalibrationError("the board was found in none of the views")
     obj = np.concatenate([d.object_points @ v.pose[:3, :3].T + v.pose[:3, 3] for v, d in dets])
     img = np.concatenate([d.image_points for _, d in dets])
     base_to_cam, rms = solve_pose(obj, img, k, dist)
-    return CameraExtrinsics(camera=camera, cam_to_parent=np.linalg.inv(base_to_cam), method="charuco_board",
-                            child_frame=_frame_id(camera),
-                            reprojection_error_px=rms, views=len(dets), intrinsics=k,
-                            notes={"corners": int(len(obj)), "board": _board_note(spec)})
+    return CameraExtrinsics(
+        camera=camera,
+        cam_to_parent=np.linalg.inv(base_to_cam),
+        method="charuco_board",
+        child_frame=_frame_id(camera),
+        reprojection_error_px=rms,
+        views=len(dets),
+        intrinsics=k,
+        notes={"corners": len(obj), "board": _board_note(spec)},
+    )
 
 
-def from_hand_eye(views: Sequence[View], spec: BoardSpec, k: Intrinsics, camera: str,
-                  dist: np.ndarray | None = None) -> CameraExtrinsics:
+def from_hand_eye(
+    views: Sequence[View], spec: BoardSpec, k: Intrinsics, camera: str, dist: np.ndarray | None = None
+) -> CameraExtrinsics:
     dets = _detections(views, spec)
     if len(dets) < 3:
         raise CalibrationError(f"hand-eye needs at least 3 views with the board found, got {len(dets)}")
@@ -74,14 +82,25 @@ def from_hand_eye(views: Sequence[View], spec: BoardSpec, k: Intrinsics, camera:
     cam_to_base = hand_eye_park_martin(grip, board_to_cam)
     board_to_gripper = _board_on_hand(grip, board_to_cam, cam_to_base)
     cam_to_base, board_to_gripper, rms = _refine(dets, grip, cam_to_base, board_to_gripper, k, dist)
-    return CameraExtrinsics(camera=camera, cam_to_parent=cam_to_base, method="hand_eye", child_frame=_frame_id(camera),
-                            reprojection_error_px=rms, views=len(dets), intrinsics=k,
-                            notes={"board": _board_note(spec), "solver": "Park-Martin + reprojection refinement",
-                                   "board_to_gripper_translation": [round(float(x), 5)
-                                                                    for x in board_to_gripper[:3, 3]]})
+    return CameraExtrinsics(
+        camera=camera,
+        cam_to_parent=cam_to_base,
+        method="hand_eye",
+        child_frame=_frame_id(camera),
+        reprojection_error_px=rms,
+        views=len(dets),
+        intrinsics=k,
+        notes={
+            "board": _board_note(spec),
+            "solver": "Park-Martin + reprojection refinement",
+            "board_to_gripper_translation": [round(float(x), 5) for x in board_to_gripper[:3, 3]],
+        },
+    )
 
 
-def hand_eye_park_martin(gripper_to_base: Sequence[np.ndarray], board_to_cam: Sequence[np.ndarray]) -> np.ndarray:
+def hand_eye_park_martin(
+    gripper_to_base: Sequence[np.ndarray], board_to_cam: Sequence[np.ndarray]
+) -> np.ndarray:
     """cam_to_base X of a static camera seeing a board on the hand: X C_i = G_i Y for every view i.
 
     Pairs of views give A X = X B with A = G_j G_i^-1 (the hand's motion in base_link) and
@@ -103,8 +122,9 @@ def hand_eye_park_martin(gripper_to_base: Sequence[np.ndarray], board_to_cam: Se
             betas.append(rb)
             pairs.append((a, b))
     if len(pairs) < 2:
-        raise CalibrationError("hand-eye: the hand poses do not rotate enough (need rotations about at "
-                               "least two different axes)")
+        raise CalibrationError(
+            "hand-eye: the hand poses do not rotate enough (need rotations about at least two different axes)"
+        )
     m = np.einsum("ki,kj->ij", np.asarray(betas), np.asarray(alphas))  # sum of beta alpha^T
     u, _, vt = np.linalg.svd(m)
     fix = np.diag([1.0, 1.0, float(np.sign(np.linalg.det(vt.T @ u.T)))])
@@ -117,8 +137,9 @@ def hand_eye_park_martin(gripper_to_base: Sequence[np.ndarray], board_to_cam: Se
     return x
 
 
-def _board_on_hand(grip: Sequence[np.ndarray], board_to_cam: Sequence[np.ndarray], cam_to_base: np.ndarray
-                   ) -> np.ndarray:
+def _board_on_hand(
+    grip: Sequence[np.ndarray], board_to_cam: Sequence[np.ndarray], cam_to_base: np.ndarray
+) -> np.ndarray:
     on_hand = [np.linalg.inv(g) @ cam_to_base @ c for g, c in zip(grip, board_to_cam, strict=True)]
     y = np.eye(4)
     y[:3, :3] = Rotation.from_matrix(np.stack([m[:3, :3] for m in on_hand])).mean().as_matrix()
@@ -137,8 +158,14 @@ def _vec(t: np.ndarray) -> np.ndarray:
     return np.concatenate([Rotation.from_matrix(t[:3, :3]).as_rotvec(), t[:3, 3]])
 
 
-def _refine(dets: list[tuple[View, Detection]], grip: Sequence[np.ndarray], x0: np.ndarray, y0: np.ndarray,
-            k: Intrinsics, dist: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
+def _refine(
+    dets: list[tuple[View, Detection]],
+    grip: Sequence[np.ndarray],
+    x0: np.ndarray,
+    y0: np.ndarray,
+    k: Intrinsics,
+    dist: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Camera and board-on-hand poses minimising every corner's reprojection error (Levenberg-Marquardt)."""
     from scipy.optimize import least_squares
 

@@ -1,1 +1,1 @@
-"""RealSense ingest without realsense-ros: pyrealsense2 frames published as realsense2_camera publishes them."""
+"""RealSense ingest without realsense-ros: pyrealsense2 frames on realsense2_camera's topics."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from recipe_common.cameras import DEFAULT_NAMESPACE, camera_table
-from recipe_common.config import ConfigError, as_bool, as_float, as_int, as_list, as_str, check_keys
-
+from recipe_common.config import ConfigError, as_float, as_int, as_str
+from recipe_perception.params import coerce_all
 from recipe_perception.realsense.source import STAMP_MODES
 
 NODE_NAME = "realsense"
@@ -36,46 +35,35 @@ class RealSenseConfig:
 
     @classmethod
     def from_dict(cls, d: Any) -> RealSenseConfig:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        check_keys(d, list(fields), NODE_NAME)
-        values: dict[str, Any] = {}
-        for k, v in d.items():
-            w = f"{NODE_NAME}.{k}"
-            default = _default(fields[k])
-            if isinstance(default, bool):
-                values[k] = as_bool(v, w)
-            elif isinstance(default, int):
-                values[k] = as_int(v, w)
-            elif isinstance(default, float):
-                values[k] = as_float(v, w)
-            elif isinstance(default, str):
-                values[k] = as_str(v, w)
-            else:
-                values[k] = as_list(list(v) if isinstance(v, tuple) else v, w, str)
-        cfg = cls(**values)
+        cfg = cls(**coerce_all(cls, d, NODE_NAME))
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
         w = NODE_NAME
         if self.playback:
-            if self.playback_camera not in self.camera_names and self.playback_camera not in \
-                    [c.ros_name for c in camera_table().values()]:
+            if self.playback_camera not in self.camera_names and self.playback_camera not in [
+                c.ros_name for c in camera_table().values()
+            ]:
                 raise ConfigError(f"{w}.playback_camera: {self.playback_camera!r} is not a camera name")
         else:
             if not self.camera_names:
                 raise ConfigError(f"{w}.camera_names: must name at least one camera")
             if len(self.serials) != len(self.camera_names):
-                raise ConfigError(f"{w}.serials: one serial per camera name ({len(self.camera_names)}), got "
-                                  f"{len(self.serials)} (use \"\" for 'the only connected device')")
+                raise ConfigError(
+                    f"{w}.serials: one serial per camera name ({len(self.camera_names)}), got "
+                    f"{len(self.serials)} (use \"\" for 'the only connected device')"
+                )
             if len(set(self.camera_names)) != len(self.camera_names):
                 raise ConfigError(f"{w}.camera_names: must be unique, got {self.camera_names}")
             named = [s for s in self.serials if s]
             if len(set(named)) != len(named):
                 raise ConfigError(f"{w}.serials: each camera needs its own serial, got {self.serials}")
             if len(self.camera_names) > 1 and not all(self.serials):
-                raise ConfigError(f"{w}.serials: with several cameras every one needs its serial number "
-                                  "(rs-enumerate-devices lists them)")
+                raise ConfigError(
+                    f"{w}.serials: with several cameras every one needs its serial number "
+                    "(rs-enumerate-devices lists them)"
+                )
         if self.stamp_mode:
             as_str(self.stamp_mode, f"{w}.stamp_mode", choices=STAMP_MODES)
         as_int(self.width, f"{w}.width", minimum=1)
@@ -89,9 +77,3 @@ class RealSenseConfig:
         if self.playback:
             return [(self.playback_camera, "", self.playback)]
         return [(n, s, "") for n, s in zip(self.camera_names, self.serials, strict=True)]
-
-
-def _default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory()  # type: ignore[misc]

@@ -1,4 +1,4 @@
-"""ROS 2 node ``realsense``: D435 frames from pyrealsense2 on realsense2_camera's topics, for users without it.
+"""ROS 2 node ``realsense``: D435 frames from pyrealsense2 on realsense2_camera's topics (no realsense-ros).
 
 Run: ``ros2 run recipe_perception realsense --ros-args --params-file config/perception.yaml`` (or
 ``-p playback:=recording.db3`` to play a recording instead of a device).
@@ -18,8 +18,6 @@ keeps running (no crash loop). The end of a recording is logged and reported, an
 
 from __future__ import annotations
 
-import array
-import dataclasses
 import sys
 import threading
 from collections import deque
@@ -28,7 +26,6 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -38,8 +35,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from recipe_common.cameras import CameraTopics, Intrinsics, camera_table
 from recipe_common.config import ConfigError
 from recipe_common.ros.executor import MultiThreadedExecutor
-
-from recipe_perception.realsense.config import NODE_NAME, RealSenseConfig, _default
+from recipe_perception.params import declare_all
+from recipe_perception.realsense.config import NODE_NAME, RealSenseConfig
 from recipe_perception.realsense.source import Frames, RealSenseSource, SourceError
 
 
@@ -80,7 +77,9 @@ class CameraWorker:
         cfg = node.cfg
         topics = CameraTopics.of(name, cfg.namespace)
         self.depth_frame, self.color_frame = frame_ids(name)
-        q = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        # RELIABLE (BEST_EFFORT drops a third of 640x480 images here) with room for a burst: a recording
+        # played as fast as it is read publishes faster than a subscriber takes the frames.
+        q = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.pubs = {
             "depth": node.create_publisher(Image, topics.depth, q),
             "depth_info": node.create_publisher(CameraInfo, topics.depth_info, q),
@@ -93,6 +92,7 @@ class CameraWorker:
                 self.pubs["aligned_info"] = node.create_publisher(CameraInfo, topics.aligned_depth_info, q)
         self.level, self.message = DiagnosticStatus.WARN, "starting"
         self.frames = 0
+        self._color_k: Intrinsics | None = None
         self.errors = 0
         self.recent_errors: deque[str] = deque(maxlen=4)
         self.finished = False
@@ -137,8 +137,10 @@ class CameraWorker:
                 while not self._stop.is_set():
                     frames = self.source.read()
                     if frames is None:
-                        self._status(DiagnosticStatus.OK, f"{self.source.label}: playback finished after "
-                                                          f"{self.frames} frames")
+                        self._status(
+                            DiagnosticStatus.OK,
+                            f"{self.source.label}: playback finished after {self.frames} frames",
+                        )
                         self.finished = True
                         self.source.close()
                         return
@@ -153,17 +155,27 @@ class CameraWorker:
                 self._stop.wait(period)
 
     def _publish(self, f: Frames) -> None:
-        sec = int(np.floor(f.stamp_s))
-        stamp = Time(seconds=sec, nanoseconds=int((f.stamp_s - sec) * 1e9)).to_msg()
-        self.pubs["depth"].publish(image_msg(f.depth_mm, "16UC1", stamp, self.depth_frame))
-        self.pubs["depth_info"].publish(info_msg(f.depth_k, stamp, self.depth_frame))
-        if "color" in self.pubs and f.color is not None and f.color_k is not None:
-            self.pubs["color"].publish(image_msg(f.color, "rgb8", stamp, self.color_frame))
-            self.pubs["color_info"].publish(info_msg(f.color_k, stamp, self.color_frame))
-            if "aligned" in self.pubs and f.aligned_mm is not None:
+        if f.depth_mm is not None and f.depth_k is not None:
+            stamp = _stamp(f.stamp_s)
+            self.pubs["depth"].publish(image_msg(f.depth_mm, "16UC1", stamp, self.depth_frame))
+            self.pubs["depth_info"].publish(info_msg(f.depth_k, stamp, self.depth_frame))
+            if "aligned" in self.pubs and f.aligned_mm is not None and f.color_k is not None:
                 self.pubs["aligned"].publish(image_msg(f.aligned_mm, "16UC1", stamp, self.color_frame))
                 self.pubs["aligned_info"].publish(info_msg(f.color_k, stamp, self.color_frame))
-        self.frames += 1
+            elif "aligned" in self.pubs and f.aligned_mm is not None and self._color_k is not None:
+                self.pubs["aligned"].publish(image_msg(f.aligned_mm, "16UC1", stamp, self.color_frame))
+                self.pubs["aligned_info"].publish(info_msg(self._color_k, stamp, self.color_frame))
+            self.frames += 1
+        if "color" in self.pubs and f.color is not None and f.color_k is not None:
+            self._color_k = f.color_k
+            stamp = _stamp(f.color_stamp_s)
+            self.pubs["color"].publish(image_msg(f.color, "rgb8", stamp, self.color_frame))
+            self.pubs["color_info"].publish(info_msg(f.color_k, stamp, self.color_frame))
+
+
+def _stamp(t: float) -> Any:
+    sec = int(np.floor(t))
+    return Time(seconds=sec, nanoseconds=int((t - sec) * 1e9)).to_msg()
 
 
 class RealSenseNode(Node):
@@ -172,43 +184,57 @@ class RealSenseNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         self.cfg = self._read_config()
         cfg = self.cfg
-        factory = source_factory or (lambda name, serial, playback, c: RealSenseSource(
-            serial=serial, playback=playback, width=c.width, height=c.height, fps=c.fps, color=c.enable_color,
-            align=c.align_depth, realtime=c.playback_realtime, loop=c.playback_loop,
-            stamp_mode=c.stamp_mode or None, timeout_ms=c.frame_timeout_ms))
-        self.workers = [CameraWorker(self, name, factory(name, serial, playback, cfg))
-                        for name, serial, playback in cfg.cameras()]
-        self._diag = self.create_publisher(DiagnosticArray, cfg.diagnostics_topic,
-                                           QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        factory = source_factory or (
+            lambda name, serial, playback, c: RealSenseSource(
+                serial=serial,
+                playback=playback,
+                width=c.width,
+                height=c.height,
+                fps=c.fps,
+                color=c.enable_color,
+                align=c.align_depth,
+                realtime=c.playback_realtime,
+                loop=c.playback_loop,
+                stamp_mode=c.stamp_mode or None,
+                timeout_ms=c.frame_timeout_ms,
+            )
+        )
+        self.workers = [
+            CameraWorker(self, name, factory(name, serial, playback, cfg))
+            for name, serial, playback in cfg.cameras()
+        ]
+        self._diag = self.create_publisher(
+            DiagnosticArray,
+            cfg.diagnostics_topic,
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+        )
         self._timer = self.create_timer(1.0, self._on_diagnostics)
         for w in self.workers:
             w.start()
-        self.get_logger().info(f"realsense up: cameras {[w.name for w in self.workers]} under {cfg.namespace}"
-                               + (f", playing {cfg.playback}" if cfg.playback else ""))
+        self.get_logger().info(
+            f"realsense up: cameras {[w.name for w in self.workers]} under {cfg.namespace}"
+            + (f", playing {cfg.playback}" if cfg.playback else "")
+        )
 
     def _read_config(self) -> RealSenseConfig:
-        dynamic = ParameterDescriptor(dynamic_typing=True)
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(RealSenseConfig):
-            default = _default(f)
-            value = self.declare_parameter(f.name, default, dynamic).value
-            if value is None:
-                value = default
-            if isinstance(default, list) and isinstance(value, list | tuple | array.array):
-                value = list(value)
-            values[f.name] = value
-        return RealSenseConfig.from_dict(values)
+        return RealSenseConfig.from_dict(declare_all(self, RealSenseConfig))
 
     def _on_diagnostics(self) -> None:
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         for w in self.workers:
-            st = DiagnosticStatus(level=w.level, name=f"{NODE_NAME}: {w.name}", message=w.message,
-                                  hardware_id=w.source.device_serial or w.source.playback or "none")
-            st.values = [KeyValue(key="frames", value=str(w.frames)),
-                         KeyValue(key="device", value=w.source.device_name or "none"),
-                         KeyValue(key="errors", value=str(w.errors)),
-                         KeyValue(key="recent_errors", value=" | ".join(w.recent_errors))]
+            st = DiagnosticStatus(
+                level=w.level,
+                name=f"{NODE_NAME}: {w.name}",
+                message=w.message,
+                hardware_id=w.source.device_serial or w.source.playback or "none",
+            )
+            st.values = [
+                KeyValue(key="frames", value=str(w.frames)),
+                KeyValue(key="device", value=w.source.device_name or "none"),
+                KeyValue(key="errors", value=str(w.errors)),
+                KeyValue(key="recent_errors", value=" | ".join(w.recent_errors)),
+            ]
             arr.status.append(st)
         self._diag.publish(arr)
 

@@ -25,10 +25,17 @@ def _rs_intrinsics(rs: object, k: Intrinsics) -> object:
     return i
 
 
-def write_recording(path: str | Path, depth_mm: Sequence[np.ndarray], depth_k: Intrinsics,
-                    color: Sequence[np.ndarray] | None = None, color_k: Intrinsics | None = None,
-                    fps: int = 30, serial: str = "000000000001", start_ms: float = 1000.0,
-                    depth_to_color_m: Sequence[float] = (0.015, 0.0, 0.0)) -> Path:
+def write_recording(
+    path: str | Path,
+    depth_mm: Sequence[np.ndarray],
+    depth_k: Intrinsics,
+    color: Sequence[np.ndarray] | None = None,
+    color_k: Intrinsics | None = None,
+    fps: int = 30,
+    serial: str = "000000000001",
+    start_ms: float = 1000.0,
+    depth_to_color_m: Sequence[float] = (0.015, 0.0, 0.0),
+) -> Path:
     """Write ``depth_mm`` (uint16 frames) and optional ``color`` (rgb8 frames) as a recording at ``path``.
 
     Returns the path written (the recorder insists on ``.db3`` in pyrealsense2 >= 2.56).

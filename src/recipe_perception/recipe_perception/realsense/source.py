@@ -19,6 +19,7 @@ live to nodes that drop stale frames.
 
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +38,22 @@ class SourceError(RuntimeError):
 
 @dataclass
 class Frames:
-    depth_mm: np.ndarray  # (H, W) uint16, 0 = no reading
-    depth_k: Intrinsics
-    stamp_s: float  # host clock, seconds
+    """What one frame set brings that was not published yet: a new depth frame, a new colour frame, or both.
+
+    A live D435's syncer pairs depth and colour taken together; a recording played as fast as it is read
+    emits a set for every new frame of either stream, paired with the other stream's latest. Each frame is
+    therefore reported once, with its own timestamp (consumers pair them by stamp, as they would
+    realsense2_camera's topics).
+    """
+
+    depth_mm: np.ndarray | None  # (H, W) uint16, 0 = no reading
+    depth_k: Intrinsics | None
+    stamp_s: float  # host clock, seconds (the depth frame's, else the colour frame's)
     frame_number: int
     color: np.ndarray | None = None  # (H, W, 3) uint8 RGB
     color_k: Intrinsics | None = None
-    aligned_mm: np.ndarray | None = None  # depth re-projected onto the colour image, uint16 mm
+    color_stamp_s: float = 0.0
+    aligned_mm: np.ndarray | None = None  # the new depth frame re-projected onto the colour image, uint16 mm
 
 
 def connected_serials() -> list[str]:
@@ -60,14 +70,31 @@ def connected_serials() -> list[str]:
 
 def _intrinsics(profile: Any) -> Intrinsics:
     i = profile.as_video_stream_profile().get_intrinsics()
-    return Intrinsics(width=int(i.width), height=int(i.height), fx=float(i.fx), fy=float(i.fy),
-                      cx=float(i.ppx), cy=float(i.ppy))
+    return Intrinsics(
+        width=int(i.width),
+        height=int(i.height),
+        fx=float(i.fx),
+        fy=float(i.fy),
+        cx=float(i.ppx),
+        cy=float(i.ppy),
+    )
 
 
 class RealSenseSource:
-    def __init__(self, serial: str = "", playback: str = "", width: int = 848, height: int = 480,
-                 fps: int = 30, color: bool = True, align: bool = True, realtime: bool = True,
-                 loop: bool = False, stamp_mode: str | None = None, timeout_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        serial: str = "",
+        playback: str = "",
+        width: int = 848,
+        height: int = 480,
+        fps: int = 30,
+        color: bool = True,
+        align: bool = True,
+        realtime: bool = True,
+        loop: bool = False,
+        stamp_mode: str | None = None,
+        timeout_ms: int = 1000,
+    ) -> None:
         if stamp_mode is not None and stamp_mode not in STAMP_MODES:
             raise ValueError(f"stamp_mode must be one of {list(STAMP_MODES)}, got {stamp_mode!r}")
         self.serial, self.playback = serial, playback
@@ -80,7 +107,7 @@ class RealSenseSource:
         self._scale_mm = 1.0
         self._offset: float | None = None
         self._last_number = -1
-        self._pending = -1
+        self._last_color = -1
         self.device_name = ""
         self.device_serial = ""
 
@@ -99,12 +126,16 @@ class RealSenseSource:
         else:
             serials = connected_serials()
             if not serials:
-                raise SourceError("no RealSense device connected (check the USB 3 cable and port; the D435 "
-                                  "shows in lsusb as 8086:0b07)")
+                raise SourceError(
+                    "no RealSense device connected (check the USB 3 cable and port; the D435 "
+                    "shows in lsusb as 8086:0b07)"
+                )
             if self.serial and self.serial not in serials:
                 raise SourceError(f"no RealSense with serial {self.serial!r}; connected: {serials}")
             if not self.serial and len(serials) > 1:
-                raise SourceError(f"several RealSense devices connected ({serials}): set the serial of each camera")
+                raise SourceError(
+                    f"several RealSense devices connected ({serials}): set the serial of each camera"
+                )
             cfg.enable_device(self.serial or serials[0])
             cfg.enable_stream(rs.stream.depth, self.width, self.height, rs.format.z16, self.fps)
             if self.color:
@@ -116,7 +147,13 @@ class RealSenseSource:
             raise SourceError(f"{self.label}: cannot start the streams: {exc}") from None
         dev = profile.get_device()
         if self.playback:
-            dev.as_playback().set_real_time(self.realtime)
+            # The pipeline starts playing in real time at once; rewind after switching the pace, or the
+            # first frames can be gone before the first read (frames seen twice are skipped by number).
+            pb = dev.as_playback()
+            pb.pause()
+            pb.set_real_time(self.realtime)
+            pb.seek(datetime.timedelta(0))
+            pb.resume()
         try:
             self.device_serial = dev.get_info(rs.camera_info.serial_number)
             self.device_name = dev.get_info(rs.camera_info.name)
@@ -137,6 +174,7 @@ class RealSenseSource:
         self._pipe = pipe
         self._offset = None
         self._last_number = -1
+        self._last_color = -1
 
     def read(self) -> Frames | None:
         """The next frame set; None when a recording has ended. SourceError when frames stop coming."""
@@ -149,36 +187,33 @@ class RealSenseSource:
             if not ok:
                 if self.playback and not self.loop:
                     return None
-                raise SourceError(f"{self.label}: no frames for {self.timeout_ms} ms (cable unplugged or USB "
-                                  "reset?)")
+                raise SourceError(
+                    f"{self.label}: no frames for {self.timeout_ms} ms (cable unplugged or USB reset?)"
+                )
             depth = fs.get_depth_frame()
-            if not depth:
-                continue  # a colour-only set
-            number = int(depth.get_frame_number())
-            if self.playback and not self.loop and number < self._last_number:
-                return None  # the recording wrapped around
-            color = fs.get_color_frame()
-            # The syncer emits a set for every new frame of either stream, pairing it with the latest of the
-            # other (recordings played as fast as they are read show it): publish each depth frame once,
-            # with the colour frame taken at the same time when one comes.
-            if number == self._last_number:
-                continue  # published already
-            matched = not color or abs(color.get_timestamp() - depth.get_timestamp()) <= 500.0 / self.fps
-            if not matched and self._pending != number:
-                self._pending = number  # wait one set for this depth frame's own colour frame
-                continue
-            break
-        self._last_number = number
-        self._pending = -1
-        out = Frames(depth_mm=self._mm(depth), depth_k=_intrinsics(depth.get_profile()),
-                     stamp_s=self._stamp(depth, rs), frame_number=number)
-        if color and self.color:
-            out.color = np.asanyarray(color.get_data()).copy()
-            out.color_k = _intrinsics(color.get_profile())
-            if self._align is not None:
+            color = fs.get_color_frame() if self.color else None
+            d_num = int(depth.get_frame_number()) if depth else -1
+            c_num = int(color.get_frame_number()) if color else -1
+            new_depth = depth and d_num != self._last_number
+            new_color = color and c_num != self._last_color
+            if new_depth or new_color:
+                break
+        out = Frames(depth_mm=None, depth_k=None, stamp_s=0.0, frame_number=d_num)
+        if new_depth:
+            self._last_number = d_num
+            out.depth_mm, out.depth_k = self._mm(depth), _intrinsics(depth.get_profile())
+            out.stamp_s = self._stamp(depth, rs)
+            if self._align is not None and color:
                 aligned = self._align.process(fs).get_depth_frame()
                 if aligned:
                     out.aligned_mm = self._mm(aligned)
+        if new_color:
+            self._last_color = c_num
+            out.color = np.asanyarray(color.get_data()).copy()
+            out.color_k = _intrinsics(color.get_profile())
+            out.color_stamp_s = self._stamp(color, rs)
+            if not new_depth:
+                out.stamp_s = out.color_stamp_s
         return out
 
     def _mm(self, frame: Any) -> np.ndarray:

@@ -1,0 +1,62 @@
+"""Flat dataclass configurations that are also ROS parameters (the perception and realsense nodes).
+
+One place for what both need: a field's default, coercing a value to the default's type with
+recipe_common.config's checks (errors name ``<node>.<key>``), and declaring every field as a parameter of
+a node (dynamic typing: a YAML ``5`` may fill a float, ``[]`` an empty list).
+"""
+
+from __future__ import annotations
+
+import array
+import dataclasses
+from typing import Any
+
+from recipe_common.config import as_bool, as_float, as_int, as_list, as_str, as_vector, check_keys
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()  # type: ignore[misc]
+
+
+def coerce(where: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of ``default`` (bool, int, float, str, list of floats (fixed length) or str)."""
+    if isinstance(default, bool):
+        return as_bool(value, where)
+    if isinstance(default, int):
+        return as_int(value, where)
+    if isinstance(default, float):
+        return as_float(value, where)
+    if isinstance(default, str):
+        return as_str(value, where)
+    if isinstance(default, list):
+        value = list(value) if isinstance(value, tuple) else value
+        if default and isinstance(default[0], float):
+            return [float(v) for v in as_vector(value, where, len(default))]
+        return as_list(value, where, str)
+    raise TypeError(f"{where}: unsupported config type {type(default).__name__}")  # pragma: no cover
+
+
+def coerce_all(cls: type, d: Any, node_name: str) -> dict[str, Any]:
+    """The mapping ``d`` checked against ``cls``'s fields (unknown keys are errors) and coerced."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    check_keys(d, list(fields), node_name)
+    return {k: coerce(f"{node_name}.{k}", v, field_default(fields[k])) for k, v in d.items()}
+
+
+def declare_all(node: Any, cls: type) -> dict[str, Any]:
+    """Declare every field of ``cls`` as a parameter of ``node``; the values it was started with."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    dynamic = ParameterDescriptor(dynamic_typing=True)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        default = field_default(f)
+        value = node.declare_parameter(f.name, default, dynamic).value
+        if value is None:  # an empty YAML list arrives untyped
+            value = default
+        if isinstance(default, list) and isinstance(value, list | tuple | array.array):
+            value = list(value)
+        values[f.name] = value
+    return values
