@@ -158,7 +158,7 @@ def deploy_stack(opts: StackOptions) -> list[ProcessDecl]:
         procs.append(ProcessDecl(
             key="cameras", package="recipe_perception", executable="realsense",
             compose="recipe_perception.realsense.node:RealSenseNode",
-            nodes=(NodeDecl("realsense", "realsense.yaml"),),
+            nodes=(NodeDecl("realsense", "perception.yaml"),),
             ready=f"topic:{camera_table()[THIRD_VIEW].topics().depth}", required=False, max_restarts=3))
     if opts.object_source == "perception":
         procs.append(ProcessDecl(
