@@ -60,13 +60,14 @@ def shm_mapped(pids: list[str] | None = None) -> set[str]:
     return used
 
 
-def orphaned_shm(driver_files: set[str]) -> list[str]:
-    """Files the driver had mapped while it ran that still exist and that no live process uses.
+def orphaned_shm(driver_files: set[str], before: set[str]) -> list[str]:
+    """Files the driver created (mapped while it ran, absent before it started) that still exist
+    and that no live process uses.
 
-    Attributing by what the driver itself mapped keeps other processes on a shared machine (their
-    own Fast DDS files come and go) out of the count.
+    Attributing by what the driver itself created keeps other processes on a shared machine out of
+    the count (their Fast DDS files come and go, and the driver also maps their port segments).
     """
-    left = {n for n in driver_files if (SHM / n).exists()}
+    left = {n for n in driver_files - before if (SHM / n).exists()}
     return sorted(left - shm_mapped()) if left else []
 
 
@@ -160,6 +161,7 @@ def main() -> int:
             sig = {"INT": signal.SIGINT, "TERM": signal.SIGTERM}.get(
                 a.signal, signal.SIGINT if i % 2 == 0 else signal.SIGTERM)
             log = a.logs / f"run_{i:03d}.log"
+            before = {q.name for q in SHM.iterdir()}
             proc = NodeProcess(driver_args(a.backend, fakes), log, cwd=ROOT)
             deadline = time.monotonic() + 60.0
             while time.monotonic() < deadline and proc.alive() and READY not in proc.output():
@@ -183,7 +185,7 @@ def main() -> int:
                 stream.streaming(False)
             final = proc.stop()
             code = final if code is None else code
-            leftovers = orphaned_shm(driver_files)
+            leftovers = orphaned_shm(driver_files, before)
             ok = code == 0 and dt <= a.limit and not leftovers and proc.escalated is None
             times.append(dt)
             what = signal.Signals(sig).name
