@@ -84,6 +84,10 @@ class SimBackend(Backend):
         if list(self._twin.joint_names) != self.state_names:
             raise RuntimeError("SimTwin.joint_names does not match robot_spec.state_joint_names")
         self._cache_state()
+        for camera in self.depth_cameras():
+            # Make each renderer (GL context, buffers) now: creating one holds the GIL for a good part
+            # of a second, which would stall the physics thread once it runs.
+            self._twin.render_depth(camera, **self._camera_kwargs)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="sim-backend", daemon=True)
         self._thread.start()
