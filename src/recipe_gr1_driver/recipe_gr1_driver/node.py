@@ -249,10 +249,14 @@ class DriverNode(Node):
         if self._closed or start < self._camera_next:
             return
         for name, (sim_name, img_pub, info_pub) in self._cameras.items():
+            if self._closed:  # shutdown() ran while this callback was under way: the backend is gone
+                return
             try:
                 depth, info = self.backend.render_depth(sim_name)  # type: ignore[attr-defined]
                 img, cam_info = self._camera_msgs(name, depth, info)
             except Exception as exc:
+                if self._closed:
+                    return
                 self.get_logger().error(f"camera {name}: render failed: {exc!r}", throttle_duration_sec=5.0)
                 continue
             img_pub.publish(img)
