@@ -326,10 +326,37 @@ def params_files(args: Sequence[str]) -> list[str]:
     return out
 
 
+def param_override_names(args: Sequence[str]) -> list[str]:
+    """Parameter names of the ``-p name:=value`` / ``--param name:=value`` ROS arguments in ``args``."""
+    names: list[str] = []
+    in_ros = False
+    it = iter(args)
+    for arg in it:
+        if arg == "--ros-args":
+            in_ros = True
+        elif arg == "--":
+            in_ros = False
+        elif in_ros and arg in ("-p", "--param"):
+            value = next(it, "")
+            name = value.split(":=", 1)[0]
+            names.append(name.rsplit(":", 1)[-1])  # "node:param" form: the parameter part
+        elif in_ros and arg in ("--params-file", "-r", "--remap", "--log-level", "-e", "--enclave"):
+            next(it, None)
+    return names
+
+
 def check_params_files(args: Sequence[str]) -> None:
-    """Validate every ``--params-file`` on the command line before rclpy reads it (see module docstring)."""
+    """Validate the ROS arguments before rclpy reads them (see the module docstring): every
+    ``--params-file``, and the names given with ``-p`` (ROS ignores an undeclared one silently)."""
     for path in params_files(args):
         check_params_file(path)
+    known = {f.name for f in dataclasses.fields(DriverConfig)}
+    for name in param_override_names(args):
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+            raise ConfigError(f"-p {name}:=...: unknown driver parameter {name!r}"
+                              + (f" (did you mean {close[0]!r}?)" if close else "")
+                              + f"; allowed: {sorted(known)}")
 
 
 def default_config_path() -> Path:

@@ -164,3 +164,14 @@ def test_node_refuses_a_bad_params_file_before_starting(tmp_path, text, message)
     assert r.returncode == 2, r.stdout + r.stderr
     assert message in r.stderr and str(path) in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and "starting backend" not in r.stdout + r.stderr
+
+
+def test_unknown_parameter_overrides_are_refused():
+    from recipe_gr1_driver.config import check_params_files, param_override_names
+
+    args = ["prog", "--ros-args", "-p", "max_step:=0.1", "--param", "gr1_driver:ramp_time:=1.0",
+            "-r", "__ns:=/robot", "--log-level", "debug"]
+    assert param_override_names(args) == ["max_step", "ramp_time"]
+    check_params_files(args)
+    with pytest.raises(ConfigError, match=r"unknown driver parameter 'max_stepp' \(did you mean 'max_step'"):
+        check_params_files(["prog", "--ros-args", "-p", "max_stepp:=0.1"])
