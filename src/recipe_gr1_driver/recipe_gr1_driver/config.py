@@ -26,7 +26,7 @@ from typing import Any
 
 from recipe_common import robot_spec
 from recipe_common.cameras import DEFAULT_NAMESPACE, CameraTopics, camera_table
-from recipe_common.config import ConfigError, load_yaml, parse_yaml
+from recipe_common.config import ConfigError, in_file, load_yaml, parse_yaml
 from recipe_common.paths import config_path
 
 NODE_NAME = "gr1_driver"
@@ -293,7 +293,7 @@ def load_driver_config(path: str | Path) -> DriverConfig:
     try:
         return DriverConfig.from_dict(params)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise in_file(path, exc) from None
 
 
 def check_params_file(path: str | Path) -> DriverConfig:
@@ -305,7 +305,7 @@ def check_params_file(path: str | Path) -> DriverConfig:
     try:
         return DriverConfig.from_dict(driver_parameters(data, str(path)))
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise in_file(path, exc) from None
 
 
 def params_files(args: Sequence[str]) -> list[str]:
