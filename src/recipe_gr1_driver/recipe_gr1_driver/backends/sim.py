@@ -86,8 +86,12 @@ class SimBackend(Backend):
         self._cache_state()
         for camera in self.depth_cameras():
             # Make each renderer (GL context, buffers) now: creating one holds the GIL for a good part
-            # of a second, which would stall the physics thread once it runs.
-            self._twin.render_depth(camera, **self._camera_kwargs)
+            # of a second, which would stall the physics thread once it runs. A failure here is left
+            # to the node's camera callback to report (the robot side works without cameras).
+            try:
+                self._twin.render_depth(camera, **self._camera_kwargs)
+            except Exception:  # reported by the camera callback on its first render
+                continue
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="sim-backend", daemon=True)
         self._thread.start()
