@@ -23,7 +23,7 @@ Usage::
 
     def main(args=None) -> int:
         with RosRunner(args) as ros:           # rclpy.init without rclpy's signal handlers
-            node = DriverNode()                # a bad parameter raises here; exit code via exit_code()
+            node = DriverNode()                # a bad parameter raises here: the caller exits 2
             ros.add(node, stop=node.shutdown)
             ros.spin()                         # until SIGINT/SIGTERM or ros.request_stop()
         return 0
