@@ -92,7 +92,16 @@ class _Tripwire:
         return getattr(self.inner, name)
 
 
-def test_sigint_at_every_write_of_the_close_leaves_a_complete_bag(tmp_path, context):
+@pytest.fixture()
+def default_sigint():
+    """Python's own SIGINT handler, whatever this process inherited (a background job starts with
+    SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_sigint_at_every_write_of_the_close_leaves_a_complete_bag(tmp_path, context, default_sigint):
     """Every point of BagRecorder.close gets a SIGINT in turn; the bag is complete each time and the
     KeyboardInterrupt arrives after it (deferred, not lost)."""
     dry = _filled_recorder(tmp_path / "dry", context)

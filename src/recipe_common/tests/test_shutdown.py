@@ -86,7 +86,16 @@ def test_stop_signals_count_and_third_one_forces_exit(tmp_path):
     assert "already stopping" in err and "forced exit" in err and "File " in err  # the stacks
 
 
-def test_deferred_signals_deliver_after_the_block():
+@pytest.fixture()
+def default_sigint():
+    """Python's own SIGINT handler, whatever this process inherited (a background job starts with
+    SIGINT ignored, and so would every signal test here)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_deferred_signals_deliver_after_the_block(default_sigint):
     with pytest.raises(KeyboardInterrupt):
         finished = False
         with deferred_signals():
@@ -114,8 +123,10 @@ def test_node_process_always_ends_what_it_started(tmp_path: Path):
     code = proc.stop()
     assert not proc.alive() and proc.escalated == "SIGKILL" and code != 0
     assert "Fatal Python error" in proc.output() or code == -signal.SIGKILL  # stacks printed on SIGABRT
-    polite = NodeProcess([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "polite.log")
+    polite_script = ("import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                     "time.sleep(60)")
+    polite = NodeProcess([sys.executable, "-c", polite_script], tmp_path / "polite.log")
     assert polite.stop() != 0 and polite.escalated is None  # KeyboardInterrupt: exit 1, but no escalation
-    with NodeProcess([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "ctx.log") as ctx:
+    with NodeProcess([sys.executable, "-c", polite_script], tmp_path / "ctx.log") as ctx:
         pid = ctx.proc.pid
     assert ctx.proc.poll() is not None, pid
