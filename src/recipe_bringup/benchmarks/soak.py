@@ -133,6 +133,8 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=60.0, help="seconds left out of the growth figures")
     p.add_argument("--out", type=Path, default=None, help="default runs/soak/<time>")
     p.add_argument("--keep-bag", action="store_true", help="keep the recorded bag (about 5 GB per 10 min)")
+    p.add_argument("--tracemalloc", action="store_true",
+                   help="also print the Python allocation sites that grew most after warm-up (slower)")
     a = p.parse_args()
     if not (a.minutes > 0 and a.sample > 0 and a.camera_rate >= 0 and a.command_rate > 0):
         p.error("--minutes, --sample and --command-rate must be > 0, --camera-rate >= 0")
@@ -160,6 +162,11 @@ def main() -> int:
         commander = ros.add(SineCommander(a.command_rate))
         ros.start()
         t0 = time.monotonic()
+        if a.tracemalloc:
+            import tracemalloc
+
+            tracemalloc.start(8)
+        snapshot = None
         bar = tqdm(total=round(duration), unit="s", desc="soak", file=sys.stderr)
         while not ros.stop_requested:
             now = time.monotonic() - t0
@@ -171,10 +178,13 @@ def main() -> int:
             bar.n = min(round(now), bar.total)
             bar.set_postfix(rss=f"{s['rss_mb']:.0f}MB", thr=int(s["threads"]), fds=int(s["fds"]),
                             dropped=f"{s['dropped_s']:.2f}s")
+            if a.tracemalloc and snapshot is None and now >= warmup:
+                snapshot = tracemalloc.take_snapshot()
             if now >= duration:
                 break
             ros.signals.wait(min(a.sample, duration - now))
         bar.close()
+        final = tracemalloc.take_snapshot() if snapshot is not None else None  # while still running
         interrupted = ros.stop_requested
         # Stop the publishers, let the recorder take what is in flight, then count.
         commander.stop()
@@ -213,6 +223,15 @@ def main() -> int:
         "cpu_cores": (samples[-1]["cpu_s"] - samples[0]["cpu_s"]) / max(samples[-1]["t"], 1e-9),
         "samples": samples,
     }
+    if final is not None:
+        growth_sites = final.compare_to(snapshot, "traceback")[:8]
+        report["python_growth_after_warmup"] = [
+            {"kib": stat.size_diff / 1024, "blocks": stat.count_diff, "where": stat.traceback.format()[-4:]}
+            for stat in growth_sites]
+        print("Python allocations that grew most after warm-up:")
+        for stat in growth_sites:
+            print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  "
+                  + " <- ".join(line.strip() for line in stat.traceback.format()[-2::-2][:3]))
     (out / "soak.json").write_text(json.dumps(report, indent=1) + "\n")
     plot(samples, warmup, out / "soak.png")
     bag_size = sum(f.stat().st_size for f in (out / "bag").iterdir()) / 1e9

@@ -117,16 +117,22 @@ def test_node_process_always_ends_what_it_started(tmp_path: Path):
     stubborn = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); " \
                "signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
     proc = NodeProcess([sys.executable, "-c", stubborn], tmp_path / "stubborn.log", stop_timeout=0.5)
-    deadline = time.monotonic() + 10
-    while "up" not in proc.output() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_for_output(proc, "up")
     code = proc.stop()
     assert not proc.alive() and proc.escalated == "SIGKILL" and code != 0
     assert "Fatal Python error" in proc.output() or code == -signal.SIGKILL  # stacks printed on SIGABRT
     polite_script = ("import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                     "time.sleep(60)")
+                     "print('up', flush=True); time.sleep(60)")
     polite = NodeProcess([sys.executable, "-c", polite_script], tmp_path / "polite.log")
+    _wait_for_output(polite, "up")
     assert polite.stop() != 0 and polite.escalated is None  # KeyboardInterrupt: exit 1, but no escalation
     with NodeProcess([sys.executable, "-c", polite_script], tmp_path / "ctx.log") as ctx:
-        pid = ctx.proc.pid
-    assert ctx.proc.poll() is not None, pid
+        _wait_for_output(ctx, "up")
+    assert ctx.proc.poll() is not None
+
+
+def _wait_for_output(proc: NodeProcess, text: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in proc.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert text in proc.output(), proc.output()
