@@ -31,8 +31,7 @@ from recipe_bringup.stack import StackOptions, deploy_stack, load_deploy_default
 from recipe_common import robot_spec
 from recipe_common.cameras import camera_table
 from recipe_common.paths import config_dir, config_path, workspace_dir
-from recipe_common.ros.executor import MultiThreadedExecutor
-from recipe_common.ros.process import StopOnSignal, init, teardown
+from recipe_common.ros.shutdown import RosRunner
 from recipe_common.tasks import TASK_NAMES, TASKS
 
 CAMERA_TOPICS = tuple(cam.topics().depth for cam in camera_table().values())
@@ -74,11 +73,10 @@ class CpuMeter:
 class Stack:
     """The deploy stack up, either composed in this process or one process per entry (supervised)."""
 
-    def __init__(self, procs: list[Any], executor: Any, processes: bool, log_dir: Path,
+    def __init__(self, procs: list[Any], ros: RosRunner, processes: bool, log_dir: Path,
                  interrupt: threading.Event) -> None:
-        self.procs, self.executor, self.processes = procs, executor, processes
+        self.procs, self.ros, self.processes = procs, ros, processes
         self.interrupt = interrupt
-        self.nodes: list[Any] = []
         self.supervisor: Any = None
         self.log_dir = log_dir
 
@@ -90,10 +88,8 @@ class Stack:
             self.supervisor.start(GraphProbe(probe_node))
             return
         for proc in self.procs:
-            nodes = proc.build()
-            self.nodes += nodes
-            for n in nodes:
-                self.executor.add_node(n)
+            for node in proc.build():
+                self.ros.add(node, stop=getattr(node, "shutdown", None))
 
     def check(self) -> None:
         if self.supervisor is not None:
@@ -116,7 +112,7 @@ class Stack:
 
 
 def run_trials_demo(a: argparse.Namespace) -> int:
-    from recipe_bringup.trials import TrialError, TrialsClient, TrialsInterrupted, run_trials
+    from recipe_bringup.trials import TrialError, TrialsClient, TrialsInterrupted
 
     defaults = load_deploy_defaults()
     task_defaults = defaults.tasks[a.task]
@@ -136,56 +132,80 @@ def run_trials_demo(a: argparse.Namespace) -> int:
     mode = "one process per node" if a.processes else "composed in one process"
     print(f"[demo] task={a.task} policy={policy} object={opts.sim_object} object_source={a.object_source} "
           f"trials={trials} ({mode}) -> {out}", flush=True)
-    init(_stack_args(procs) if not a.processes else None)
-    executor = MultiThreadedExecutor(num_threads=6)
-    client = None
+    recovered = recover_unfinished_bags(out if a.out is not None else out.parent)
     code = 0
     interrupted = threading.Event()
-    stack = Stack(procs, executor, a.processes, out / "logs", interrupted)
-    with StopOnSignal(lambda: (interrupted.set(), executor.shutdown())) as stop:
-        try:
-            client = TrialsClient(executor, record_depth=False, stop=interrupted)
-            executor.add_node(client)
-            spin = threading.Thread(target=executor.spin, daemon=True)
-            spin.start()
-            t0 = time.monotonic()
-            stack.start(client)
-            client.wait_ready()
-            print(f"[demo] stack up in {time.monotonic() - t0:.1f} s: " + ", ".join(p.key for p in procs),
-                  flush=True)
-            meta = {"task": a.task, "policy": policy, "object": opts.sim_object,
-                    "object_source": a.object_source, "processes": a.processes, "seed": a.seed}
-            cpu = CpuMeter(stack.pids())
-            summary = run_trials(client, trials, a.seed if a.seed is not None else defaults.seed, out,
-                                 record=not a.no_bag, video_trials=video, meta=meta,
-                                 echo=lambda s: (stack.check(), print(s, flush=True)))
-            summary["cpu_percent_of_one_core"] = cpu.stop()
-            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            if interrupted.is_set() or not summary["trials"]:
-                print(f"[demo] interrupted; {summary['trials']} trials finished, summary in {out}")
-                return 0
-            lat = summary["observation_to_command_ms"]
-            print(f"[demo] {summary['successes']}/{summary['trials']} trials succeeded "
-                  f"({100 * summary['success_rate']:.0f}%); policy {summary['policy_rate_hz'] or 0:.2f} Hz, "
-                  f"commands {summary['command_rate_hz'] or 0:.2f} Hz, observation->command p50 "
-                  f"{lat['p50'] or float('nan'):.0f} ms, p99 {lat['p99'] or float('nan'):.0f} ms")
-            print(f"[demo] summary {out / 'summary.json'} (+ .png); bags and videos in {out}")
-        except TrialsInterrupted:
+    args = ["demo", *(_stack_args(procs) if not a.processes else [])]
+    try:
+        with RosRunner(args, num_threads=6) as ros:
+            ros.signals.on_request(interrupted.set)
+            stack = Stack(procs, ros, a.processes, out / "logs", interrupted)
+            client = ros.add(TrialsClient(ros.executor, record_depth=False, stop=interrupted))
+            ros.start()
+            try:
+                if recovered:
+                    print(f"[demo] recovered unfinished bags of an earlier run: {recovered}")
+                t0 = time.monotonic()
+                stack.start(client)
+                client.wait_ready()
+                print(f"[demo] stack up in {time.monotonic() - t0:.1f} s: " + ", ".join(p.key for p in procs),
+                      flush=True)
+                code = _run_and_report(a, stack, client, opts, policy, defaults, trials, video, out,
+                                       interrupted)
+            finally:
+                stack.stop()
+    except TrialsInterrupted:
+        print("[demo] interrupted", file=sys.stderr)
+    except TrialError as exc:
+        print(f"[demo] {exc}", file=sys.stderr)
+        code = 1
+    except Exception as exc:
+        if interrupted.is_set():
             print("[demo] interrupted", file=sys.stderr)
-        except TrialError as exc:
-            print(f"[demo] {exc}", file=sys.stderr)
-            code = 1
-        except Exception as exc:
-            if stop.event.is_set():
-                print("[demo] interrupted", file=sys.stderr)
-            else:
-                print(f"[demo] failed: {exc}", file=sys.stderr)
-                code = getattr(exc, "code", 1)
-        finally:
-            executor.shutdown()
-            stack.stop()
-            teardown([*stack.nodes, *([client] if client is not None else [])])
+        else:
+            print(f"[demo] failed: {exc}", file=sys.stderr)
+            code = getattr(exc, "code", 1)
     return code
+
+
+def _run_and_report(a: argparse.Namespace, stack: Stack, client: Any, opts: StackOptions, policy: str,
+                    defaults: Any, trials: int, video: int, out: Path, interrupted: threading.Event) -> int:
+    from recipe_bringup.trials import run_trials
+
+    meta = {"task": a.task, "policy": policy, "object": opts.sim_object, "object_source": a.object_source,
+            "processes": a.processes, "seed": a.seed}
+    cpu = CpuMeter(stack.pids())
+    summary = run_trials(client, trials, a.seed if a.seed is not None else defaults.seed, out,
+                         record=not a.no_bag, video_trials=video, meta=meta,
+                         echo=lambda s: (stack.check(), print(s, flush=True)))
+    summary["cpu_percent_of_one_core"] = cpu.stop()
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if interrupted.is_set() or not summary["trials"]:
+        print(f"[demo] interrupted; {summary['trials']} trials finished, summary in {out}")
+        return 0
+    lat = summary["observation_to_command_ms"]
+    print(f"[demo] {summary['successes']}/{summary['trials']} trials succeeded "
+          f"({100 * summary['success_rate']:.0f}%); policy {summary['policy_rate_hz'] or 0:.2f} Hz, "
+          f"commands {summary['command_rate_hz'] or 0:.2f} Hz, observation->command p50 "
+          f"{lat['p50'] or float('nan'):.0f} ms, p99 {lat['p99'] or float('nan'):.0f} ms")
+    print(f"[demo] summary {out / 'summary.json'} (+ .png); bags and videos in {out}")
+    return 0
+
+
+def recover_unfinished_bags(root: Path) -> list[str]:
+    """Bags an earlier run left unclosed (killed) under ``root``: rebuilt so they read again."""
+    from recipe_bringup.bag_recorder import find_unfinished_bags, recover_bag
+
+    if not root.is_dir():
+        return []
+    done = []
+    for bag in find_unfinished_bags(root):
+        try:
+            recover_bag(bag)
+            done.append(str(bag))
+        except Exception as exc:  # a bag we cannot rebuild stays as it is; say so
+            print(f"[demo] could not recover {bag}: {exc}", file=sys.stderr)
+    return done
 
 
 # --------------------------------------------------------------------------- the scripted smoke run
@@ -252,48 +272,36 @@ def run_scripted(a: argparse.Namespace) -> int:
     obj = a.object or TASKS[a.task].default_object
     print(f"[embedded] task={a.task} object={obj} hand={a.hand} -> {out}", flush=True)
     commands = play_commands(a.task, load_scene().spawn_xy, seed=0, object_name=obj, hand=a.hand)
-    init(["--ros-args", "--params-file", str(config_path("driver.yaml"))])
     overrides = [Parameter("backend", value="sim"), Parameter("hand", value=a.hand),
                  Parameter("sim_object", value=obj), Parameter("camera_rate_hz", value=5.0)]
-    nodes: list[Any] = []
-    executor = MultiThreadedExecutor(num_threads=4)
-    bag = None
-    with StopOnSignal(executor.shutdown) as stop:
-        try:
-            driver = DriverNode(parameter_overrides=overrides)
-            nodes.append(driver)
-            if not a.no_bag:
-                topics: dict[str, type] = {"/joint_states": JointState, "/joint_commands": JointState,
-                                           "/diagnostics": DiagnosticArray}
-                for t in CAMERA_TOPICS:
-                    topics[t] = Image
-                    topics[t.replace("image_rect_raw", "camera_info")] = CameraInfo
-                bag = BagRecorder(out / "bag", topics)
-                nodes.append(bag)
-            commander = ScriptedCommander(commands)
-            monitor = _state_monitor()
-            nodes += [commander, monitor]
-            for n in nodes:
-                executor.add_node(n)
-            threading.Thread(target=executor.spin, daemon=True).start()
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < a.duration and not stop.event.is_set():
-                time.sleep(0.2)
-            elapsed = time.monotonic() - t0
-            q = driver.backend.read_state()[0][: 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE]
-            target = commands[min(commander.sent, len(commands)) - 1][: len(q)]
-            print(f"[embedded] joint_states {monitor.states / elapsed:.0f} Hz over {elapsed:.1f} s, "
-                  f"{commander.sent} commands; arm tracking max |error| at the end "
-                  f"{float(np.max(np.abs(q - target))):.3f} rad")
-            png = _save_depth_png(monitor.depth, out / "depth.png")
-            if png:
-                print(f"[embedded] depth snapshot: {png}")
-        finally:
-            executor.shutdown()
-            if bag is not None:
-                counts = bag.close()
-                print(f"[embedded] bag {out / 'bag'}: " + ", ".join(f"{t}={c}" for t, c in counts.items()))
-            teardown(nodes)
+    counts: dict[str, int] = {}
+    with RosRunner(["embedded", "--ros-args", "--params-file", str(config_path("driver.yaml"))]) as ros:
+        driver = DriverNode(parameter_overrides=overrides)
+        ros.add(driver, stop=driver.shutdown)
+        if not a.no_bag:
+            topics: dict[str, type] = {"/joint_states": JointState, "/joint_commands": JointState,
+                                       "/diagnostics": DiagnosticArray}
+            for t in CAMERA_TOPICS:
+                topics[t] = Image
+                topics[t.replace("image_rect_raw", "camera_info")] = CameraInfo
+            bag = BagRecorder(out / "bag", topics)
+            ros.add(bag, stop=lambda: counts.update(bag.close()))
+        commander = ros.add(ScriptedCommander(commands))
+        monitor = ros.add(_state_monitor())
+        ros.start()
+        t0 = time.monotonic()
+        ros.signals.wait(a.duration)
+        elapsed = time.monotonic() - t0
+        q = driver.backend.read_state()[0][: 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE]
+        target = commands[min(commander.sent, len(commands)) - 1][: len(q)]
+        print(f"[embedded] joint_states {monitor.states / elapsed:.0f} Hz over {elapsed:.1f} s, "
+              f"{commander.sent} commands; arm tracking max |error| at the end "
+              f"{float(np.max(np.abs(q - target))):.3f} rad")
+        png = _save_depth_png(monitor.depth, out / "depth.png")
+        if png:
+            print(f"[embedded] depth snapshot: {png}")
+    if counts:
+        print(f"[embedded] bag {out / 'bag'}: " + ", ".join(f"{t}={c}" for t, c in counts.items()))
     return 0
 
 

@@ -372,8 +372,7 @@ def run_trials(client: TrialsClient, n: int, seed: int, out: Path, *, record: bo
 
 def main(argv: list[str] | None = None) -> int:
     """The ``trials`` console script: trials against a stack that is already running."""
-    from recipe_common.ros.executor import MultiThreadedExecutor
-    from recipe_common.ros.process import StopOnSignal, init, teardown
+    from recipe_common.ros.shutdown import RosRunner
 
     p = argparse.ArgumentParser(description="Run N trials of the running stack's task on the twin.")
     p.add_argument("--trials", type=int, default=10)
@@ -384,28 +383,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--record-depth", action="store_true", help="also record the head depth in the bags")
     a, ros = p.parse_known_args(argv)
     out = a.out or workspace_dir() / "runs" / "trials" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    init(ros)
-    executor = MultiThreadedExecutor(num_threads=4)
     stop = threading.Event()
-    client = TrialsClient(executor, record_depth=a.record_depth, stop=stop)
-    executor.add_node(client)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    with StopOnSignal(lambda: (stop.set(), executor.shutdown())):
-        try:
-            spin.start()
+    try:
+        with RosRunner(["trials", *ros]) as runner:
+            runner.signals.on_request(stop.set)
+            client = runner.add(TrialsClient(runner.executor, record_depth=a.record_depth, stop=stop))
+            runner.start()
             client.wait_ready()
             summary = run_trials(client, a.trials, a.seed, out, record=not a.no_bag,
                                  video_trials=a.video_trials, meta={"task": "(running stack)"})
             print(f"[trials] {summary['successes']}/{summary['trials']} succeeded; "
                   f"summary {out / 'summary.json'}")
-        except TrialError as exc:
-            print(f"trials: {exc}", file=sys.stderr)
-            return 1
-        except TrialsInterrupted:
-            print("trials: interrupted", file=sys.stderr)
-        finally:
-            executor.shutdown()
-            teardown([client])
+    except TrialError as exc:
+        print(f"trials: {exc}", file=sys.stderr)
+        return 1
+    except TrialsInterrupted:
+        print("trials: interrupted", file=sys.stderr)
     return 0
 
 

@@ -1,6 +1,5 @@
 """The twin process (driver sim backend + trial service) with real rclpy: reset, placement, verdict topic."""
 
-import threading
 import time
 
 import numpy as np
@@ -8,8 +7,7 @@ import pytest
 import rclpy
 
 from recipe_bringup.twin import compose
-from recipe_common.ros.executor import MultiThreadedExecutor
-from recipe_common.ros.process import init, teardown
+from recipe_common.ros.shutdown import RosRunner
 from recipe_interfaces.msg import ObjectState, TrialStatus
 from recipe_interfaces.srv import ResetTrial
 
@@ -26,19 +24,14 @@ def _call(client, request, timeout=60.0):
 
 @pytest.fixture()
 def stack():
-    init()
-    nodes = compose({"gr1_driver": {"sim_object": "can_medium", "camera_rate_hz": 0.0},
-                     "trials": {"task": "grasp_reach", "truth_topic": "/object_truth"}})
-    client = rclpy.create_node("trial_test_client")
-    executor = MultiThreadedExecutor(num_threads=4)
-    for n in [*nodes, client]:
-        executor.add_node(n)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    spin.start()
-    yield nodes, client
-    executor.shutdown()
-    spin.join(timeout=5.0)
-    teardown([*nodes, client])
+    with RosRunner([]) as ros:
+        nodes = compose({"gr1_driver": {"sim_object": "can_medium", "camera_rate_hz": 0.0},
+                         "trials": {"task": "grasp_reach", "truth_topic": "/object_truth"}})
+        for n in nodes:
+            ros.add(n, stop=getattr(n, "shutdown", None))
+        client = ros.add(rclpy.create_node("trial_test_client"))
+        ros.start()
+        yield nodes, client
 
 
 def test_reset_brings_the_robot_to_ready_and_places_the_object(stack):

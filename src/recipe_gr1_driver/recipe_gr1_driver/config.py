@@ -3,22 +3,30 @@
 The same names are ROS parameters of the ``gr1_driver`` node, so ``config/driver.yaml`` has the
 ``gr1_driver: ros__parameters:`` layout and works with ``--ros-args --params-file``. The node
 declares every field below as a parameter and validates the result with ``DriverConfig.from_dict``;
-tools and tests read the file with ``load_driver_config``. Errors name the offending key.
+tools and tests read the file with ``load_driver_config``.
+
+ROS itself silently ignores a params-file key the node does not declare, and a whole section whose
+node name does not match (``gr1_drivr:`` would start the sim on defaults instead of the configured
+robot). So the node validates every ``--params-file`` up front with ``check_params_files`` before
+rclpy reads it: an empty file, a YAML syntax error, a top-level key that is not this node, an
+unknown parameter, a wrong type or a value outside its range each stop the node with one
+``ConfigError`` naming the file and the key (and the allowed range), exit code 2.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from recipe_common import robot_spec
 from recipe_common.cameras import DEFAULT_NAMESPACE, CameraTopics, camera_table
+from recipe_common.config import ConfigError, in_file, load_yaml, parse_yaml
 from recipe_common.paths import config_path
 
 NODE_NAME = "gr1_driver"
@@ -74,14 +82,18 @@ class DriverConfig:
     hand_poll_rate_hz: float = 50.0
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DriverConfig:
-        """Build and validate; unknown keys and wrong types raise ValueError naming the key."""
-        if not isinstance(d, dict):
-            raise ValueError(f"driver config must be a mapping, got {type(d).__name__}")
+    def from_dict(cls, d: Mapping[str, Any]) -> DriverConfig:
+        """Build and validate; an unknown key, wrong type or out-of-range value is a ConfigError naming it."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"driver config must be a mapping, got {type(d).__name__}")
         known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - set(known))
+        unknown = sorted(str(k) for k in d if k not in known)
         if unknown:
-            raise ValueError(f"unknown driver config keys: {unknown}")
+            hints = [f"{k!r} -> {m[0]!r}" for k in unknown
+                     if (m := difflib.get_close_matches(k, list(known), n=1, cutoff=0.75))]
+            raise ConfigError(f"unknown driver config keys: {unknown}"
+                              + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+                              + f"; allowed: {sorted(known)}")
         values = {k: _coerce(k, v, _field_default(known[k])) for k, v in d.items()}
         cfg = cls(**values)
         cfg.validate()
@@ -92,47 +104,86 @@ class DriverConfig:
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend: {self.backend!r} is not one of {list(BACKENDS)}")
+            raise ConfigError(f"backend: {self.backend!r} is not one of {list(BACKENDS)}")
         if self.hand not in robot_spec.HANDS:
-            raise ValueError(f"hand: {self.hand!r} is not one of {sorted(robot_spec.HANDS)}")
+            raise ConfigError(f"hand: {self.hand!r} is not one of {sorted(robot_spec.HANDS)}")
         if self.backend == "gr1" and self.hand != "fourier":
-            raise ValueError("hand: the gr1 hardware backend supports only the 'fourier' hand (fourier-dhx)")
-        for key in ("state_rate_hz", "control_rate_hz", "diagnostics_rate_hz", "arm_velocity_scale",
-                    "arm_max_velocity", "hand_max_velocity", "max_step", "watchdog_timeout",
-                    "sim_real_time_factor", "depth_max_m", "hand_full_stroke", "hand_poll_rate_hz"):
-            _require(key, getattr(self, key), lambda v: v > 0, "> 0")
-        for key in ("arm_margin", "hand_margin", "ramp_time", "camera_rate_hz"):
-            _require(key, getattr(self, key), lambda v: v >= 0, ">= 0")
+            raise ConfigError("hand: the gr1 hardware backend supports only the 'fourier' hand (fourier-dhx)")
+        for key, bounds in BOUNDS.items():
+            bounds.check(key, getattr(self, key))
+        for key in ("left_hand_ports", "right_hand_ports"):
+            ports = getattr(self, key)
+            if len(ports) != 2 or not all(0 < p < 65536 for p in ports):
+                raise ConfigError(f"{key}: expected [control_port, query_port] in 1..65535, got {ports}")
         for key in ("command_topic", "state_topic", "estop_topic", "estop_service", "diagnostics_topic"):
             if not getattr(self, key):
-                raise ValueError(f"{key}: must not be empty")
+                raise ConfigError(f"{key}: must not be empty")
         if len(self.camera_names) != len(self.camera_sim_names):
-            raise ValueError(f"camera_names ({len(self.camera_names)}) and camera_sim_names "
-                             f"({len(self.camera_sim_names)}) must have the same length")
+            raise ConfigError(f"camera_names ({len(self.camera_names)}) and camera_sim_names "
+                              f"({len(self.camera_sim_names)}) must have the same length")
         if len(set(self.camera_names)) != len(self.camera_names) or not all(self.camera_names):
-            raise ValueError(f"camera_names: must be unique and non-empty, got {self.camera_names}")
+            raise ConfigError(f"camera_names: must be unique and non-empty, got {self.camera_names}")
         for key in ("gr1_server_ip", "left_hand_ip", "right_hand_ip"):
             try:
                 ipaddress.ip_address(getattr(self, key))
             except ValueError:
-                raise ValueError(f"{key}: {getattr(self, key)!r} is not an IP address") from None
-        for key in ("left_hand_ports", "right_hand_ports"):
-            ports = getattr(self, key)
-            if len(ports) != 2 or not all(0 < p < 65536 for p in ports):
-                raise ValueError(f"{key}: expected [control_port, query_port] in 1..65535, got {ports}")
-        if not 0 < self.gr1_server_port < 65536:
-            raise ValueError(f"gr1_server_port: {self.gr1_server_port} is not a port number")
+                raise ConfigError(f"{key}: {getattr(self, key)!r} is not an IP address") from None
         w, h = self.camera_width, self.camera_height
-        if w < 0 or h < 0 or (w == 0) != (h == 0):
-            raise ValueError(f"camera_width/camera_height: both 0 (native size) or both > 0, got "
-                             f"{self.camera_width}x{self.camera_height}")
-        if self.sim_seed < 0:
-            raise ValueError(f"sim_seed: must be >= 0, got {self.sim_seed}")
+        if (w == 0) != (h == 0):
+            raise ConfigError(f"camera_width/camera_height: both 0 (native size) or both > 0, got "
+                              f"{self.camera_width}x{self.camera_height}")
 
     def camera_topics(self) -> dict[str, tuple[str, str]]:
         """Camera name -> (image topic, camera_info topic), as realsense2_camera names them."""
         topics = {n: CameraTopics.of(n, self.camera_namespace) for n in self.camera_names}
         return {n: (t.depth, t.depth_info) for n, t in topics.items()}
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Allowed range of a numeric field: ``low < v`` (``low <= v`` if ``closed_low``), ``v <= high``."""
+
+    low: float
+    high: float
+    closed_low: bool = False
+    unit: str = ""
+
+    def text(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{'[' if self.closed_low else '('}{self.low:g}, {self.high:g}]{unit}"
+
+    def check(self, key: str, value: float) -> None:
+        if value < self.low or (value == self.low and not self.closed_low):
+            raise ConfigError(f"{key}: must be {'>=' if self.closed_low else '>'} {self.low:g} "
+                              f"(allowed {self.text()}), got {value:g}")
+        if value > self.high:
+            raise ConfigError(f"{key}: must be <= {self.high:g} (allowed {self.text()}), got {value:g}")
+
+
+# Every numeric field has a range. The upper ends are what a sane setup needs, not hardware limits:
+# a value past them is a typo (1e9 for 1e-1) that would otherwise switch a safety check off.
+BOUNDS: dict[str, Bounds] = {
+    "state_rate_hz": Bounds(0, 1000, unit="Hz"),
+    "control_rate_hz": Bounds(0, 1000, unit="Hz"),
+    "diagnostics_rate_hz": Bounds(0, 100, unit="Hz"),
+    "arm_margin": Bounds(0, 0.5, True, "rad"),
+    "hand_margin": Bounds(0, 0.5, True, "rad"),
+    "arm_velocity_scale": Bounds(0, 1, unit="(fraction of the URDF velocity limit)"),
+    "arm_max_velocity": Bounds(0, 10, unit="rad/s"),
+    "hand_max_velocity": Bounds(0, 20, unit="rad/s"),
+    "max_step": Bounds(0, 0.5, unit="rad per control step"),
+    "watchdog_timeout": Bounds(0, 10, unit="s"),
+    "ramp_time": Bounds(0, 30, True, "s"),
+    "sim_seed": Bounds(0, 2**31 - 1, True),
+    "sim_real_time_factor": Bounds(0, 10),
+    "camera_rate_hz": Bounds(0, 60, True, "Hz (0 turns the cameras off)"),
+    "camera_width": Bounds(0, 1280, True, "px (0: the D435 stream size)"),
+    "camera_height": Bounds(0, 720, True, "px (0: the D435 stream size)"),
+    "depth_max_m": Bounds(0, 65.535, unit="m (16-bit millimetres)"),
+    "gr1_server_port": Bounds(1, 65535, True),
+    "hand_full_stroke": Bounds(0, 12, unit="DexHand units (firmware range 0..12)"),
+    "hand_poll_rate_hz": Bounds(0, 200, unit="Hz"),
+}
 
 
 def _field_default(f: dataclasses.Field) -> Any:
@@ -145,29 +196,29 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     """Match the default's type; ints are accepted for floats (YAML writes 100 for 100.0)."""
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ValueError(f"{key}: expected true/false, got {value!r}")
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
         return value
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{key}: expected a number, got {value!r}")
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)
         if not math.isfinite(value):
-            raise ValueError(f"{key}: must be finite, got {value}")
+            raise ConfigError(f"{key}: must be finite, got {value}")
         return value
     if isinstance(default, str):
         if not isinstance(value, str):
-            raise ValueError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
         return value
     if isinstance(default, list):
         if not isinstance(value, list | tuple):
-            raise ValueError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
         item_type = _LIST_ITEM_TYPES[key]
         if not all(isinstance(v, item_type) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"{key}: expected a list of {item_type.__name__}, got {value!r}")
+            raise ConfigError(f"{key}: expected a list of {item_type.__name__}, got {value!r}")
         return list(value)
     raise TypeError(f"{key}: unsupported config type {type(default).__name__}")  # pragma: no cover
 
@@ -180,30 +231,132 @@ _LIST_ITEM_TYPES: dict[str, type] = {
     "right_hand_ports": int,
 }
 
+# --------------------------------------------------------------------------- files
 
-def _require(key: str, value: float, ok, text: str) -> None:
-    if not ok(value):
-        raise ValueError(f"{key}: must be {text}, got {value}")
+PARAMS_KEY = "ros__parameters"
+# Top-level keys of a ROS params file that apply to this node: its name, with or without a namespace,
+# and the "all nodes" wildcard that launch_ros writes for inline parameters.
+WILDCARD_NODE_KEYS = ("/**", "**")
+
+
+def applies_to_driver(key: Any) -> bool:
+    """True for a params-file node key selecting the driver: gr1_driver, /gr1_driver, /ns/gr1_driver, /**."""
+    return isinstance(key, str) and (key in WILDCARD_NODE_KEYS or key.rstrip("/").split("/")[-1] == NODE_NAME)
+
+
+def driver_parameters(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The parameter mapping of a params file's node sections (all of which must select the driver)."""
+    params: dict[str, Any] = {}
+    for key, section in data.items():
+        if not applies_to_driver(key):
+            close = difflib.get_close_matches(str(key), [NODE_NAME], n=1, cutoff=0.6)
+            raise ConfigError(
+                f"{where}: top-level key {key!r} is not this node's name"
+                + (f" (did you mean {NODE_NAME!r}?)" if close else "")
+                + f"; expected '{NODE_NAME}:' (or a namespaced '/<ns>/{NODE_NAME}:', or '/**:') with a "
+                f"'{PARAMS_KEY}:' mapping under it. ROS would ignore this section and start the driver on "
+                f"its defaults")
+        if not isinstance(section, Mapping) or set(section) != {PARAMS_KEY} \
+                or not isinstance(section[PARAMS_KEY], Mapping):
+            raise ConfigError(f"{where}: expected '{key}: {PARAMS_KEY}:' mapping (and nothing else under "
+                              f"'{key}'), got {_short(section)}")
+        params.update(section[PARAMS_KEY])
+    return params
+
+
+def _short(value: Any) -> str:
+    text = repr(dict(value) if isinstance(value, Mapping) else value)
+    return text if len(text) < 80 else text[:77] + "..."
 
 
 def load_driver_config(path: str | Path) -> DriverConfig:
-    """Read a ROS params file (``gr1_driver: ros__parameters: {...}``) or a plain mapping."""
+    """Read a ROS params file (``gr1_driver: ros__parameters: {...}``) or a plain mapping of fields.
+
+    Every problem is a ConfigError naming the file: missing (FileNotFoundError), empty, not YAML,
+    a node section for another node, an unknown key, a wrong type or a value out of range.
+    """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
-    if NODE_NAME in data:
-        node = data[NODE_NAME]
-        if not isinstance(node, dict) or not isinstance(node.get("ros__parameters"), dict):
-            raise ValueError(f"{path}: expected '{NODE_NAME}: ros__parameters:' mapping")
-        data = node["ros__parameters"]
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"driver config file not found: {path}") from None
     try:
-        return DriverConfig.from_dict(data)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        data = parse_yaml(text, str(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).split(': ', 1)[-1]}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; expected '{NODE_NAME}: {PARAMS_KEY}: {{...}}'")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    fields = {f.name for f in dataclasses.fields(DriverConfig)}
+    params = data if any(k in fields for k in data) else driver_parameters(data, str(path))
+    try:
+        return DriverConfig.from_dict(params)
+    except ConfigError as exc:
+        raise in_file(path, exc) from None
+
+
+def check_params_file(path: str | Path) -> DriverConfig:
+    """Validate a ``--params-file`` for the driver node (the params layout is required here)."""
+    path = Path(path)
+    data = load_yaml(path) if path.is_file() else None  # load_yaml: empty / syntax / top-level errors
+    if data is None:
+        raise FileNotFoundError(f"--params-file {path}: no such file")
+    try:
+        return DriverConfig.from_dict(driver_parameters(data, str(path)))
+    except ConfigError as exc:
+        raise in_file(path, exc) from None
+
+
+def params_files(args: Sequence[str]) -> list[str]:
+    """The ``--params-file FILE`` values of the ROS arguments in ``args`` (argv including the program)."""
+    out: list[str] = []
+    in_ros = False
+    it = iter(args)
+    for arg in it:
+        if arg == "--ros-args":
+            in_ros = True
+        elif arg == "--":
+            in_ros = False
+        elif in_ros and arg == "--params-file":
+            value = next(it, None)
+            if value is None:
+                raise ConfigError("--params-file needs a file name")
+            out.append(value)
+    return out
+
+
+def param_override_names(args: Sequence[str]) -> list[str]:
+    """Parameter names of the ``-p name:=value`` / ``--param name:=value`` ROS arguments in ``args``."""
+    names: list[str] = []
+    in_ros = False
+    it = iter(args)
+    for arg in it:
+        if arg == "--ros-args":
+            in_ros = True
+        elif arg == "--":
+            in_ros = False
+        elif in_ros and arg in ("-p", "--param"):
+            value = next(it, "")
+            name = value.split(":=", 1)[0]
+            names.append(name.rsplit(":", 1)[-1])  # "node:param" form: the parameter part
+        elif in_ros and arg in ("--params-file", "-r", "--remap", "--log-level", "-e", "--enclave"):
+            next(it, None)
+    return names
+
+
+def check_params_files(args: Sequence[str]) -> None:
+    """Validate the ROS arguments before rclpy reads them (see the module docstring): every
+    ``--params-file``, and the names given with ``-p`` (ROS ignores an undeclared one silently)."""
+    for path in params_files(args):
+        check_params_file(path)
+    known = {f.name for f in dataclasses.fields(DriverConfig)}
+    for name in param_override_names(args):
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+            raise ConfigError(f"-p {name}:=...: unknown driver parameter {name!r}"
+                              + (f" (did you mean {close[0]!r}?)" if close else "")
+                              + f"; allowed: {sorted(known)}")
 
 
 def default_config_path() -> Path:

@@ -37,11 +37,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -49,10 +48,10 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
 from recipe_common import robot_spec
-from recipe_common.ros.executor import MultiThreadedExecutor
+from recipe_common.ros.shutdown import RosRunner
 from recipe_gr1_driver.backends import Backend, DepthCameraSource, make_backend
 from recipe_gr1_driver.cameras import depth_m_to_mm, intrinsics
-from recipe_gr1_driver.config import NODE_NAME, DriverConfig, _field_default
+from recipe_gr1_driver.config import NODE_NAME, DriverConfig, _field_default, check_params_files
 from recipe_gr1_driver.controller import SafetyController
 from recipe_gr1_driver.safety import CommandRejected, SafetyFilter, SafetyLimits
 
@@ -113,6 +112,8 @@ class DriverNode(Node):
         self._state_names = list(self.backend.state_names)
         self._write_errors = 0
         self._incomplete_states = 0
+        self.states_published = 0  # cumulative, in diagnostics: a recorder can check it lost nothing
+        self.camera_frames_published = 0
         self._state_rate, self._control_rate, self._camera_rate = RateMeter(), RateMeter(), RateMeter()
         self._shutdown_lock = threading.Lock()
         self._closed = False
@@ -238,6 +239,7 @@ class DriverNode(Node):
         msg.name = self._state_names
         msg.position, msg.velocity, msg.effort = q.tolist(), dq.tolist(), tau.tolist()
         self._state_pub.publish(msg)
+        self.states_published += 1
         self._state_rate.tick()
 
     def _on_cameras(self) -> None:
@@ -247,14 +249,19 @@ class DriverNode(Node):
         if self._closed or start < self._camera_next:
             return
         for name, (sim_name, img_pub, info_pub) in self._cameras.items():
+            if self._closed:  # shutdown() ran while this callback was under way: the backend is gone
+                return
             try:
                 depth, info = self.backend.render_depth(sim_name)  # type: ignore[attr-defined]
                 img, cam_info = self._camera_msgs(name, depth, info)
             except Exception as exc:
+                if self._closed:
+                    return
                 self.get_logger().error(f"camera {name}: render failed: {exc!r}", throttle_duration_sec=5.0)
                 continue
             img_pub.publish(img)
             info_pub.publish(cam_info)
+            self.camera_frames_published += 1
         self._camera_rate.tick()
         busy = time.monotonic() - start
         self._camera_next = start + busy / CAMERA_MAX_DUTY
@@ -319,6 +326,8 @@ class DriverNode(Node):
             "state_rate_hz": f"{self._state_rate.rate():.1f}",
             "control_rate_hz": f"{self._control_rate.rate():.1f}",
             "camera_rate_hz": f"{self._camera_rate.rate():.1f}" if self._cameras else "off",
+            "states_published": str(self.states_published),
+            "camera_frames_published": str(self.camera_frames_published),
             "write_errors": str(self._write_errors),
             "incomplete_states": str(self._incomplete_states),
             **backend.values,
@@ -347,25 +356,23 @@ def _kv(d: dict[str, str]) -> list[KeyValue]:
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node: DriverNode | None = None
-    code = 0
+    """``ros2 run recipe_gr1_driver driver``: exit 0 after Ctrl-C/SIGTERM, 2 on a configuration error.
+
+    Every ``--params-file`` is validated before rclpy reads it (config.check_params_files), and the
+    process stops through recipe_common.ros.shutdown: timers and callbacks first, then the backend
+    (the robot connection or the twin), then ROS, all while the ROS context is still valid.
+    """
+    argv = list(sys.argv if args is None else args)
     try:
-        node = DriverNode()
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, OSError) as exc:  # bad configuration, missing file, unreachable robot
-        print(f"gr1_driver: {exc}", file=sys.stderr)
-        code = 2
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+        check_params_files(argv)
+        with RosRunner(argv) as ros:
+            node = DriverNode()
+            ros.add(node, stop=node.shutdown)
+            ros.spin()
+    except (ValueError, OSError, RCLError) as exc:  # bad configuration, missing file, unreachable robot
+        print(f"{NODE_NAME}: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import msgpack_numpy
 import numpy as np
 import zenoh
 
+from recipe_gr1_driver.backends.zenoh_session import TrackedSession
+
 msgpack_numpy.patch()
 
 LOOPBACK = "127.0.0.1"
@@ -38,7 +40,7 @@ class FakeGRXServer:
         conf.insert_json5("scouting/multicast/enabled", "false")
         conf.insert_json5("scouting/gossip/enabled", "false")
         self.ns = namespace
-        self.session = zenoh.open(conf)
+        self.session = TrackedSession.open(conf)  # closes without the zenoh/GIL shutdown deadlock
         start = initial_deg if initial_deg is not None else np.zeros(32)
         self.position_deg = np.array(start, dtype=np.float64)
         self.commands: list[np.ndarray] = []
@@ -89,10 +91,7 @@ class FakeGRXServer:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
-        for q in self._queryables:
-            q.undeclare()
-        self._sub.undeclare()
-        self.session.close()
+        self.session.close()  # undeclares the queryables and the subscriber first
 
 
 class FakeDexHand:

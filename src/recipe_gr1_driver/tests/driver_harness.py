@@ -11,15 +11,12 @@ to --record (see driver_testing.RecordingBackend).
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import sys
 
 import driver_testing
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.utilities import remove_ros_args
 
-from recipe_common.ros.executor import MultiThreadedExecutor
+from recipe_common.ros.shutdown import RosRunner
 from recipe_gr1_driver.backends import make_backend
 from recipe_gr1_driver.backends.sim import SimBackend
 from recipe_gr1_driver.node import DriverNode
@@ -30,21 +27,10 @@ def main() -> int:
     ap.add_argument("--twin", choices=["fake", "sim", "none"], default="fake")
     ap.add_argument("--record", required=True)
     opts = ap.parse_args(remove_ros_args(sys.argv)[1:])
-    rclpy.init(args=sys.argv)
-    node = None
-    try:
+    with RosRunner(sys.argv) as ros:  # the same stop path as the driver's own main
         node = DriverNode(backend_factory=lambda cfg: _instrumented(cfg, opts))
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        faulthandler.dump_traceback_later(8.0)  # a hung shutdown leaves its stacks in the log
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        ros.add(node, stop=node.shutdown)
+        ros.spin()
     return 0
 
 

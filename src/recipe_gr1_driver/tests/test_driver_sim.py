@@ -1,6 +1,8 @@
 """The sim backend with the real MuJoCo twin (recipe_sim.twin.SimTwin): real time, tracking, overlay,
 and the driver node publishing the twin's depth cameras like realsense2_camera."""
 
+import itertools
+import threading
 import time
 
 import numpy as np
@@ -83,3 +85,72 @@ def test_driver_node_with_mujoco_twin(tmp_path):
         code = driver.stop()  # before the client leaves, so no reader vanishes under it
         client.close()
     assert code == 0, driver.output()
+
+
+def test_physics_keeps_real_time_while_cameras_render(monkeypatch):
+    """With cameras on and a command stream, /joint_states never freezes and then jumps.
+
+    Regression test: the backend used to render under the physics lock, so during a command flood
+    the published elbow repeated for a few periods and then jumped up to 0.59 rad in 10 ms. Here every
+    render is made to take 0.5 s (a loaded CPU rendering the 848x480 stream); the physics must keep
+    stepping meanwhile: states change every few periods and move no faster than the command allows.
+    """
+    from recipe_sim import render
+
+    slow_s, progress = 0.5, []
+    real_render = render.DepthRenderer.render
+
+    def slow_render(self, data):
+        sim0 = be._twin.time
+        time.sleep(slow_s)  # releases the GIL, like llvmpipe
+        progress.append(be._twin.time - sim0)
+        return real_render(self, data)
+
+    monkeypatch.setattr(render.DepthRenderer, "render", slow_render)
+    be = SimBackend(render=True, camera_size=(64, 48))
+    be.start()
+    progress.clear()  # start() renders once per camera before the physics runs
+    stop = False
+    amp, freq = 0.4, 0.5  # elbow sine: at most 1.26 rad/s
+    v_max = 2 * np.pi * freq * amp
+
+    def cameras():
+        while not stop:
+            be.render_depth("head_depth")
+
+    def commands():
+        q0, t0 = be.read_state()[0][:26].copy(), time.monotonic()
+        while not stop:
+            q = q0.copy()
+            q[IE] = 0.5 + amp * np.sin(2 * np.pi * freq * (time.monotonic() - t0))
+            be.write_targets(q)
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=cameras, daemon=True), threading.Thread(target=commands, daemon=True)]
+    for t in threads:
+        t.start()
+    samples = []
+    try:
+        time.sleep(1.0)  # past the first target step: the elbow follows the sine
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            samples.append((time.monotonic(), float(be.read_state()[0][IE])))
+            time.sleep(0.01)
+    finally:
+        stop = True
+        for t in threads:
+            t.join(timeout=5.0)
+        dropped = be.dropped_s
+        be.stop()
+    assert len(progress) >= 3, "the cameras did not render"
+    # physics advanced during every render (before the fix: 0 s, it waited for the render)
+    assert min(progress) > 0.5 * slow_s, progress
+    t, q = np.array(samples).T
+    repeats = longest = 0
+    for a, b in itertools.pairwise(q):
+        repeats = repeats + 1 if a == b else 0
+        longest = max(longest, repeats)
+    assert longest <= 25, f"state frozen for {longest} samples (~{longest * 10} ms)"
+    speed = np.abs(np.diff(q)) / np.maximum(np.diff(t), 1e-3)
+    assert speed.max() < 25.0, f"state jumped at {speed.max():.1f} rad/s (command at most {v_max:.2f} rad/s)"
+    assert dropped < 0.25, dropped

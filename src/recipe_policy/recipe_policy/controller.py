@@ -97,6 +97,7 @@ class PolicyController:
         self._hold_action: np.ndarray | None = None  # the idle side's entries (policy action units)
         self._hold_mask: np.ndarray | None = None
         self._latency_t_obs: float | None = None
+        self._capture_t = 0.0  # capture stamp (joint state) of the observation assembled last
 
     # --- inputs ---------------------------------------------------------------------------------------
 
@@ -192,7 +193,11 @@ class PolicyController:
         goal = self.goal if self.spec.has_goal else None
         state = policy_state(self._q.value[:robot_spec.ACTION_DIM], obj, goal)
         depth = self._depth.value if self.spec.uses_depth and self._depth is not None else None
-        verdict = self.runtime.add_observation(self._q.t, state, depth)
+        # The observation is stamped when it is assembled: inputs older than their limits never get here, and
+        # a chunk must not start in the past because a joint state arrived late on a busy machine (every row
+        # of a specialist's one-row chunk would be dropped). The latency figure still counts from capture.
+        verdict = self.runtime.add_observation(now, state, depth)
+        self._capture_t = self._q.t
         if not verdict:
             return self._hold(f"observation rejected: {verdict.reason}")
         inference_s = None
@@ -233,7 +238,7 @@ class PolicyController:
         if not verdict:
             return self._hold(f"chunk rejected: {verdict.reason}", self._last_inference_s)
         self.chunk_index += 1
-        self._latency_t_obs = window.t_obs
+        self._latency_t_obs = self._capture_t
         return None
 
     _last_inference_s: float = 0.0

@@ -4,18 +4,24 @@
 this module is the one reader, used by the simulator's evaluation and by the policy node on the robot
 workstation, where recipe_sim need not be installed. The sidecar (``<stem>.json``) records the observation
 and action sizes so that a wrongly shaped input is rejected with a clear message.
+
+A loaded policy checks its outputs: at load it runs once on a zero observation (and a TorchScript file's
+tensors are checked by name), and every call refuses an action that is not finite or not ``action_dim``
+long. A NaN weight (a diverged run, a corrupted copy) so fails at load with the file named, instead of
+sending NaN actions to the robot.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from recipe_common.checkpoint_io import read_json_object
 
 EXPORT_FORMAT = "recipe_sim/exported_policy/v1"  # the format name predates this module; files keep it
 TORCHSCRIPT_SUFFIX = ".ts"
@@ -65,7 +71,17 @@ class ExportedPolicy:
         if not np.isfinite(x).all():
             raise ValueError(f"{self.path.name}: observation contains NaN or inf")
         y = np.asarray(self._run(x), dtype=np.float32)
+        self.check_output(y, x.shape[0])
         return y[0] if single else y
+
+    def check_output(self, y: np.ndarray, batch: int) -> None:
+        width_ok = self.action_dim is None or (y.ndim == 2 and y.shape[1] == self.action_dim)
+        if y.ndim != 2 or y.shape[0] != batch or not width_ok:
+            raise ExportError(f"{self.path}: the policy returned shape {y.shape} for {batch} observation(s), "
+                              f"expected ({batch}, {self.action_dim})")
+        if not np.isfinite(y).all():
+            raise ExportError(f"{self.path}: the policy returned NaN or inf actions for a finite observation "
+                              f"(a NaN or inf weight in the file?); not using it")
 
 
 def read_export_info(path: Path) -> dict[str, Any]:
@@ -73,13 +89,13 @@ def read_export_info(path: Path) -> dict[str, Any]:
     info_path = Path(path).with_suffix(INFO_SUFFIX)
     if not info_path.is_file():
         return {}
-    try:
-        info = json.loads(info_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ExportError(f"{info_path}: malformed JSON: {exc}") from exc
-    if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
-        got = info.get("format") if isinstance(info, dict) else type(info).__name__
-        raise ExportError(f"{info_path}: format {got!r} is not {EXPORT_FORMAT!r}")
+    info = read_json_object(info_path, ExportError)
+    if info.get("format") != EXPORT_FORMAT:
+        raise ExportError(f"{info_path}: format {info.get('format')!r} is not {EXPORT_FORMAT!r}")
+    for key in ("obs_dim", "action_dim"):
+        value = info.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ExportError(f"{info_path}: '{key}' must be a positive integer, got {value!r}")
     return info
 
 
@@ -100,6 +116,9 @@ def load_exported_policy(path: str | Path) -> ExportedPolicy:
         except RuntimeError as exc:
             raise ExportError(f"{path}: not a loadable TorchScript file: {str(exc).splitlines()[0]}") from exc
         module.eval()
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise ExportError(f"{path}: tensor '{name}' contains NaN or inf; not using this policy")
 
         def run(x: np.ndarray) -> np.ndarray:
             with torch.no_grad():
@@ -122,4 +141,13 @@ def load_exported_policy(path: str | Path) -> ExportedPolicy:
         raise ExportError(
             f"{path}: unknown policy format {path.suffix!r}; expected {TORCHSCRIPT_SUFFIX} or {ONNX_SUFFIX}"
         )
-    return ExportedPolicy(path, run, obs_dim, action_dim, info)
+    policy = ExportedPolicy(path, run, obs_dim, action_dim, info)
+    if obs_dim is not None:  # one forward pass on a zero observation: NaN weights show up here
+        try:
+            probe = np.asarray(run(np.zeros((1, obs_dim), dtype=np.float32)), dtype=np.float32)
+        except Exception as exc:  # wrong input size for this graph, ...
+            raise ExportError(f"{path}: the policy fails on a ({obs_dim},) observation: {exc}") from exc
+        policy.check_output(probe, 1)
+        if policy.action_dim is None:
+            policy.action_dim = int(probe.shape[1])
+    return policy

@@ -67,11 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.episodes < 1 or args.num_envs < 1:
-        print("eval: error: --episodes and --num-envs must be >= 1", file=sys.stderr)
+    problem = _check_args(args)
+    if problem:
+        print(f"eval: error: {problem}", file=sys.stderr)
         return 2
     import torch
 
+    from recipe_common.config import ConfigError
+    from recipe_sim.objects import load_catalog
     from recipe_sim.ppo.checkpoint import CheckpointError, read_metadata
     from recipe_sim.ppo.envs import SubTask, make_env, recorded_init_states
     from recipe_sim.ppo.evaluation import (
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         run_episodes,
         summarize,
     )
+    from recipe_sim.ppo.export import ExportError
 
     torch.set_num_threads(args.threads)
     try:
@@ -95,12 +99,15 @@ def main(argv: list[str] | None = None) -> int:
             c: condition_randomization(c, args.force_scale, args.force_probability, rand_path)
             for c in args.conditions
         }
-    except (CheckpointError, FileNotFoundError) as exc:
-        print(f"eval: error: {exc}", file=sys.stderr)
+        objects = objects_of(meta, args.objects)
+        catalog = load_catalog().objects
+        unknown = [o for o in objects if o not in catalog]
+        if unknown:
+            raise KeyError(f"--objects: unknown object(s) {unknown}; objects.yaml has {sorted(catalog)}")
+    except (CheckpointError, ConfigError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"eval: error: {_message(exc)}", file=sys.stderr)
         return 1
-    out = args.out or args.checkpoint.resolve().parent / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    objects = objects_of(meta, args.objects)
+    out = args.out or args.checkpoint.resolve().parent / "eval"  # made once there are results to write
     overrides = meta.get("task_overrides") or None
     results: dict = {}
     start = time.monotonic()
@@ -124,10 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                 policy_for, init_states=init_states, task_overrides=overrides, threads=args.threads,
                 on_object=progress,
             )
-        except CheckpointError as exc:
-            print(f"eval: error: {exc}", file=sys.stderr)
+        except (CheckpointError, ConfigError, ExportError, ValueError) as exc:
+            print(f"eval: error: {_message(exc)}", file=sys.stderr)
             return 1
     summary = summarize(results)
+    out.mkdir(parents=True, exist_ok=True)
     report = {
         "checkpoint": str(args.checkpoint),
         "task": meta["task"],
@@ -170,6 +178,26 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _check_args(args: argparse.Namespace) -> str:
+    """The first invalid option value, or "" (checked before anything is loaded or written)."""
+    if args.episodes < 1 or args.num_envs < 1:
+        return "--episodes and --num-envs must be >= 1"
+    if args.threads < 1:
+        return f"--threads must be >= 1, got {args.threads}"
+    if args.video < 0:
+        return f"--video must be >= 0, got {args.video}"
+    if args.force_scale is not None and not 0.0 <= args.force_scale <= 50.0:
+        return f"--force-scale must be in [0, 50] (x object mass, m/s^2), got {args.force_scale}"
+    if args.force_probability is not None and not 0.0 <= args.force_probability <= 1.0:
+        return f"--force-probability must be in [0, 1], got {args.force_probability}"
+    return ""
+
+
+def _message(exc: BaseException) -> str:
+    """KeyError wraps its message in quotes; every other error prints as is."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,16 @@ Interpretations of Table IV (the paper gives only the numbers):
   * lag: with probability p an env gets its previous frame/action again (a one-step delay).
 
 Per-step helpers do not reject NaN input (a diverged env must not stop the other N-1); the env
-detects those with ``success.nonfinite_state`` and resets them. Config values are checked strictly.
+detects those with ``success.nonfinite_state`` and resets them. Config values are checked strictly:
+unknown keys, and every value against the physically meaningful range of its item (``BOUNDS``; a
+negative gain or friction would reach MuJoCo otherwise). Errors are ``ConfigError``s naming the file,
+the dotted key and the allowed range.
+
+The object mass and friction *ranges* are per object and live in config/objects.yaml (its
+``defaults`` and each object's ``mass_range``/``friction_range``: a 200 g box and a 65 g can need
+different ones), and the env always draws from those. Here ``object_mass`` and ``object_friction``
+only switch that randomization on or off; a ``range`` or ``nominal`` other than the paper's would
+have no effect, so it is refused with a message saying where to set it.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from recipe_common.config import as_bool, as_float, as_range, check_keys, load_yaml
+from recipe_common.config import ConfigError, as_bool, as_float, as_range, check_keys, in_file, load_yaml
 from recipe_common.paths import config_path
 
 FORMAT = "recipe_sim/randomization/v1"
@@ -91,26 +100,83 @@ class ForceItem:
     interval_s: float
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """Allowed range ends and nominal of an item: ``low < v`` (``low <= v`` if closed), ``v <= high``."""
+
+    low: float
+    high: float
+    closed_low: bool = True
+    unit: str = ""
+
+    def text(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{'[' if self.closed_low else '('}{self.low:g}, {self.high:g}]{unit}"
+
+    def check(self, value: float, where: str) -> float:
+        if value < self.low or (value == self.low and not self.closed_low) or value > self.high:
+            raise ConfigError(f"{where} must be in {self.text()}, got {value:g}")
+        return value
+
+
+# The physically meaningful values of each range item (scales and frictions must stay positive, offsets
+# small enough to keep the object reachable and the camera looking at the table).
+BOUNDS: dict[str, Bounds] = {
+    "object_mass": Bounds(0.0, 20.0, False, "kg"),
+    "object_friction": Bounds(0.0, 5.0, False),
+    "object_scale": Bounds(0.0, 3.0, False, "(x geom size)"),
+    "object_init_pos": Bounds(-0.1, 0.1, unit="m"),
+    "object_init_yaw": Bounds(-math.pi, math.pi, unit="rad"),
+    "hand_friction": Bounds(0.0, 5.0, False),
+    "kp_scale": Bounds(0.0, 5.0, False, "(x PD P gain)"),
+    "kd_scale": Bounds(0.0, 5.0, False, "(x PD D gain)"),
+    "camera_pos_noise": Bounds(-0.1, 0.1, unit="m"),
+    "camera_rot_noise_deg": Bounds(-30.0, 30.0, unit="deg"),
+    "camera_fov_noise_deg": Bounds(-30.0, 30.0, unit="deg"),
+}
+NOISE_MAX: dict[str, float] = {"object_pos_obs_noise": 0.2, "joint_obs_noise": 1.0, "action_noise": 1.0}
+FORCE_SCALE_MAX = 50.0  # m/s^2 of acceleration from a push
+CATALOG_ITEMS = {"object_mass": "mass_range", "object_friction": "friction_range"}
+
+
 def _parse_item(cls: type, data: Any, default: Any, where: str) -> Any:
     if not isinstance(data, Mapping):
-        raise ValueError(f"{where} must be a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
     names = [f.name for f in fields(cls)]
     check_keys(data, names, where)
     kw = asdict(default)
+    bounds = BOUNDS.get(where)
     for key, value in data.items():
         name = f"{where}.{key}"
         if key == "enabled":
             kw[key] = as_bool(value, name)
         elif key == "range":
-            kw[key] = as_range(value, name)
+            low, high = as_range(value, name)
+            if bounds is not None:
+                bounds.check(low, f"{name}[0]")
+                bounds.check(high, f"{name}[1]")
+            kw[key] = (low, high)
         elif key in ("probability", "decay"):
             kw[key] = as_float(value, name, 0.0, 1.0)
-        elif key in ("std", "scale"):
-            kw[key] = as_float(value, name, 0.0)
+        elif key == "std":
+            kw[key] = as_float(value, name, 0.0, NOISE_MAX.get(where))
+        elif key == "scale":
+            kw[key] = as_float(value, name, 0.0, FORCE_SCALE_MAX)
         elif key == "interval_s":
-            kw[key] = as_float(value, name, 0.0, exclusive=True)
+            kw[key] = as_float(value, name, 0.0, 10.0, exclusive=True)
         else:
             kw[key] = as_float(value, name)
+            if key == "nominal" and bounds is not None:
+                bounds.check(kw[key], name)
+    if where in CATALOG_ITEMS:
+        for key in ("range", "nominal"):
+            if key in data and kw[key] != getattr(default, key):
+                per_object, what = CATALOG_ITEMS[where], where.split("_")[1]
+                raise ConfigError(
+                    f"{where}.{key}: {data[key]!r} would have no effect: every object's {what} "
+                    f"range comes from config/objects.yaml (defaults.{per_object}, or objects.<name>."
+                    f"{per_object}); set it there. Here {where} only switches the randomization on or off "
+                    f"(leave {key} out, or at the paper's {getattr(default, key)!r})")
     return cls(**kw)
 
 
@@ -143,8 +209,8 @@ class RandomizationConfig:
         data = load_yaml(path, FORMAT)
         try:
             return cls.from_dict(data)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+        except ConfigError as exc:
+            raise in_file(path, exc) from None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RandomizationConfig:
@@ -152,7 +218,7 @@ class RandomizationConfig:
         defaults = cls()
         if "format" in data:
             if data["format"] != FORMAT:
-                raise ValueError(f"randomization: format {data['format']!r} is not {FORMAT!r}")
+                raise ConfigError(f"randomization: format {data['format']!r} is not {FORMAT!r}")
             data = {k: v for k, v in data.items() if k != "format"}
         check_keys(data, [f.name for f in fields(cls)], "randomization")
         kw = {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import shutil
 import sys
 from pathlib import Path
 
@@ -145,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     if out is None:
         out = args.resume.resolve().parent if args.resume is not None else default_run_dir(args.task)
+    out_existed = out.exists()
     for sub in subtasks:
         run_dir = out if len(subtasks) == 1 else out / sub.slug
+        existed = run_dir.exists()
         print(
             f"train: {sub.task} on {sub.label} {list(sub.objects)}: {config.iterations} iterations x "
             f"{config.num_envs} envs x {config.num_steps_per_env} steps -> {run_dir}",
@@ -172,8 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with TrainingProgress(config.iterations, desc=sub.label) as progress:
                 result = train_specialist(req, on_iteration=progress, log=progress.write)
-        except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as exc:
-            print(f"train: error: {exc}", file=sys.stderr)
+        except (CheckpointError, ConfigError, ValueError, FileNotFoundError, KeyError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"train: error: {message}", file=sys.stderr)
+            _remove_failed_run(run_dir, existed)
+            if not out_existed:
+                _remove_failed_run(out, existed=False)
             return 1
         last = result.history[-1] if result.history else None
         summary = format_stats(last) if last else "no iterations"
@@ -182,6 +189,21 @@ def main(argv: list[str] | None = None) -> int:
             diffs = ", ".join(f"{k} {v:.1e}" for k, v in result.export_max_abs_diff.items())
             print(f"  exported {run_dir / 'exported'} (max |diff| vs torch actor: {diffs})", file=sys.stderr)
     return 0
+
+
+def _remove_failed_run(run_dir: Path, existed: bool) -> None:
+    """Delete a run directory this invocation created if the run failed before writing anything of use.
+
+    Such a directory holds at most TensorBoard event files; left behind, it looks like a run and
+    ``latest_checkpoint`` fails on it. A directory that existed before, or holds anything else (a
+    checkpoint, collected demonstrations), stays.
+    """
+    if existed or not run_dir.is_dir():
+        return
+    if any(f.is_file() and not f.name.startswith("events.out.tfevents") for f in run_dir.rglob("*")):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    print(f"train: removed {run_dir} (no checkpoint was written)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,21 @@ The driver's sim backend and autotune's "real" side talk to this class. An optio
 ground truth to recover. The caller sets the pace: ``step``/``advance`` run physics as fast as the CPU
 allows and the driver sleeps to stay near real time. All public methods hold one lock, so a driver may
 call them from several ROS callbacks.
+
+Rendering never holds the physics: ``render_depth`` copies the pose (qpos, mocap) into an MjData of
+its own under the lock (microseconds), then computes kinematics and renders from that copy outside
+it. A render of the 848x480 D435 stream takes 20-50 ms on llvmpipe; while it runs, ``step`` goes on.
+(Before, the render held the lock and the driver's physics thread stalled behind it: /joint_states
+froze for a render, then jumped by the whole backlog.)
+
+Joint limits: MuJoCo's limits are soft constraints, and a finger or wrist pressed against the table
+or the object is pushed through its URDF limit, by up to about 0.2 rad (measured: arms and hands
+driven at the driver's velocity limits against random targets beyond their ranges; without contacts
+the overshoot stays under 0.025 rad). A real joint cannot pass its stop, so ``joint_positions``
+reports positions projected onto the URDF range (and ``joint_velocities`` drops the velocity
+component pointing out of it at a projected joint). The raw penetration is not hidden:
+``limit_penetration()`` gives the current worst one and ``max_limit_penetration`` the worst seen, which
+the driver reports in its diagnostics.
 """
 
 from __future__ import annotations
@@ -58,6 +73,13 @@ class SimTwin:
         self._renderers: dict[tuple[str, int, int], Any] = {}
         self._lower = self.model.actuator_ctrlrange[self.index.actuator_ids, 0].copy()
         self._upper = self.model.actuator_ctrlrange[self.index.actuator_ids, 1].copy()
+        limited = self.model.jnt_limited[self.index.joint_ids].astype(bool)
+        ranges = self.model.jnt_range[self.index.joint_ids]
+        self._joint_lo = np.where(limited, ranges[:, 0], -np.inf)
+        self._joint_hi = np.where(limited, ranges[:, 1], np.inf)
+        self.max_limit_penetration = 0.0
+        self._render_lock = threading.Lock()  # one render at a time; never taken by the physics
+        self._render_data: mujoco.MjData | None = None
         self.reset()
 
     # --- description --------------------------------------------------------------------------------
@@ -137,12 +159,31 @@ class SimTwin:
     # --- state --------------------------------------------------------------------------------------
 
     def joint_positions(self) -> np.ndarray:
+        """Joint positions (rad), projected onto the URDF limits (see the module docstring)."""
         with self._lock:
-            return self.data.qpos[self.index.qpos_adr].copy()
+            raw = self.data.qpos[self.index.qpos_adr].copy()
+        self._note_penetration(raw)
+        return np.clip(raw, self._joint_lo, self._joint_hi)
 
     def joint_velocities(self) -> np.ndarray:
+        """Joint velocities (rad/s); zero outward velocity at a joint held at its limit by the projection."""
         with self._lock:
-            return self.data.qvel[self.index.dof_adr].copy()
+            q = self.data.qpos[self.index.qpos_adr].copy()
+            dq = self.data.qvel[self.index.dof_adr].copy()
+        outward = ((q >= self._joint_hi) & (dq > 0)) | ((q <= self._joint_lo) & (dq < 0))
+        dq[outward] = 0.0
+        return dq
+
+    def limit_penetration(self) -> float:
+        """How far (rad) the most penetrating joint is past its URDF limit right now (0 when inside)."""
+        with self._lock:
+            raw = self.data.qpos[self.index.qpos_adr].copy()
+        return self._note_penetration(raw)
+
+    def _note_penetration(self, raw: np.ndarray) -> float:
+        depth = float(np.max(np.maximum(raw - self._joint_hi, self._joint_lo - raw), initial=0.0))
+        self.max_limit_penetration = max(self.max_limit_penetration, depth)
+        return depth
 
     def joint_efforts(self) -> np.ndarray:
         """Actuator torque per joint (Nm); coupled joints have no motor and read 0."""
@@ -203,20 +244,38 @@ class SimTwin:
         return info
 
     def render_depth(self, camera: str, width: int | None = None, height: int | None = None) -> np.ndarray:
-        """Depth (H, W) float32 metres from a scene camera, collision shapes only (see recipe_sim.render)."""
+        """Depth (H, W) float32 metres from a scene camera, collision shapes only (see recipe_sim.render).
+
+        Renders from a copy of the current pose, so ``step`` is never blocked by a render.
+        """
         if not self._render:
             raise RuntimeError("this SimTwin was created with render=False")
         w, h = self._stream_size(camera, width, height)
-        with self._lock:
+        with self._render_lock:
             key = (camera, w, h)
             if key not in self._renderers:
                 from recipe_sim.render import DepthRenderer
 
                 self._renderers[key] = DepthRenderer(self.model, camera, w, h)
-            return self._renderers[key].render(self.data)
+            pose = self._snapshot()
+            return self._renderers[key].render(pose)
+
+    def _snapshot(self) -> mujoco.MjData:
+        """The render MjData at the physics' current pose: copied under the lock, kinematics outside it."""
+        if self._render_data is None:
+            self._render_data = mujoco.MjData(self.model)
+        rd = self._render_data
+        with self._lock:
+            rd.qpos[:] = self.data.qpos
+            rd.mocap_pos[:] = self.data.mocap_pos
+            rd.mocap_quat[:] = self.data.mocap_quat
+            rd.time = self.data.time
+        mujoco.mj_kinematics(self.model, rd)  # body, geom and site poses
+        mujoco.mj_camlight(self.model, rd)  # camera and light poses
+        return rd
 
     def close(self) -> None:
-        with self._lock:
+        with self._render_lock:
             for r in self._renderers.values():
                 r.close()
             self._renderers.clear()

@@ -276,3 +276,91 @@ def test_the_committed_grasp_reach_specialist_loads_and_acts():
     ts, onnx = spec.policy("ts")(obs), spec.policy("onnx")(obs)
     assert ts.shape == (2, 26) and np.isfinite(ts).all()
     np.testing.assert_allclose(onnx, ts, atol=1e-4)
+
+
+def test_nan_in_the_optimizer_state_is_refused_naming_the_file(trained, tmp_path: Path):
+    _, run_dir, _ = trained
+    state = load_checkpoint(run_dir / "model_2.pt")
+    moments = state["optimizer_state_dict"]["state"]
+    first = next(iter(moments))
+    moments[first]["exp_avg"] = torch.full_like(moments[first]["exp_avg"], float("nan"))
+    torch.save(state, tmp_path / "model_2.pt")
+    with pytest.raises(CheckpointError, match=rf"model_2\.pt: optimizer_state_dict\.state\.{first}\.exp_avg "
+                                              r"contains NaN or inf .*resume from an earlier checkpoint"):
+        load_checkpoint(tmp_path / "model_2.pt")
+    state = load_checkpoint(run_dir / "model_2.pt")
+    state["optimizer_state_dict"]["param_groups"][0]["lr"] = float("nan")
+    torch.save(state, tmp_path / "lr.pt")
+    with pytest.raises(CheckpointError, match=r"lr\.pt: optimizer_state_dict\.param_groups\[0\]\.lr is nan"):
+        load_checkpoint(tmp_path / "lr.pt")
+
+
+def test_resume_from_a_diverged_checkpoint_fails_cleanly_without_a_run_dir(trained, tmp_path: Path, capsys):
+    from recipe_sim.train import main as train_main
+
+    _, run_dir, _ = trained
+    state = load_checkpoint(run_dir / "model_2.pt")
+    for moment in state["optimizer_state_dict"]["state"].values():
+        moment["exp_avg_sq"] = torch.full_like(moment["exp_avg_sq"], float("inf"))
+    torch.save(state, tmp_path / "model_2.pt")
+    out = tmp_path / "resumed"
+    args = ["--task", "grasp_reach", "--group", "single:cube_small", "--profile", "tiny", "--num-envs", "4",
+            "--iterations", "1", "--resume", str(tmp_path / "model_2.pt"), "--out", str(out)]
+    assert train_main(args) == 1
+    err = capsys.readouterr().err
+    assert "model_2.pt: optimizer_state_dict" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_exported_policy_with_a_nan_weight_is_refused(trained, tmp_path: Path):
+    from recipe_sim.ppo.export import export_actor
+
+    runner, _, _ = trained
+    weight = next(p for n, p in runner.actor.named_parameters() if n.endswith("weight"))
+    saved = float(weight[0, 0].detach())
+    try:
+        with torch.no_grad():
+            weight[0, 0] = float("nan")
+        files = export_actor(runner.actor, tmp_path / "nan", info={"task": "grasp_reach"})
+    finally:
+        with torch.no_grad():
+            weight[0, 0] = saved
+    with pytest.raises(ExportError, match=r"policy\.ts: tensor '.*' contains NaN or inf"):
+        load_exported_policy(files.torchscript)
+    with pytest.raises(ExportError, match=r"policy\.onnx: the policy returned NaN or inf actions"):
+        load_exported_policy(files.onnx)
+
+
+def test_bad_policy_sidecar_gives_a_clear_error(trained, tmp_path: Path):
+    runner, _, _ = trained
+    files, _ = runner.export(tmp_path / "exported")
+    files.info.write_text("[1, 2]\n")
+    with pytest.raises(ExportError, match=r"policy\.json: expected a JSON object, got list"):
+        load_exported_policy(files.torchscript)
+    files.info.write_text(json.dumps({"format": "recipe_sim/exported_policy/v1", "obs_dim": -3}))
+    with pytest.raises(ExportError, match=r"'obs_dim' must be a positive integer, got -3"):
+        load_exported_policy(files.onnx)
+
+
+def test_eval_errors_are_clean_and_leave_no_directory(trained, tmp_path: Path, capsys):
+    from recipe_sim.evaluate import main as eval_main
+
+    _, run_dir, _ = trained
+    bad = tmp_path / "bad_randomization.yaml"
+    bad.write_text("format: recipe_sim/randomization/v1\nkp_scale: {range: [-1.0, 1.0]}\n")
+    out = tmp_path / "eval"
+    base = ["--checkpoint", str(run_dir / "model_2.pt"), "--episodes", "2", "--num-envs", "2",
+            "--out", str(out)]
+    assert eval_main([*base, "--randomization", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "bad_randomization.yaml: kp_scale.range[0] must be in (0, 5]" in err and "Traceback" not in err
+    assert eval_main([*base, "--objects", "teapot"]) == 1
+    assert "unknown object(s) ['teapot']" in capsys.readouterr().err
+    assert eval_main([*base, "--force-probability", "1.5"]) == 2
+    state = load_checkpoint(run_dir / "model_2.pt")
+    state["actor_state_dict"] = {k: v[..., :1] if v.ndim else v for k, v in state["actor_state_dict"].items()}
+    shutil.copy(run_dir / "model_2.metadata.json", tmp_path / "model_2.metadata.json")
+    torch.save(state, tmp_path / "model_2.pt")
+    assert eval_main(["--checkpoint", str(tmp_path / "model_2.pt"), "--episodes", "2", "--num-envs", "2",
+                      "--out", str(out)]) == 1
+    assert not out.exists()

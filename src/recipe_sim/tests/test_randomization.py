@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from recipe_common import paths
+from recipe_common.config import ConfigError
 from recipe_sim import randomization as dr
 
 RANGE_KEYS = {  # sample key -> config item
@@ -233,3 +234,27 @@ def test_to_dict_round_trips_through_from_dict():
     assert dr.RandomizationConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="format"):
         dr.RandomizationConfig.from_dict({**cfg.to_dict(), "format": "other/v0"})
+
+
+@pytest.mark.parametrize(("mutate", "match"), [
+    (lambda d: d["kp_scale"].update(range=[-0.5, 1.0]), r"dr.yaml: kp_scale\.range\[0\] must be in \(0, 5\]"),
+    (lambda d: d["hand_friction"].update(range=[-1.0, 1]), r"hand_friction\.range\[0\] must be in \(0, 5\]"),
+    (lambda d: d["object_scale"].update(range=[0, 0]), r"dr.yaml: object_scale\.range\[0\] must be in \(0,"),
+    (lambda d: d["kd_scale"].update(nominal=-1.0), r"kd_scale\.nominal must be in \(0, 5\]"),
+    (lambda d: d["object_init_yaw"].update(range=[-10.0, 0.0]), r"object_init_yaw\.range\[0\] must be in"),
+    (lambda d: d["joint_obs_noise"].update(std=5.0), r"joint_obs_noise\.std must be <= 1"),
+    (lambda d: d["object_force"].update(scale=1e12), r"object_force\.scale must be <= 50"),
+    (lambda d: d["object_mass"].update(range=[0.2, 0.5]),
+     r"object_mass\.range: \[0\.2, 0\.5\] would have no effect: .*objects\.yaml \(defaults\.mass_range"),
+    (lambda d: d["object_friction"].update(nominal=0.3), r"friction\.nominal: 0\.3 would have no effect"),
+])
+def test_values_outside_their_physical_range_are_refused_naming_file_and_key(tmp_path, mutate, match):
+    with pytest.raises(ConfigError, match=match):
+        _load_with(tmp_path, mutate)
+
+
+def test_large_exponent_floats_are_numbers(tmp_path):
+    path = tmp_path / "dr.yaml"
+    path.write_text("format: recipe_sim/randomization/v1\nobject_force: {scale: 1.0e12}\n")
+    with pytest.raises(ConfigError, match=r"object_force\.scale must be <= 50"):  # not "must be a number"
+        dr.RandomizationConfig.load(path)

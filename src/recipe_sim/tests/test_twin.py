@@ -129,3 +129,64 @@ def test_render_depth_and_camera_info():
         assert policy["fx"] == policy["fy"] and policy["cx"] == 41.5
         with pytest.raises(KeyError, match="unknown camera"):
             tw.camera_info("wrist")
+
+
+def test_published_positions_stay_inside_the_urdf_limits():
+    """Arms and hands thrown between their limits hit the table, the object and each other; MuJoCo's
+    soft limits let the raw joints pass their stops (by ~0.2 rad), the published positions never do,
+    and the penetration is reported rather than hidden."""
+    tw = SimTwin(object_name="can_medium")
+    lo, hi = robot_spec.actuated_limits("fourier")
+    ranges = tw.model.jnt_range[tw.index.joint_ids]
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        tw.set_targets(np.where(rng.random(robot_spec.ACTION_DIM) < 0.5, lo, hi))
+        for _ in range(40):
+            tw.step()
+            q, dq = tw.joint_positions(), tw.joint_velocities()
+            assert np.all(q >= ranges[:, 0]) and np.all(q <= ranges[:, 1])
+            assert not np.any((q == ranges[:, 1]) & (dq > 0)) and not np.any((q == ranges[:, 0]) & (dq < 0))
+    assert tw.max_limit_penetration > 0.02  # the raw physics did go past a stop: the test means something
+    assert tw.max_limit_penetration < 0.5
+
+
+def test_render_is_a_copy_of_the_current_pose_and_does_not_hold_the_physics():
+    import threading
+
+    import mujoco
+
+    from recipe_sim.render import DepthRenderer
+
+    with SimTwin(render=True, object_name="can_small") as tw:
+        q = np.zeros(robot_spec.ACTION_DIM)
+        q[3] = -1.0
+        tw.set_targets(q)
+        tw.advance(0.5)
+        depth = tw.render_depth("head_depth", 64, 48)
+        mujoco.mj_forward(tw.model, tw.data)  # bring the physics' own poses up to its qpos
+        with DepthRenderer(tw.model, "head_depth", 64, 48) as direct:
+            np.testing.assert_array_equal(depth, direct.render(tw.data))
+        # while a render is held up, the physics steps on (it used to wait for the render's lock)
+        gate, entered = threading.Event(), threading.Event()
+        renderer = tw._renderers[("head_depth", 64, 48)]
+        real = renderer.render
+
+        def held_render(data):
+            entered.set()
+            gate.wait(10.0)
+            return real(data)
+
+        renderer.render = held_render
+        t = threading.Thread(target=tw.render_depth, args=("head_depth", 64, 48))
+        t.start()
+        assert entered.wait(10.0)
+        t0 = tw.time
+        stepper = threading.Thread(target=tw.step, args=(12,))
+        stepper.start()
+        stepper.join(5.0)
+        blocked = stepper.is_alive()  # the step waits for the render: the physics lock is held
+        gate.set()
+        t.join(10.0)
+        stepper.join(10.0)
+        assert not blocked
+        assert tw.time == pytest.approx(t0 + 12 * tw.dt)

@@ -2,9 +2,10 @@
 
 Orders and units are converted only in gr1_mapping. Notes on the SDKs that shaped this code:
 
-* ``RobotClient(namespace, server_ip)`` always connects to ``tcp/<ip>:7447``. For any other port
-  (the loopback fake peer in the tests) a subclass rewrites the zenoh endpoint through the
-  client's own session base class, so the SDK's code paths stay the ones used on the robot.
+* ``RobotClient(namespace, server_ip)`` always connects to ``tcp/<ip>:7447``. A subclass rewrites
+  the zenoh endpoint (any port: the loopback fake peer in the tests) through the client's own
+  session base class, so the SDK's code paths stay the ones used on the robot, and replaces its
+  close(), which could deadlock the process on shutdown (zenoh_session.py explains why).
 * ``move_joints(indices, positions_deg, duration=0, degrees=True)`` publishes one full 32-vector in
   degrees at once: the named arm joints get our targets, every other joint its measured position
   (legs, waist and head are re-commanded where they are, as every SDK call does).
@@ -27,6 +28,7 @@ import numpy as np
 from recipe_common import robot_spec
 from recipe_gr1_driver.backends import gr1_mapping as gm
 from recipe_gr1_driver.backends.base import Backend, BackendStatus
+from recipe_gr1_driver.backends.zenoh_session import TrackedSession
 
 N_ARM = 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE
 N_HAND = robot_spec.NUM_HAND_ACTUATED_PER_SIDE
@@ -34,28 +36,56 @@ N_HAND = robot_spec.NUM_HAND_ACTUATED_PER_SIDE
 
 def make_robot_client(namespace: str, server_ip: str, server_port: int = 7447,
                       listen: list[str] | None = None) -> Any:
-    """A fourier_grx_client.RobotClient, optionally on a non-default port / listen endpoints."""
-    from fourier_grx_client import RobotClient
+    """A fourier_grx_client.RobotClient on ``tcp/<server_ip>:<server_port>`` that closes without hanging.
 
-    if server_port == 7447 and not listen:
-        return RobotClient(namespace=namespace, server_ip=server_ip)
+    The SDK's own close() can deadlock the process (see zenoh_session); this subclass keeps the SDK's
+    code paths (states, move_joints, enable) but opens its zenoh session through TrackedSession and
+    closes it in the safe order. A missing server is a ConnectionError naming the endpoint.
+    """
+    from fourier_grx_client import RobotClient
+    from fourier_grx_client.exceptions import FourierConnectionError
     from fourier_grx_client.zenoh_utils import ZenohSession
 
     connect = f"tcp/{server_ip}:{server_port}"
 
-    class _EndpointSession(ZenohSession):
-        # RobotClient.__init__ calls super().__init__(namespace, conf); in the MRO below that
-        # lands here first, so only the endpoints change.
+    class _TrackedEndpointSession(ZenohSession):
+        # RobotClient.__init__ calls super().__init__(namespace, conf); in the MRO below that lands
+        # here first, so only the endpoints and the session wrapper change.
         def __init__(self, prefix: str, config: Any = None) -> None:
             config.insert_json5("connect/endpoints", json.dumps([connect]))
             if listen:
                 config.insert_json5("listen/endpoints", json.dumps(list(listen)))
             super().__init__(prefix, config)
+            self.session = TrackedSession(self.session)
 
-    class _Client(RobotClient, _EndpointSession):
-        pass
+    class _Client(RobotClient, _TrackedEndpointSession):
+        def __init__(self) -> None:
+            try:
+                RobotClient.__init__(self, namespace=namespace, server_ip=server_ip)
+            except FourierConnectionError:
+                self.server_connected = False
+                self.close()
+                raise ConnectionError(
+                    f"no GRX robot server answered at {connect} (namespace {namespace!r}); check that the "
+                    f"robot server runs and that gr1_server_ip / gr1_server_port point to it") from None
 
-    return _Client(namespace=namespace, server_ip=server_ip)
+        def close(self) -> None:
+            """Hold the measured pose (the SDK's abort), then close the session in the safe order."""
+            session = getattr(self, "session", None)
+            if session is None:
+                return
+            if getattr(self, "server_connected", False):
+                self.server_connected = False
+                try:
+                    self.abort()  # re-commands the measured positions: the arms stay where they are
+                    time.sleep(0.1)  # let that command leave before the publisher is undeclared
+                except Exception:
+                    pass
+            self._subscribers, self._publishers, self._services = {}, {}, {}
+            self.session = None  # the SDK's __del__ -> close() now finds nothing to do
+            session.close()
+
+    return _Client()
 
 
 def make_dexhand(ip: str, ctrl_port: int, comm_port: int) -> Any:

@@ -4,13 +4,15 @@ With a hidden parameter overlay (``overlay=`` path/dict/ModelParams) the twin be
 different "real" robot; the overlay's values are never logged or published, so autotune can be
 tested against an unknown robot.
 
-Threads: only the physics thread touches the twin's state (targets are handed over, state is
-cached after each step), so control and state callbacks never wait behind a depth render.
+Threads: only the physics thread steps the twin (targets are handed over, state is cached after
+each step), so control and state callbacks never wait behind a depth render, and the physics never
+waits for one either: ``render_depth`` renders from the twin's own copy of the pose (SimTwin takes
+the copy under its lock in microseconds and renders outside it).
 
 Real time: the thread steps the physics so that sim time follows wall time times
-``real_time_factor``. When it falls behind (a slow render holds the twin lock) it catches up by
-stepping faster, but drops time beyond ``max_lag_s`` instead of spiralling; dropped time is counted
-and reported in status().
+``real_time_factor``. When it falls behind (the CPU is busy elsewhere) it catches up by stepping
+faster, but drops time beyond ``max_lag_s`` instead of spiralling; dropped time is counted and
+reported in status() as ``dropped_s``.
 """
 
 from __future__ import annotations
@@ -82,6 +84,14 @@ class SimBackend(Backend):
         if list(self._twin.joint_names) != self.state_names:
             raise RuntimeError("SimTwin.joint_names does not match robot_spec.state_joint_names")
         self._cache_state()
+        for camera in self.depth_cameras():
+            # Make each renderer (GL context, buffers) now: creating one holds the GIL for a good part
+            # of a second, which would stall the physics thread once it runs. A failure here is left
+            # to the node's camera callback to report (the robot side works without cameras).
+            try:
+                self._twin.render_depth(camera, **self._camera_kwargs)
+            except Exception:  # reported by the camera callback on its first render
+                continue
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="sim-backend", daemon=True)
         self._thread.start()
@@ -156,6 +166,9 @@ class SimBackend(Backend):
             "steps": str(self.steps),
             "dropped_s": f"{self.dropped_s:.3f}",
             "overlay": "yes (hidden)" if self._overlay is not None else "no",
+            # how far MuJoCo's soft limits let a joint pass its URDF limit (published states are
+            # projected onto the limits; see recipe_sim.twin)
+            "limit_penetration_max_rad": f"{getattr(self._twin, 'max_limit_penetration', 0.0):.3f}",
         })
 
     # DepthCameraSource
@@ -163,9 +176,10 @@ class SimBackend(Backend):
         return list(camera_table()) if self._render else []
 
     def render_depth(self, camera: str) -> tuple[np.ndarray, dict]:
-        with self._lock:
-            if self._twin is None:
-                raise RuntimeError("sim backend not started")
-            depth = np.asarray(self._twin.render_depth(camera, **self._camera_kwargs), dtype=np.float32)
-            info = dict(self._twin.camera_info(camera, **self._camera_kwargs))
+        """Depth and camera_info of one camera; does not hold the physics (see the module docstring)."""
+        twin = self._twin
+        if twin is None:
+            raise RuntimeError("sim backend not started")
+        depth = np.asarray(twin.render_depth(camera, **self._camera_kwargs), dtype=np.float32)
+        info = dict(twin.camera_info(camera, **self._camera_kwargs))
         return depth, info

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -79,7 +80,30 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: 'iter' must be a non-negative integer, got {data['iter']!r}")
     for key in ("actor_state_dict", "critic_state_dict"):
         check_finite_state(data[key], f"{path}: {key}")
+    check_finite_tree(data["optimizer_state_dict"], f"{path}: optimizer_state_dict")
     return data
+
+
+def check_finite_tree(obj: Any, where: str) -> None:
+    """Every tensor and float in a nested optimizer state (dicts, lists, tuples) is finite.
+
+    A run that diverged can save finite weights with NaN Adam moments (or a NaN learning rate); resuming
+    from it then fails inside torch a few iterations later without naming the file. Caught here instead.
+    """
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() and not torch.isfinite(obj).all():
+            raise CheckpointError(f"{where} contains NaN or inf (training diverged before this save?); "
+                                  f"resume from an earlier checkpoint")
+    elif isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise CheckpointError(f"{where} is {obj} (training diverged before this save?); "
+                                  f"resume from an earlier checkpoint")
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            check_finite_tree(value, f"{where}.{key}")
+    elif isinstance(obj, list | tuple):
+        for i, value in enumerate(obj):
+            check_finite_tree(value, f"{where}[{i}]")
 
 
 def check_state_matches(state: Mapping[str, torch.Tensor], module: torch.nn.Module, where: str) -> None:
