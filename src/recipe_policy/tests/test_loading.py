@@ -142,3 +142,20 @@ def test_the_loader_and_runtime_import_without_recipe_sim(tmp_path: Path):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=dict(os.environ)
     )
     assert r.returncode == 0 and "ok" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_float16_copy_loads_as_float32_with_the_same_record(tmp_path: Path):
+    from recipe_policy.generalist import main as generalist_main
+
+    path, model = _tiny_generalist(tmp_path)
+    half = tmp_path / "half.safetensors"
+    assert generalist_main([str(path), str(half), "--half"]) == 0
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    pol = load_generalist(half)
+    assert pol.record["weights_dtype"] == "float16" and pol.record["note"] == "test"
+    assert pol.record["converted_from"]["path"] == str(path)
+    for k, v in model.state_dict().items():
+        got = pol.model.state_dict()[k]
+        assert got.dtype == v.dtype
+        torch.testing.assert_close(got, v, atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(pol.model.action_norm.half_range, model.action_norm.half_range)  # exact
