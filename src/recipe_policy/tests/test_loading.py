@@ -159,3 +159,21 @@ def test_a_float16_copy_loads_as_float32_with_the_same_record(tmp_path: Path):
         assert got.dtype == v.dtype
         torch.testing.assert_close(got, v, atol=2e-3, rtol=2e-3)
     torch.testing.assert_close(pol.model.action_norm.half_range, model.action_norm.half_range)  # exact
+
+
+def test_the_committed_grasp_reach_generalist_loads_by_name_and_acts():
+    pol = load_policy("grasp_reach")
+    s = pol.spec
+    assert (s.kind, s.task, s.objects, s.uses_depth, s.uses_object_pos) == (
+        "diffusion",
+        "grasp_reach",
+        ("can_medium",),
+        True,
+        True,
+    )
+    assert (s.n_obs_steps, s.action_horizon, s.action_dt, s.inference_period) == (2, 8, 0.1, 0.2)
+    assert pol.record["weights_dtype"] == "float16" and pol.record["training"]["step"] == 3000
+    assert "grasp_reach_can_medium" in [src["name"] for src in pol.record["dataset"]["sources"]]
+    depths = np.full((2, s.depth.height, s.depth.width), 0.8, np.float32)
+    a = pol.predict(np.tile(_state(), (2, 1)), depths)
+    assert a.shape == (8, 26) and np.isfinite(a).all()
