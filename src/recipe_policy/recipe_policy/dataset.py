@@ -142,6 +142,18 @@ class ReplayDataset:
 
     # --- validation ---------------------------------------------------------------------------------------
 
+    def _schema_checked(self, name: str, f: Field) -> Any:
+        """The array ``name``, present and of the schema's trailing shape and dtype."""
+        if name not in self.group:
+            raise DatasetError(f"{self.path}: {name} is missing")
+        arr = self.group[name]
+        if tuple(arr.shape[1:]) != f.shape or str(arr.dtype) != f.dtype:
+            raise DatasetError(
+                f"{self.path}: {name} is {arr.dtype}{tuple(arr.shape[1:])} per row, the schema says "
+                f"{f.dtype}{f.shape}"
+            )
+        return arr
+
     def validate(self, values: bool = True, block_rows: int = 8192) -> None:
         """Structure (keys, dtypes, shapes, episode ends, row counts) and, with ``values``, that every float
         entry is finite; raises DatasetError naming key and episode."""
@@ -159,14 +171,7 @@ class ReplayDataset:
         n, e = self.n_steps, len(ends)
         for key, f in self.step_fields.items():
             name = f"data/{key}"
-            if name not in g:
-                raise DatasetError(f"{p}: {name} is missing")
-            arr = g[name]
-            if tuple(arr.shape[1:]) != f.shape or str(arr.dtype) != f.dtype:
-                raise DatasetError(
-                    f"{p}: {name} is {arr.dtype}{tuple(arr.shape[1:])} per step, the schema says "
-                    f"{f.dtype}{f.shape}"
-                )
+            arr = self._schema_checked(name, f)
             if arr.shape[0] < n:
                 ep = self.episode_of_row(arr.shape[0])
                 raise DatasetError(
@@ -175,13 +180,7 @@ class ReplayDataset:
                 )
         for key, f in self.episode_fields.items():
             name = f"meta/episode_{key}"
-            if name not in g:
-                raise DatasetError(f"{p}: {name} is missing")
-            arr = g[name]
-            if tuple(arr.shape[1:]) != f.shape or str(arr.dtype) != f.dtype:
-                raise DatasetError(
-                    f"{p}: {name} is {arr.dtype}{tuple(arr.shape[1:])}, the schema says {f.dtype}{f.shape}"
-                )
+            arr = self._schema_checked(name, f)
             if arr.shape[0] < e:
                 raise DatasetError(
                     f"{p}: {name} has {arr.shape[0]} entries for {e} episodes: truncated "

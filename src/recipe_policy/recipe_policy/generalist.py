@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recipe_common.checkpoint_io import CheckpointError, check_finite_state
+from recipe_common.checkpoint_io import CheckpointError, check_finite_state, file_sha256
 from recipe_common.policy_image import PolicyImageSpec
 from recipe_policy.config import PolicyProfile, profile_from_dict
 from recipe_policy.diffusion_model import DiffusionPolicyModel
@@ -119,20 +119,33 @@ class GeneralistPolicy:
 
 
 def save_generalist(
-    path: str | Path, model: DiffusionPolicyModel, spec: PolicySpec, record: dict[str, Any] | None = None
+    path: str | Path,
+    model: DiffusionPolicyModel,
+    spec: PolicySpec,
+    record: dict[str, Any] | None = None,
+    half: bool = False,
 ) -> Path:
-    """Write ``model``'s weights (pass the EMA model for deployment) and its record to ``path``."""
+    """Write ``model``'s weights (pass the EMA model for deployment) and its record to ``path``.
+
+    ``half`` stores the network's weights as float16 (half the size, for committing; they are cast back to
+    float32 on load) and keeps the normalizers and other buffers in float32.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    params = {n for n, _ in model.named_parameters()}
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().contiguous().cpu()
+        state[k] = v.half() if half and k in params and v.is_floating_point() else v
     check_finite_state(state, str(path))
     meta = {
         "format": FORMAT,
         "profile": model.profile.to_dict(),
         "spec": spec_to_dict(spec),
         "has_goal": model.has_goal,
+        "weights_dtype": "float16" if half else "float32",
         **(record or {}),
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -200,3 +213,33 @@ def load_generalist(path: str | Path, seed: int = 0) -> GeneralistPolicy:
     if not bool(model.action_norm.fitted):
         raise CheckpointError(f"{path}: the action normalizer was never fitted")
     return GeneralistPolicy(model, spec, meta, seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m recipe_policy.generalist --half IN OUT``: a float16 copy of a checkpoint (to commit)."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("src", type=Path)
+    p.add_argument("dst", type=Path)
+    p.add_argument("--half", action="store_true", help="store the weights as float16")
+    a = p.parse_args(argv)
+    try:
+        pol = load_generalist(a.src)
+    except CheckpointError as exc:
+        print(f"generalist: error: {exc}", file=sys.stderr)
+        return 1
+    record = {
+        k: v
+        for k, v in pol.record.items()
+        if k not in ("format", "profile", "spec", "has_goal", "weights_dtype")
+    }
+    record["converted_from"] = {"path": str(a.src), "sha256": file_sha256(a.src)}
+    save_generalist(a.dst, pol.model, pol.spec, record, half=a.half)
+    print(f"wrote {a.dst} ({a.dst.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

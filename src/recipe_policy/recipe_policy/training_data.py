@@ -11,7 +11,7 @@ same function the node and the sim use), and kept in memory as float16 metres.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,13 +90,15 @@ class WindowSampler:
         self.depths = None
         if depth is not None:
             src = dataset_depth_spec(ds)
-            raw = self._gather(ds, "depth", rows, np.uint16, block)
-            self.depths = convert_depth(raw, src, depth, progress)
+            self.depths = self._gather(ds, "depth", rows, np.float16, block,
+                                       lambda mm: convert_depth(mm, src, depth))
         self.size = len(rows)
 
     @staticmethod
-    def _gather(ds: ReplayDataset, key: str, rows: np.ndarray, dtype: type, block: int) -> np.ndarray:
-        """Rows of data/<key> read in contiguous blocks (the selection is a union of episode ranges)."""
+    def _gather(ds: ReplayDataset, key: str, rows: np.ndarray, dtype: type, block: int,
+                convert: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """Rows of data/<key> read (and converted) in contiguous blocks; the selection is a union of episode
+        ranges. Converting per block keeps the full-size frames out of memory."""
         out = []
         lo = int(rows.min())
         hi = int(rows.max()) + 1
@@ -106,7 +108,8 @@ class WindowSampler:
             b = min(hi, a + block)
             m = keep[a - lo : b - lo]
             if m.any():
-                out.append(ds.steps(key, slice(a, b))[m].astype(dtype))
+                rows_ab = ds.steps(key, slice(a, b))[m]
+                out.append((convert(rows_ab) if convert is not None else rows_ab).astype(dtype))
         return np.concatenate(out)
 
     def windows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

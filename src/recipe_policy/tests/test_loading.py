@@ -142,3 +142,38 @@ def test_the_loader_and_runtime_import_without_recipe_sim(tmp_path: Path):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=dict(os.environ)
     )
     assert r.returncode == 0 and "ok" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_float16_copy_loads_as_float32_with_the_same_record(tmp_path: Path):
+    from recipe_policy.generalist import main as generalist_main
+
+    path, model = _tiny_generalist(tmp_path)
+    half = tmp_path / "half.safetensors"
+    assert generalist_main([str(path), str(half), "--half"]) == 0
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    pol = load_generalist(half)
+    assert pol.record["weights_dtype"] == "float16" and pol.record["note"] == "test"
+    assert pol.record["converted_from"]["path"] == str(path)
+    for k, v in model.state_dict().items():
+        got = pol.model.state_dict()[k]
+        assert got.dtype == v.dtype
+        torch.testing.assert_close(got, v, atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(pol.model.action_norm.half_range, model.action_norm.half_range)  # exact
+
+
+def test_the_committed_grasp_reach_generalist_loads_by_name_and_acts():
+    pol = load_policy("grasp_reach")
+    s = pol.spec
+    assert (s.kind, s.task, s.objects, s.uses_depth, s.uses_object_pos) == (
+        "diffusion",
+        "grasp_reach",
+        ("can_medium",),
+        True,
+        True,
+    )
+    assert (s.n_obs_steps, s.action_horizon, s.action_dt, s.inference_period) == (2, 8, 0.1, 0.2)
+    assert pol.record["weights_dtype"] == "float16" and pol.record["training"]["step"] == 3000
+    assert "grasp_reach_can_medium" in [src["name"] for src in pol.record["dataset"]["sources"]]
+    depths = np.full((2, s.depth.height, s.depth.width), 0.8, np.float32)
+    a = pol.predict(np.tile(_state(), (2, 1)), depths)
+    assert a.shape == (8, 26) and np.isfinite(a).all()

@@ -146,11 +146,15 @@ def evaluate_policy_on_object(
     latency_s: float,
     threads: int = 2,
     on_step: Callable[[Any], None] | None = None,
+    episode_length: int | None = None,
 ) -> tuple[Any, RuntimeStats]:
     """One episode in each of ``episodes`` envs (seeded: the same episodes for every policy)."""
     from recipe_sim.ppo.evaluation import run_episodes
     from recipe_sim.vec_env import RecipeVecEnv
 
+    overrides: dict[str, Any] = {"init_states": None}
+    if episode_length is not None:
+        overrides["episode_length"] = episode_length
     env = RecipeVecEnv(
         task,
         episodes,
@@ -160,7 +164,7 @@ def evaluate_policy_on_object(
         depth_camera="head_depth" if policy.spec.uses_depth else None,
         num_threads=threads,
         hand=policy.spec.hand,
-        task_overrides={"init_states": None},
+        task_overrides=overrides,
     )
     try:
         ctl = ChunkController(env, policy, runtime, latency_s)
