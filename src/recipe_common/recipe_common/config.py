@@ -12,6 +12,7 @@ resolver reads them as strings) and refuses duplicate keys (the second would sil
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import re
@@ -197,3 +198,36 @@ def as_list(value: Any, where: str, item: type, min_len: int = 0) -> list[Any]:
     if len(value) < min_len:
         raise ConfigError(f"{where} must have at least {min_len} entries, got {len(value)}")
     return list(value)
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` laid on top: nested mappings merge key by key, anything else replaces."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_profile(profiles: Mapping[str, Any], name: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A named profile merged onto the profile it ``extends`` (recursively; cycles are refused).
+
+    Config files with profiles (ppo.yaml, policy.yaml) let a profile override only what differs from
+    another, so a test profile cannot silently drift from the default in the keys it does not mention.
+    """
+    if name not in profiles:
+        raise ConfigError(f"profiles: unknown profile {name!r}; known: {sorted(profiles)}")
+    if name in chain:
+        raise ConfigError(f"profiles.{name}.extends: cycle {' -> '.join([*chain, name])}")
+    raw = dict(mapping(profiles[name], f"profiles.{name}"))
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return copy.deepcopy(raw)
+    if not isinstance(parent, str):
+        raise ConfigError(f"profiles.{name}.extends: expected a profile name, got {parent!r}")
+    return deep_merge(resolve_profile(profiles, parent, (*chain, name)), raw)

@@ -255,3 +255,12 @@ def side_action_mask(side: int | str) -> np.ndarray:
     mask[i * NUM_ARM_JOINTS_PER_SIDE:(i + 1) * NUM_ARM_JOINTS_PER_SIDE] = True
     mask[n_arm + i * NUM_HAND_ACTUATED_PER_SIDE:n_arm + (i + 1) * NUM_HAND_ACTUATED_PER_SIDE] = True
     return mask
+
+
+def action_bounds(hand: str = DEFAULT_HAND) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of a policy action (26,): arm joint limits (rad), 0..1 for the normalized hands."""
+    lo, hi = actuated_limits(hand)
+    lo, hi = lo.copy(), hi.copy()
+    n_arm = 2 * NUM_ARM_JOINTS_PER_SIDE
+    lo[n_arm:], hi[n_arm:] = 0.0, 1.0
+    return lo, hi

@@ -8,7 +8,6 @@ otherwise shows up hours later as a policy that does not learn.
 
 from __future__ import annotations
 
-import copy
 import types
 import typing
 from collections.abc import Mapping
@@ -257,29 +256,6 @@ def profile_from_dict(data: Mapping[str, Any], name: str) -> PolicyProfile:
     return _build(PolicyProfile, data, where, name=name)
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = (
-            _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-        )
-    return out
-
-
-def _resolve(profiles: Mapping[str, Any], name: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
-    if name in chain:
-        raise ConfigError(f"profiles.{name}.extends: cycle {' -> '.join([*chain, name])}")
-    if name not in profiles:
-        raise ConfigError(f"profiles: unknown profile {name!r}; have {sorted(profiles)}")
-    raw = dict(config.mapping(profiles[name], f"profiles.{name}"))
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return raw
-    if not isinstance(parent, str):
-        raise ConfigError(f"profiles.{name}.extends: expected a profile name, got {parent!r}")
-    return _merge(_resolve(profiles, parent, (*chain, name)), raw)
-
-
 def _load_raw(path: str | Path | None) -> tuple[Path, dict[str, Any]]:
     path = paths.config_path(CONFIG_FILE) if path is None else Path(path)
     data = config.load_yaml(path, FORMAT)
@@ -295,7 +271,7 @@ def load_profile(name: str, path: str | Path | None = None) -> PolicyProfile:
     path, data = _load_raw(path)
     try:
         profiles = config.mapping(data["profiles"], "profiles")
-        return profile_from_dict(_resolve(profiles, name), name)
+        return profile_from_dict(config.resolve_profile(profiles, name), name)
     except ConfigError as exc:
         raise config.in_file(path, exc) from None
 

@@ -114,15 +114,6 @@ class _Observation:
     depth: np.ndarray | None
 
 
-def action_bounds(hand: str) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) of a policy action: arm joint limits (rad) and 0..1 for the normalized hand entries."""
-    lo, hi = robot_spec.actuated_limits(hand)
-    lo, hi = lo.copy(), hi.copy()
-    n_arm = 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE
-    lo[n_arm:], hi[n_arm:] = 0.0, 1.0
-    return lo, hi
-
-
 @dataclass
 class ActionChunkRuntime:
     """See the module docstring. One instance per policy and episode (``reset`` between episodes)."""
@@ -131,7 +122,7 @@ class ActionChunkRuntime:
     config: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
-        self._lo, self._hi = action_bounds(self.spec.hand)
+        self._lo, self._hi = robot_spec.action_bounds(self.spec.hand)
         span = (self.spec.n_obs_steps - 1) * self.spec.action_dt
         self._obs_keep_s = span + self.config.max_observation_age_s + self.spec.action_dt
         self.reset()

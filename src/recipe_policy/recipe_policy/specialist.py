@@ -9,7 +9,6 @@ simulator, checks that the files describe one checkpoint, and wraps the actor as
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from recipe_common import robot_spec
+from recipe_common.checkpoint_io import read_json_object
 from recipe_policy.exported import ExportedPolicy, load_exported_policy
 from recipe_policy.interface import PolicySpec
 
@@ -25,16 +25,8 @@ SPECIALIST_DT = 0.1  # s: the specialists act at the env's 10 Hz policy rate
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object; FileNotFoundError / ValueError name the file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: malformed JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return data
+    """A JSON object of a package; a missing file or a non-object names the file (ValueError)."""
+    return read_json_object(path, ValueError)
 
 
 def check_consistent(meta: dict[str, Any], report: dict[str, Any], info: dict[str, Any], where: str) -> None:

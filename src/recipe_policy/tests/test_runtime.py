@@ -7,9 +7,10 @@ import pytest
 
 from recipe_common import robot_spec
 from recipe_common.config import ConfigError
+from recipe_common.robot_spec import action_bounds
 from recipe_policy.config import load_runtime_config
 from recipe_policy.interface import PolicySpec
-from recipe_policy.runtime import ActionChunkRuntime, ObservationWindow, RuntimeConfig, action_bounds
+from recipe_policy.runtime import ActionChunkRuntime, ObservationWindow, RuntimeConfig
 
 D = 32
 LO, HI = action_bounds("fourier")

@@ -310,10 +310,7 @@ class RecipeVecEnv(VecEnv):
         return a
 
     def _action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = robot_spec.actuated_limits(self.hand)
-        lo, hi = lo.copy(), hi.copy()
-        lo[N_ARM:], hi[N_ARM:] = 0.0, 1.0
-        return lo, hi
+        return robot_spec.action_bounds(self.hand)
 
     def _masses(self) -> np.ndarray:
         """(N,) object masses as written at the last reset (kg)."""

@@ -9,7 +9,6 @@ that does not learn.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -172,35 +171,7 @@ def config_from_file_dict(data: Mapping[str, Any], profile: str) -> PPOConfig:
     profiles = data["profiles"]
     if not isinstance(profiles, Mapping) or not profiles:
         raise ConfigError("profiles: expected a non-empty mapping of name -> profile")
-    return config_from_dict(_resolve_profile(profiles, profile, []), profile)
-
-
-def _resolve_profile(profiles: Mapping[str, Any], name: str, chain: list[str]) -> dict[str, Any]:
-    """Merge a profile onto the profile it ``extends`` (recursively), rejecting cycles."""
-    if name not in profiles:
-        raise ConfigError(f"profiles: unknown profile {name!r}; known: {sorted(profiles)}")
-    if name in chain:
-        raise ConfigError(f"profiles.{name}.extends: cycle {' -> '.join([*chain, name])}")
-    raw = profiles[name]
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"profiles.{name}: expected a mapping, got {type(raw).__name__}")
-    raw = dict(raw)
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return copy.deepcopy(raw)
-    if not isinstance(parent, str):
-        raise ConfigError(f"profiles.{name}.extends: expected a profile name, got {parent!r}")
-    return _deep_merge(_resolve_profile(profiles, parent, [*chain, name]), raw)
-
-
-def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+    return config_from_dict(config.resolve_profile(profiles, profile), profile)
 
 
 _TOP_KEYS = {
