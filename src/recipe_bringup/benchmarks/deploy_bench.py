@@ -29,19 +29,12 @@ from recipe_common.paths import workspace_dir
 from recipe_common.tasks import TASK_NAMES
 
 
-def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int]) -> np.ndarray | None:
-    """The same policy on the same spawns in the vectorized env (state policies; None for depth policies)."""
+def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int]) -> np.ndarray:
+    """The same policy on the same spawns in the vectorized env, through the node's runtime."""
     from recipe_policy.loading import load_policy
     from recipe_sim.trials import sim_success_on_trial_spawns
 
-    policy = load_policy(policy_ref)
-    if policy.spec.uses_depth or policy.spec.n_obs_steps != 1 or policy.spec.action_horizon != 1:
-        return None  # generalists: eval_generalist renders depth and runs the chunk runtime
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        return np.stack([policy.predict(obs[i:i + 1], None)[0] for i in range(len(obs))])
-
-    return sim_success_on_trial_spawns(act, task, obj, seeds)
+    return sim_success_on_trial_spawns(load_policy(policy_ref), task, obj, seeds)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,9 @@ returns the verdict. Pure simulation logic: the ROS service around it is recipe_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -161,23 +162,29 @@ class TwinTrials:
         return self._final or Verdict("running", self._steps, None)
 
 
-def sim_success_on_trial_spawns(act: Callable[[np.ndarray], np.ndarray], task: str, object_name: str,
-                                seeds: Sequence[int], randomization: RandomizationConfig | None = None,
-                                env_randomization: RandomizationConfig | None = None) -> np.ndarray:
+def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds: Sequence[int],
+                                randomization: RandomizationConfig | None = None,
+                                env_randomization: RandomizationConfig | None = None,
+                                latency_s: float = 0.05) -> np.ndarray:
     """(len(seeds),) bool: closed-loop sim episodes (the vectorized env, one env per seed) started where the
     twin's trials with those seeds start: same object pose, goal and active hand, the robot at the ready pose.
 
-    ``act`` maps the env's actor observations (N, D) to actions (N, 26). This is the sim side of "deploy
-    success vs the same policy's closed-loop sim evaluation on the same spawns" (benchmarks/deploy_bench).
+    ``policy`` is a DeployablePolicy (``recipe_policy.loading.load_policy``); it drives the env through the
+    runtime the policy node uses (``recipe_sim.distill.eval_generalist.ChunkController``: rendered head depth
+    for depth policies, chunks arriving ``latency_s`` after their observation). This is the sim side of
+    "deploy success vs the same policy's closed-loop sim evaluation on the same spawns" (deploy_bench).
     ``env_randomization`` defaults to none: the twin runs the nominal model too.
     """
+    from recipe_policy.runtime import RuntimeConfig
+    from recipe_sim.distill.eval_generalist import ChunkController
     from recipe_sim.vec_env import RecipeVecEnv
 
     seeds = list(seeds)
     twin = SimTwin(object_name=object_name)
     trials = TwinTrials(twin, task, randomization)
     env = RecipeVecEnv(task, len(seeds), objects=[object_name], seed=0,
-                       randomization=env_randomization or RandomizationConfig.disabled())
+                       randomization=env_randomization or RandomizationConfig.disabled(),
+                       depth_camera="head_depth" if policy.spec.uses_depth else None)
     try:
         env.reset()
         poses = np.zeros((len(seeds), 7))
@@ -192,18 +199,18 @@ def sim_success_on_trial_spawns(act: Callable[[np.ndarray], np.ndarray], task: s
             if hasattr(trials.task, "side"):
                 env.task.side[i] = trials.task.side[0]
         env.teleport(np.arange(len(seeds)), q=np.tile(env.ready_q, (len(seeds), 1)), object_pose=poses)
-        obs = env.get_observations()["policy"].numpy()
+        act = ChunkController(env, policy, RuntimeConfig(), latency_s)
+        obs = env.get_observations()
         success = np.zeros(len(seeds), dtype=bool)
         finished = np.zeros(len(seeds), dtype=bool)
         for _ in range(env.max_episode_length):
-            o, _, dones, extras = env.step(torch.as_tensor(act(obs), dtype=torch.float32))
+            obs, _, dones, extras = env.step(act(obs))
             done = dones.numpy().astype(bool)
             if done.any():
                 flags = extras["log"]["/episode/success"].numpy().astype(bool)
                 for k, i in enumerate(np.flatnonzero(done)):
                     if not finished[i]:
                         success[i], finished[i] = flags[k], True
-            obs = o["policy"].numpy()
             if finished.all():
                 break
         return success
