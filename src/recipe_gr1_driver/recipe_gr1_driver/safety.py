@@ -263,11 +263,16 @@ def smoothstep(x: np.ndarray) -> np.ndarray:
 
 
 class Ramp:
-    """Per-joint blend from a start pose to a (possibly moving) target over ``duration`` seconds.
+    """Per-joint fade of the gap between the pose a joint holds and a new command source's target.
 
-    Started for the joints a new command source takes over, so a policy that starts (or resumes
-    after a watchdog hold or an e-stop release) far from the current pose moves there smoothly
-    instead of at the rate limit.
+    Started for the joints a new command source takes over, so a policy that starts (or resumes after a
+    watchdog hold or an e-stop release) far from the current pose moves there smoothly instead of at the
+    rate limit. The ramp fades out the *offset* between the held pose and the source's first target
+    (output = target + (1 - s(t)) * offset): with a still target this is the plain blend from the held
+    pose to the target; with a moving one (a policy that starts where the robot is and moves on) the
+    motion passes through at full speed while only the initial gap is eased in. Blending towards a moving
+    target instead slowed every motion of the first ramp_time, which a policy trained without a ramp does
+    not expect (a diffusion generalist on the twin: 3/8 trials with the blend, 6/8 with a 0.1 s ramp).
     """
 
     def __init__(self, duration: float, size: int) -> None:
@@ -275,18 +280,25 @@ class Ramp:
             raise ValueError(f"ramp duration must be a finite value >= 0, got {duration}")
         self.duration = float(duration)
         self._start = np.zeros(size)
+        self._offset = np.zeros(size)
+        self._anchor = np.zeros(size, dtype=bool)  # offset taken at the first apply after start
         self._t0 = np.full(size, -np.inf)
 
     def start(self, indices: np.ndarray | Sequence[int], start_pose: np.ndarray, now: float) -> None:
         idx = np.asarray(indices, dtype=np.intp)
         self._start[idx] = np.asarray(start_pose, dtype=np.float64)[idx]
+        self._anchor[idx] = True
         self._t0[idx] = now
 
     def active(self, now: float) -> np.ndarray:
         return (now - self._t0) < self.duration
 
     def apply(self, target: np.ndarray, now: float) -> np.ndarray:
+        target = np.asarray(target, dtype=np.float64)
         if self.duration == 0:
-            return np.asarray(target, dtype=np.float64).copy()
-        alpha = smoothstep((now - self._t0) / self.duration)
-        return self._start + alpha * (np.asarray(target, dtype=np.float64) - self._start)
+            return target.copy()
+        if self._anchor.any():
+            self._offset[self._anchor] = self._start[self._anchor] - target[self._anchor]
+            self._anchor[:] = False
+        fade = 1.0 - smoothstep((now - self._t0) / self.duration)
+        return target + fade * self._offset

@@ -199,3 +199,16 @@ def test_ramp_blends_smoothly_per_joint():
     assert list(r.active(10.5)) == [True, False]
     xs = np.linspace(0, 1, 101)
     assert np.all(np.diff(smoothstep(xs)) >= 0) and smoothstep(np.array(2.0)) == 1.0
+
+
+def test_ramp_eases_in_the_initial_gap_but_passes_a_moving_target_through():
+    """A source that starts where the robot is and moves on is not slowed down by the ramp."""
+    r = Ramp(1.0, size=1)
+    r.start([0], np.array([0.0]), now=0.0)
+    ts = np.linspace(0.0, 1.0, 11)
+    moving = [r.apply(np.array([0.5 * t]), t)[0] for t in ts]  # target moves at 0.5 rad/s from the held pose
+    np.testing.assert_allclose(moving, 0.5 * ts, atol=1e-12)
+    r.start([0], np.array([0.0]), now=2.0)
+    gap = [r.apply(np.array([1.0 + 0.5 * (t - 2.0)]), t)[0] for t in ts + 2.0]  # 1 rad away, moving
+    assert gap[0] == pytest.approx(0.0) and gap[-1] == pytest.approx(1.5)
+    assert np.all(np.diff(gap) >= 0)
