@@ -17,6 +17,7 @@ import math
 import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,45 @@ def as_list(value: Any, where: str, item: type, min_len: int = 0) -> list[Any]:
     if len(value) < min_len:
         raise ConfigError(f"{where} must have at least {min_len} entries, got {len(value)}")
     return list(value)
+
+
+def field_default(f: Any) -> Any:
+    """The default of a dataclass field (its factory's value for mutable defaults)."""
+    import dataclasses
+
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    raise TypeError(f"field {f.name!r} has no default")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The physically sensible range of a numeric setting: ``low < v`` (``low <= v`` if ``closed_low``),
+    ``v <= high``. Upper ends catch typos (``1e9`` for ``1e-1``) that would switch a safety check off."""
+
+    low: float
+    high: float
+    closed_low: bool = False
+    unit: str = ""
+
+    def text(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{'[' if self.closed_low else '('}{self.low:g}, {self.high:g}]{unit}"
+
+    def violation(self, value: float) -> str | None:
+        """What is wrong with ``value`` ("must be > 0", "must be <= 0.5"), or None when it is inside."""
+        if value < self.low or (value == self.low and not self.closed_low):
+            return f"must be {'>=' if self.closed_low else '>'} {self.low:g}"
+        if value > self.high:
+            return f"must be <= {self.high:g}"
+        return None
+
+    def check(self, value: float, where: str) -> float:
+        if self.violation(value) is not None:
+            raise ConfigError(f"{where} must be in {self.text()}, got {value:g}")
+        return value
 
 
 # --------------------------------------------------------------------------- profiles

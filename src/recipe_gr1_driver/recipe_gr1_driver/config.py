@@ -26,7 +26,7 @@ from typing import Any
 
 from recipe_common import robot_spec
 from recipe_common.cameras import DEFAULT_NAMESPACE, CameraTopics, camera_table
-from recipe_common.config import ConfigError, in_file, load_yaml, parse_yaml
+from recipe_common.config import Bounds, ConfigError, field_default, in_file, load_yaml, parse_yaml
 from recipe_common.paths import config_path
 
 NODE_NAME = "gr1_driver"
@@ -94,7 +94,7 @@ class DriverConfig:
             raise ConfigError(f"unknown driver config keys: {unknown}"
                               + (f" (did you mean {', '.join(hints)}?)" if hints else "")
                               + f"; allowed: {sorted(known)}")
-        values = {k: _coerce(k, v, _field_default(known[k])) for k, v in d.items()}
+        values = {k: _coerce(k, v, field_default(known[k])) for k, v in d.items()}
         cfg = cls(**values)
         cfg.validate()
         return cfg
@@ -110,7 +110,10 @@ class DriverConfig:
         if self.backend == "gr1" and self.hand != "fourier":
             raise ConfigError("hand: the gr1 hardware backend supports only the 'fourier' hand (fourier-dhx)")
         for key, bounds in BOUNDS.items():
-            bounds.check(key, getattr(self, key))
+            value = getattr(self, key)
+            wrong = bounds.violation(value)
+            if wrong:
+                raise ConfigError(f"{key}: {wrong} (allowed {bounds.text()}), got {value:g}")
         for key in ("left_hand_ports", "right_hand_ports"):
             ports = getattr(self, key)
             if len(ports) != 2 or not all(0 < p < 65536 for p in ports):
@@ -139,27 +142,6 @@ class DriverConfig:
         return {n: (t.depth, t.depth_info) for n, t in topics.items()}
 
 
-@dataclass(frozen=True)
-class Bounds:
-    """Allowed range of a numeric field: ``low < v`` (``low <= v`` if ``closed_low``), ``v <= high``."""
-
-    low: float
-    high: float
-    closed_low: bool = False
-    unit: str = ""
-
-    def text(self) -> str:
-        unit = f" {self.unit}" if self.unit else ""
-        return f"{'[' if self.closed_low else '('}{self.low:g}, {self.high:g}]{unit}"
-
-    def check(self, key: str, value: float) -> None:
-        if value < self.low or (value == self.low and not self.closed_low):
-            raise ConfigError(f"{key}: must be {'>=' if self.closed_low else '>'} {self.low:g} "
-                              f"(allowed {self.text()}), got {value:g}")
-        if value > self.high:
-            raise ConfigError(f"{key}: must be <= {self.high:g} (allowed {self.text()}), got {value:g}")
-
-
 # Every numeric field has a range. The upper ends are what a sane setup needs, not hardware limits:
 # a value past them is a typo (1e9 for 1e-1) that would otherwise switch a safety check off.
 BOUNDS: dict[str, Bounds] = {
@@ -184,12 +166,6 @@ BOUNDS: dict[str, Bounds] = {
     "hand_full_stroke": Bounds(0, 12, unit="DexHand units (firmware range 0..12)"),
     "hand_poll_rate_hz": Bounds(0, 200, unit="Hz"),
 }
-
-
-def _field_default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory()  # type: ignore[misc]
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:

@@ -28,8 +28,6 @@ intake never wait behind a slow camera render, and control + state publishing ar
 
 from __future__ import annotations
 
-import array
-import dataclasses
 import sys
 import threading
 import time
@@ -38,7 +36,6 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -48,10 +45,11 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 
 from recipe_common import robot_spec
+from recipe_common.ros.params import declare_fields
 from recipe_common.ros.shutdown import RosRunner
 from recipe_gr1_driver.backends import Backend, DepthCameraSource, make_backend
 from recipe_gr1_driver.cameras import depth_m_to_mm, intrinsics
-from recipe_gr1_driver.config import NODE_NAME, DriverConfig, _field_default, check_params_files
+from recipe_gr1_driver.config import NODE_NAME, DriverConfig, check_params_files
 from recipe_gr1_driver.controller import SafetyController
 from recipe_gr1_driver.safety import CommandRejected, SafetyFilter, SafetyLimits
 
@@ -144,17 +142,7 @@ class DriverNode(Node):
 
     # ----------------------------------------------------------------- configuration
     def _read_config(self) -> DriverConfig:
-        dynamic = ParameterDescriptor(dynamic_typing=True)
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(DriverConfig):
-            default = _field_default(f)
-            value = self.declare_parameter(f.name, default, dynamic).value
-            if value is None:  # an empty YAML list arrives untyped
-                value = default
-            if isinstance(default, list) and isinstance(value, list | tuple | array.array):
-                value = list(value)
-            values[f.name] = value
-        return DriverConfig.from_dict(values)
+        return DriverConfig.from_dict(declare_fields(self, DriverConfig))
 
     def _setup_cameras(self) -> dict[str, tuple[str, Any, Any]]:
         cfg = self.cfg

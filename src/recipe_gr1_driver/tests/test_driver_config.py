@@ -95,7 +95,7 @@ def test_every_numeric_field_has_a_range():
                and not isinstance(getattr(DriverConfig(), f.name), bool)}
     assert numeric == set(BOUNDS)
     for key, bounds in BOUNDS.items():
-        bounds.check(key, getattr(DriverConfig(), key))  # the defaults are inside
+        bounds.check(getattr(DriverConfig(), key), key)  # the defaults are inside
 
 
 @pytest.mark.parametrize("d, match", [

@@ -59,6 +59,7 @@ from recipe_common.cameras import camera_table
 from recipe_common.config import ConfigError
 from recipe_common.policy_image import PolicyImageSpec
 from recipe_common.ros.executor import MultiThreadedExecutor
+from recipe_common.ros.params import declare_fields
 from recipe_interfaces.msg import ObjectState
 from recipe_perception import extrinsics as extrinsics_mod
 from recipe_perception.config import NODE_NAME, PerceptionConfig
@@ -66,7 +67,6 @@ from recipe_perception.debug_image import debug_image
 from recipe_perception.depth_frame import DepthFrame, FrameError, decode_depth, intrinsics_from_info
 from recipe_perception.depth_segmenter import DepthSegmenter
 from recipe_perception.head_image import HeadDepth
-from recipe_perception.params import declare_all
 from recipe_perception.pipeline import ObjectEstimate, ThirdViewPipeline
 from recipe_perception.segmenter import Prompt
 from recipe_perception.tracking import TrackStatus
@@ -162,7 +162,7 @@ class PerceptionNode(Node):
 
     # ----------------------------------------------------------------- configuration
     def _read_config(self) -> PerceptionConfig:
-        return PerceptionConfig.from_dict(declare_all(self, PerceptionConfig))
+        return PerceptionConfig.from_dict(declare_fields(self, PerceptionConfig))
 
     def _setup_ros(self) -> None:
         cfg = self.cfg

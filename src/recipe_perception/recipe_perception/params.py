@@ -1,23 +1,25 @@
 """Flat dataclass configurations that are also ROS parameters (the perception and realsense nodes).
 
 One place for what both need: a field's default, coercing a value to the default's type with
-recipe_common.config's checks (errors name ``<node>.<key>``), and declaring every field as a parameter of
-a node (dynamic typing: a YAML ``5`` may fill a float, ``[]`` an empty list).
+recipe_common.config's checks (errors name ``<node>.<key>``), ; declaring every field as a parameter of a
+node is recipe_common.ros.params.declare_fields.
 """
 
 from __future__ import annotations
 
-import array
 import dataclasses
 from typing import Any
 
-from recipe_common.config import as_bool, as_float, as_int, as_list, as_str, as_vector, check_keys
-
-
-def field_default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory()  # type: ignore[misc]
+from recipe_common.config import (
+    as_bool,
+    as_float,
+    as_int,
+    as_list,
+    as_str,
+    as_vector,
+    check_keys,
+    field_default,
+)
 
 
 def coerce(where: str, value: Any, default: Any) -> Any:
@@ -43,20 +45,3 @@ def coerce_all(cls: type, d: Any, node_name: str) -> dict[str, Any]:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     check_keys(d, list(fields), node_name)
     return {k: coerce(f"{node_name}.{k}", v, field_default(fields[k])) for k, v in d.items()}
-
-
-def declare_all(node: Any, cls: type) -> dict[str, Any]:
-    """Declare every field of ``cls`` as a parameter of ``node``; the values it was started with."""
-    from rcl_interfaces.msg import ParameterDescriptor
-
-    dynamic = ParameterDescriptor(dynamic_typing=True)
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        default = field_default(f)
-        value = node.declare_parameter(f.name, default, dynamic).value
-        if value is None:  # an empty YAML list arrives untyped
-            value = default
-        if isinstance(default, list) and isinstance(value, list | tuple | array.array):
-            value = list(value)
-        values[f.name] = value
-    return values

@@ -44,7 +44,16 @@ from typing import Any
 
 import numpy as np
 
-from recipe_common.config import ConfigError, as_bool, as_float, as_range, check_keys, in_file, load_yaml
+from recipe_common.config import (
+    Bounds,
+    ConfigError,
+    as_bool,
+    as_float,
+    as_range,
+    check_keys,
+    in_file,
+    load_yaml,
+)
 from recipe_common.paths import config_path
 
 FORMAT = "recipe_sim/randomization/v1"
@@ -100,39 +109,20 @@ class ForceItem:
     interval_s: float
 
 
-@dataclass(frozen=True)
-class Bounds:
-    """Allowed range ends and nominal of an item: ``low < v`` (``low <= v`` if closed), ``v <= high``."""
-
-    low: float
-    high: float
-    closed_low: bool = True
-    unit: str = ""
-
-    def text(self) -> str:
-        unit = f" {self.unit}" if self.unit else ""
-        return f"{'[' if self.closed_low else '('}{self.low:g}, {self.high:g}]{unit}"
-
-    def check(self, value: float, where: str) -> float:
-        if value < self.low or (value == self.low and not self.closed_low) or value > self.high:
-            raise ConfigError(f"{where} must be in {self.text()}, got {value:g}")
-        return value
-
-
 # The physically meaningful values of each range item (scales and frictions must stay positive, offsets
 # small enough to keep the object reachable and the camera looking at the table).
 BOUNDS: dict[str, Bounds] = {
     "object_mass": Bounds(0.0, 20.0, False, "kg"),
     "object_friction": Bounds(0.0, 5.0, False),
     "object_scale": Bounds(0.0, 3.0, False, "(x geom size)"),
-    "object_init_pos": Bounds(-0.1, 0.1, unit="m"),
-    "object_init_yaw": Bounds(-math.pi, math.pi, unit="rad"),
+    "object_init_pos": Bounds(-0.1, 0.1, closed_low=True, unit="m"),
+    "object_init_yaw": Bounds(-math.pi, math.pi, closed_low=True, unit="rad"),
     "hand_friction": Bounds(0.0, 5.0, False),
     "kp_scale": Bounds(0.0, 5.0, False, "(x PD P gain)"),
     "kd_scale": Bounds(0.0, 5.0, False, "(x PD D gain)"),
-    "camera_pos_noise": Bounds(-0.1, 0.1, unit="m"),
-    "camera_rot_noise_deg": Bounds(-30.0, 30.0, unit="deg"),
-    "camera_fov_noise_deg": Bounds(-30.0, 30.0, unit="deg"),
+    "camera_pos_noise": Bounds(-0.1, 0.1, closed_low=True, unit="m"),
+    "camera_rot_noise_deg": Bounds(-30.0, 30.0, closed_low=True, unit="deg"),
+    "camera_fov_noise_deg": Bounds(-30.0, 30.0, closed_low=True, unit="deg"),
 }
 NOISE_MAX: dict[str, float] = {"object_pos_obs_noise": 0.2, "joint_obs_noise": 1.0, "action_noise": 1.0}
 FORCE_SCALE_MAX = 50.0  # m/s^2 of acceleration from a push

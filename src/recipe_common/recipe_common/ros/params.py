@@ -15,41 +15,38 @@ from typing import Any, TypeVar
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
-from recipe_common.config import ConfigError
+from recipe_common.config import ConfigError, field_default
 
 T = TypeVar("T")
 ALWAYS_ALLOWED = frozenset({"use_sim_time", "start_type_description_service"})
 
 
-def field_defaults(cls: type) -> dict[str, Any]:
-    out = {}
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            out[f.name] = f.default_factory()  # type: ignore[misc]
-        else:
-            raise TypeError(f"{cls.__name__}.{f.name} needs a default to be a ROS parameter")
-    return out
-
-
-def read_node_config(node: Node, cls: type[T]) -> T:
-    """Declare ``cls``'s fields as parameters of ``node`` and return ``cls.from_dict(values)``."""
-    defaults = field_defaults(cls)
-    overrides = getattr(node, "_parameter_overrides", {}) or {}
-    unknown = sorted(set(overrides) - set(defaults) - ALWAYS_ALLOWED)
-    if unknown:
-        raise ConfigError(f"node {node.get_name()!r}: unknown parameter(s) {unknown} "
-                          f"(allowed: {sorted(defaults)})")
+def declare_fields(node: Node, cls: type) -> dict[str, Any]:
+    """Declare every field of dataclass ``cls`` as a parameter of ``node`` (dynamic typing: a YAML ``5``
+    may fill a float, ``[]`` an empty list); returns the values the node was started with."""
     dynamic = ParameterDescriptor(dynamic_typing=True)
     values: dict[str, Any] = {}
-    for name, default in defaults.items():
-        value = node.declare_parameter(name, default, dynamic).value
+    for f in dataclasses.fields(cls):
+        default = field_default(f)
+        value = node.declare_parameter(f.name, default, dynamic).value
         if value is None:  # an empty YAML list arrives untyped
             value = default
         if isinstance(value, array.array | tuple):
             value = list(value)
-        values[name] = value
+        values[f.name] = value
+    return values
+
+
+def read_node_config(node: Node, cls: type[T]) -> T:
+    """Declare ``cls``'s fields as parameters of ``node`` and return ``cls.from_dict(values)``; parameters
+    the node does not have are refused (ROS would ignore them)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    overrides = getattr(node, "_parameter_overrides", {}) or {}
+    unknown = sorted(set(overrides) - names - ALWAYS_ALLOWED)
+    if unknown:
+        raise ConfigError(f"node {node.get_name()!r}: unknown parameter(s) {unknown} "
+                          f"(allowed: {sorted(names)})")
+    values = declare_fields(node, cls)
     try:
         return cls.from_dict(values)  # type: ignore[attr-defined]
     except ConfigError as exc:

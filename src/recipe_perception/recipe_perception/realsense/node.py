@@ -35,7 +35,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from recipe_common.cameras import CameraTopics, Intrinsics, camera_table
 from recipe_common.config import ConfigError
 from recipe_common.ros.executor import MultiThreadedExecutor
-from recipe_perception.params import declare_all
+from recipe_common.ros.params import declare_fields
 from recipe_perception.realsense.config import NODE_NAME, RealSenseConfig
 from recipe_perception.realsense.source import Frames, RealSenseSource, SourceError
 
@@ -217,7 +217,7 @@ class RealSenseNode(Node):
         )
 
     def _read_config(self) -> RealSenseConfig:
-        return RealSenseConfig.from_dict(declare_all(self, RealSenseConfig))
+        return RealSenseConfig.from_dict(declare_fields(self, RealSenseConfig))
 
     def _on_diagnostics(self) -> None:
         arr = DiagnosticArray()
