@@ -25,9 +25,9 @@ import numpy as np
 from recipe_autotune import calibration
 from recipe_autotune.clearance import ClearanceChecker
 from recipe_autotune.config import load_config
-from recipe_autotune.evaluate import SimEvaluator
 from recipe_autotune.search import random_search
 from recipe_autotune.synthetic import DEFAULT_HIDDEN_OVERLAY, record_on_twin
+from recipe_autotune.tracking import SimEvaluator
 from recipe_autotune.tuner import run_autotune
 
 NOISE = 5e-4

@@ -1,6 +1,6 @@
 """One recording of the robot tracking the calibration sequences, and its .npz / rosbag2 MCAP readers.
 
-Convention (shared with evaluate.py): ``targets[n, i]`` is commanded at ``times[n, i]`` and held until the
+Convention (shared with tracking.py): ``targets[n, i]`` is commanded at ``times[n, i]`` and held until the
 next sample; ``measured[n, i]`` is the joint state at ``times[n, i]`` (just before ``targets[n, i]`` takes
 effect). So ``measured[n, 0]`` is the initial state and ``measured[n, i + 1]`` the response to
 ``targets[n, : i + 1]``.

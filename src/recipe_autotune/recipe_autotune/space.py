@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from recipe_common import robot_spec
+from recipe_common.config import ConfigError, as_float, as_str, require_keys
 
 JOINT_FIELDS = (
     "kp",
@@ -51,8 +52,8 @@ LINK_MANUFACTURER_VALUE = 1.0
 NEUTRAL_VALUES: dict[str, Any] = {"pos_offset": 0.0, "range_offset": [0.0, 0.0]}
 
 
-class SpaceError(ValueError):
-    """A parameter space declaration is invalid; the message names the offending key."""
+class SpaceError(ConfigError):
+    """A parameter space declaration (``groups:`` of config/autotune.yaml) is invalid; names the key."""
 
 
 @dataclass(frozen=True)
@@ -138,37 +139,24 @@ class Parameter:
         return float(x)
 
 
-def _as_float(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SpaceError(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
-
-
 def _parse_parameter(group: str, idx: int, raw: Any, hand: str) -> Parameter:
     where = f"groups.{group}.parameters[{idx}]"
-    if not isinstance(raw, Mapping):
-        raise SpaceError(f"{where}: expected a mapping with name, path, mode, range, sampling; got {raw!r}")
-    allowed = {"name", "path", "mode", "range", "sampling", "description"}
-    unknown = set(raw) - allowed
-    if unknown:
-        raise SpaceError(f"{where}: unknown key(s) {sorted(unknown)}; allowed {sorted(allowed)}")
-    for key in ("name", "path", "mode", "range"):
-        if key not in raw:
-            raise SpaceError(f"{where}: missing key {key!r}")
-    name = raw["name"]
-    if not isinstance(name, str) or not name.isidentifier():
-        raise SpaceError(f"{where}.name: expected an identifier-like string, got {name!r}")
-    where = f"groups.{group}.{name}"
-    mode = raw["mode"]
-    if mode not in MODES:
-        raise SpaceError(f"{where}.mode: {mode!r} is not one of {list(MODES)}")
-    sampling = raw.get("sampling", "linear")
-    if sampling not in SAMPLINGS:
-        raise SpaceError(f"{where}.sampling: {sampling!r} is not one of {list(SAMPLINGS)}")
-    rng = raw["range"]
-    if not isinstance(rng, (list, tuple)) or len(rng) != 2:
-        raise SpaceError(f"{where}.range: expected [low, high], got {rng!r}")
-    low, high = _as_float(rng[0], f"{where}.range[0]"), _as_float(rng[1], f"{where}.range[1]")
+    try:
+        require_keys(raw, where, ("name", "path", "mode", "range"), ("sampling", "description"))
+        name = as_str(raw["name"], f"{where}.name", nonempty=True)
+        if not name.isidentifier():
+            raise SpaceError(f"{where}.name: expected an identifier-like string, got {name!r}")
+        where = f"groups.{group}.{name}"
+        mode = as_str(raw["mode"], f"{where}.mode", MODES)
+        sampling = as_str(raw.get("sampling", "linear"), f"{where}.sampling", SAMPLINGS)
+        rng = raw["range"]
+        if not isinstance(rng, (list, tuple)) or len(rng) != 2:
+            raise SpaceError(f"{where}.range: expected [low, high], got {rng!r}")
+        low, high = (as_float(v, f"{where}.range[{i}] (a finite number)") for i, v in enumerate(rng))
+    except SpaceError:
+        raise
+    except ConfigError as exc:
+        raise SpaceError(str(exc)) from None
     if not low < high:
         raise SpaceError(f"{where}.range: low {low} must be below high {high}")
     if sampling == "log" and low <= 0.0:
@@ -215,11 +203,10 @@ class ParameterSpace:
         params: list[Parameter] = []
         descriptions: dict[str, str] = {}
         for group, body in groups.items():
-            if not isinstance(body, Mapping) or "parameters" not in body:
-                raise SpaceError(f"groups.{group}: expected a mapping with a 'parameters' list")
-            unknown = set(body) - {"parameters", "description"}
-            if unknown:
-                raise SpaceError(f"groups.{group}: unknown key(s) {sorted(unknown)}")
+            try:
+                require_keys(body, f"groups.{group}", ("parameters",), ("description",))
+            except ConfigError as exc:
+                raise SpaceError(str(exc)) from None
             plist = body["parameters"]
             if not isinstance(plist, list) or not plist:
                 raise SpaceError(f"groups.{group}.parameters: expected a non-empty list")
@@ -285,9 +272,6 @@ class ParameterSpace:
         if x.shape[-1] != self.dim:
             raise ValueError(f"candidate has {x.shape[-1]} entries, space has {self.dim} parameters")
         return np.stack([p.to_unit(x[..., i]) for i, p in enumerate(self.parameters)], axis=-1)
-
-    def sample_unit(self, rng: np.random.Generator, k: int) -> np.ndarray:
-        return rng.uniform(0.0, 1.0, size=(k, self.dim))
 
     def manufacturer_values(self, base: Any) -> np.ndarray:
         """x that reproduces the manufacturer model: scale 1, offset 0, absolute = the base value."""

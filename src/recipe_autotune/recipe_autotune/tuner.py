@@ -11,9 +11,9 @@ import numpy as np
 
 from . import report as report_mod
 from .config import AutotuneConfig
-from .evaluate import SimEvaluator
 from .recording import Recording
 from .search import STAGE_REFINE, SearchTrace, cma_refine, least_squares_refine, random_search
+from .tracking import SimEvaluator
 
 FeedbackFn = Callable[
     [str, int, int, float], None

@@ -16,11 +16,11 @@ import yaml
 from recipe_autotune import calibration
 from recipe_autotune.clearance import ClearanceChecker
 from recipe_autotune.config import config_from_dict, default_config_path
-from recipe_autotune.evaluate import EvaluationError, SimEvaluator
 from recipe_autotune.recording import Recording
 from recipe_autotune.search import SearchTrace, least_squares_refine, random_search
 from recipe_autotune.space import ParameterSpace
 from recipe_autotune.synthetic import DEFAULT_HIDDEN_OVERLAY, record_on_twin
+from recipe_autotune.tracking import EvaluationError, SimEvaluator
 from recipe_autotune.tuner import run_autotune
 from recipe_sim.model.params import ModelParams
 

@@ -82,7 +82,6 @@ class SimEvaluator:
             )
         self.scored_joints = self._scored_joints(joints)
         self.sim_steps = 0  # physics steps simulated so far (budget accounting)
-        self.evaluations = 0  # candidate evaluations so far
         self._controls = self._control_schedule(recording.targets)
 
     # ---- setup helpers ----
@@ -196,14 +195,12 @@ class SimEvaluator:
         """(K,) tracking MSE (rad^2) over the scored joints, samples and sequences."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         per_joint = self.errors(self.simulate(x))
-        self.evaluations += len(x)
         return per_joint[:, self.scored_joints].mean(axis=1)
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
         """(K, m) residuals (sim - real) over scored joints and samples 1.., scaled so sum(r^2) = MSE."""
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         sim = self.simulate(x)
-        self.evaluations += len(x)
         diff = (
             sim[:, :, 1:][..., self.scored_joints]
             - self.recording.measured[None, :, 1:][..., self.scored_joints]
