@@ -4,8 +4,8 @@ Data sources (pick one):
   --real PATH             a recorded .npz (Recording.save) or a rosbag2 MCAP directory; its held-out
                           sequences are the marked ones (autotune's recordings), else the last
                           validation.num_sequences sequences;
-  --hidden-overlay PATH   simulate "the real robot": the twin with this hidden overlay (``default``: the
-                          built-in one) plays the designed calibration motion (no ROS needed);
+  --hidden-overlay PATH   simulate "the real robot": the twin with this hidden overlay (``default`` or
+                          ``issue19``: built-in ones) plays the designed calibration motion (no ROS);
   --live                  play the designed motion through the driver topics (needs a running driver).
 Writes the overlay YAML, report.md/json and the overlay PNGs to --out and prints the MSE summary.
 SIGINT (Ctrl-C) or SIGTERM ends the run within about a second (the robot held where it is in --live
@@ -27,8 +27,10 @@ from .config import AutotuneConfig, ConfigError, load_config
 from .job import CLI_FIELDS, AutotuneJob, load_job_recording, plan_job
 from .recording import Recording, RecordingError
 from .stopping import Cancelled
-from .synthetic import DEFAULT_HIDDEN_OVERLAY, record_on_twin
+from .synthetic import DEFAULT_HIDDEN_OVERLAY, ISSUE19_HIDDEN_OVERLAY, record_on_twin
 from .tuner import run_autotune
+
+BUILTIN_OVERLAYS = {"default": DEFAULT_HIDDEN_OVERLAY, "issue19": ISSUE19_HIDDEN_OVERLAY}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--real", type=Path, help="recorded .npz or rosbag2 MCAP directory")
-    src.add_argument("--hidden-overlay", help="ModelParams YAML for the simulated 'real robot', or 'default'")
+    src.add_argument(
+        "--hidden-overlay", help="ModelParams YAML of the simulated 'real robot', or default / issue19"
+    )
     src.add_argument("--live", action="store_true", help="record through /joint_commands and /joint_states")
     p.add_argument("--config", type=Path, default=None, help="autotune YAML (default: config/autotune.yaml)")
     p.add_argument("--groups", default="", help="comma-separated parameter groups (default: all)")
@@ -114,7 +118,7 @@ def _record_twin(
     from .design import design_for_job
 
     cal = config.calibration
-    overlay = DEFAULT_HIDDEN_OVERLAY if args.hidden_overlay == "default" else args.hidden_overlay
+    overlay = BUILTIN_OVERLAYS.get(args.hidden_overlay, args.hidden_overlay)
     design = design_for_job(config, job, ClearanceChecker(config.hand, cal.clearance_margin_m), stop.is_set)
     train = record_on_twin(design.train, config.hand, overlay, cal.command_rate_hz, args.noise, job.seed)
     held = None

@@ -54,8 +54,8 @@ class HiddenRobot:
 
 
 def hidden_robots(space: ParameterSpace, base: Any, seed: int = 0, count: int = 5) -> list[HiddenRobot]:
-    """``count`` robots with every free parameter drawn uniformly in its (normalized) range, then the
-    adversarial one and the issue-19 one.
+    """The adversarial robot, the issue-19 one, then ``count`` with every free parameter drawn uniformly
+    in its (normalized) range.
 
     ``space`` is the space of the run (locked parameters keep their lock value in ``base``: a lock says
     the robot has that value). Adversarial: only the elbow gain differs (x0.7), which near one pose looks
@@ -63,10 +63,6 @@ def hidden_robots(space: ParameterSpace, base: Any, seed: int = 0, count: int = 
     """
     free = space.free()
     robots = []
-    rng = np.random.default_rng(seed)
-    for k in range(count):
-        x = free.from_unit(rng.uniform(0.0, 1.0, free.dim))
-        robots.append(HiddenRobot(f"random{k}", free.overlay_dict(x, base), free.describe(x)))
     manufacturer = free.manufacturer_values(base)
     for name, changes in (
         ("adversarial", {"elbow_kp": 0.7}),
@@ -85,6 +81,10 @@ def hidden_robots(space: ParameterSpace, base: Any, seed: int = 0, count: int = 
             if param in free.names:
                 x[free.names.index(param)] = value
         robots.append(HiddenRobot(name, free.overlay_dict(x, base), free.describe(x)))
+    rng = np.random.default_rng(seed)
+    for k in range(count):
+        x = free.from_unit(rng.uniform(0.0, 1.0, free.dim))
+        robots.append(HiddenRobot(f"random{k}", free.overlay_dict(x, base), free.describe(x)))
     return robots
 
 

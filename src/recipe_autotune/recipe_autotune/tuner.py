@@ -140,9 +140,8 @@ def run_autotune(
             ident = _analyse(ev, plan, fit, config)
             check(stop)
             result = _result(plan, fit, scores, config, ev)
-            _write_outputs(
-                result, ev, plan, fit, scores, ident, out_dir, make_plots, design, true_values, seed, config
-            )
+            request = _Request(Path(out_dir or "autotune_out"), make_plots, design, true_values, seed)
+            _write_outputs(result, ev, plan, fit, scores, ident, config, request)
         except Cancelled:
             return _cancelled(plan, trace, ev, t0)
     result.elapsed_s = time.monotonic() - t0
@@ -350,6 +349,17 @@ def _warnings(plan: _Plan, scores: _Scores, config: AutotuneConfig) -> list[str]
     return out
 
 
+@dataclass
+class _Request:
+    """What the caller asked to be written."""
+
+    out_dir: Path
+    make_plots: bool
+    design: dict[str, Any] | None
+    true_values: dict[str, float] | None
+    seed: int
+
+
 def _write_outputs(
     result: AutotuneResult,
     ev: SimEvaluator,
@@ -357,30 +367,62 @@ def _write_outputs(
     fit: _Fit,
     scores: _Scores,
     ident: Identification,
-    out_dir: str | Path | None,
-    make_plots: bool,
-    design: dict[str, Any] | None,
-    true_values: dict[str, float] | None,
-    seed: int,
     config: AutotuneConfig,
+    request: _Request,
 ) -> None:
-    """Overlay YAML, tracking figures (a training and a held-out sequence) and report.md/json."""
-    out = Path(out_dir) if out_dir is not None else Path("autotune_out")
+    """Overlay YAML, tracking figures (a training and a held-out sequence) and report.md/json.
+
+    The figures' trajectories are simulated first; a stop while the files are written removes the
+    ones already written, so a cancelled run leaves nothing behind.
+    """
+    traces = _plot_traces(ev, plan, fit) if request.make_plots else []
+    out = request.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    overlay_path = out / OVERLAY_NAME
-    ev.params_for(fit.x_best).to_yaml(overlay_path)
-    fits = report_mod.parameter_fits(plan.free, fit.x_best, fit.x_manufacturer, ident, true_values)
-    edge = [f.name for f in fits if f.at_edge]
-    if edge:
-        result.warnings.append(
-            f"at the edge of their range: {', '.join(edge)} (the true value may lie beyond it; widen "
-            "the range or lock the parameter)"
+    written: list[Path] = []
+    try:
+        overlay_path = out / OVERLAY_NAME
+        ev.params_for(fit.x_best).to_yaml(overlay_path)
+        written.append(overlay_path)
+        figures: list[Path] = []
+        for prefix, seq, untuned, tuned in traces:
+            check(ev.should_stop)
+            rec = ev.recording
+            figures += report_mod.plot_overlays(
+                out, rec.times[seq], rec.measured[seq], untuned, tuned, rec.targets[seq], rec.hand, prefix
+            )
+            written[:] = [overlay_path, *figures]
+        fits = report_mod.parameter_fits(
+            plan.free, fit.x_best, fit.x_manufacturer, ident, request.true_values
         )
-    figures: list[Path] = []
-    if make_plots:
-        figures = _plot(ev, plan, fit, out)
-    result.sim_steps, result.policy_steps = ev.sim_steps, ev.policy_steps
-    summary = {
+        edge = [f.name for f in fits if f.at_edge]
+        if edge:
+            result.warnings.append(
+                f"at the edge of their range: {', '.join(edge)} (the true value may lie beyond it; widen "
+                "the range or lock the parameter)"
+            )
+        result.sim_steps, result.policy_steps = ev.sim_steps, ev.policy_steps
+        md, js = report_mod.write_report(
+            out,
+            summary=_summary(result, plan, request, ev),
+            fits=fits,
+            locked=plan.space.locked,
+            ident=ident,
+            warnings=result.warnings,
+            design=request.design,
+            tolerance={"relative": config.report.tolerance, "offset": config.report.offset_tolerance},
+            per_joint=scores.per_joint,
+            figures=figures,
+        )
+    except Cancelled:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    result.overlay_path, result.report_path, result.report_json_path = overlay_path, md, js
+    result.figures, result.fits = figures, fits
+
+
+def _summary(result: AutotuneResult, plan: _Plan, request: _Request, ev: SimEvaluator) -> dict[str, Any]:
+    return {
         "untuned_mse": result.untuned_mse,
         "random_search_mse": result.random_search_mse,
         "best_mse": result.best_mse,
@@ -394,40 +436,22 @@ def _write_outputs(
         "groups": ", ".join(plan.space.groups),
         "population": plan.population,
         "refinement_evaluations": plan.refinements,
-        "seed": seed,
-        "overlay": overlay_path.name,
+        "seed": request.seed,
+        "overlay": OVERLAY_NAME,
         "train_sequences": len(plan.train),
         "heldout_sequences": len(plan.heldout),
         "samples_per_sequence": ev.recording.num_samples,
     }
-    md, js = report_mod.write_report(
-        out,
-        summary=summary,
-        fits=fits,
-        locked=plan.space.locked,
-        ident=ident,
-        warnings=result.warnings,
-        design=design,
-        tolerance={"relative": config.report.tolerance, "offset": config.report.offset_tolerance},
-        per_joint=scores.per_joint,
-        figures=figures,
-    )
-    result.overlay_path, result.report_path, result.report_json_path = overlay_path, md, js
-    result.figures, result.fits = figures, fits
 
 
-def _plot(ev: SimEvaluator, plan: _Plan, fit: _Fit, out: Path) -> list[Path]:
-    rec = ev.recording
-    figures: list[Path] = []
+def _plot_traces(ev: SimEvaluator, plan: _Plan, fit: _Fit) -> list[tuple[str, int, np.ndarray, np.ndarray]]:
+    """(prefix, sequence, untuned, tuned trajectory) of the first training and held-out sequence."""
+    traces = []
     for prefix, seqs in (("tracking", plan.train), ("heldout", plan.heldout)):
-        if not seqs:
-            continue
-        seq = seqs[0]
-        sims = ev.simulate(np.stack([fit.x_manufacturer, fit.x_best]), [seq])
-        figures += report_mod.plot_overlays(
-            out, rec.times[seq], rec.measured[seq], sims[0, 0], sims[1, 0], rec.targets[seq], rec.hand, prefix
-        )
-    return figures
+        if seqs:
+            sims = ev.simulate(np.stack([fit.x_manufacturer, fit.x_best]), [seqs[0]])
+            traces.append((prefix, seqs[0], sims[0, 0], sims[1, 0]))
+    return traces
 
 
 def _cancelled(plan: _Plan, trace: SearchTrace, ev: SimEvaluator, t0: float) -> AutotuneResult:

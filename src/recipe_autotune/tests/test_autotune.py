@@ -167,6 +167,33 @@ def test_cancel_stops_the_search_and_writes_nothing(config, real, tmp_path):
     assert stages == [("random_search", 12, 36)]
 
 
+@pytest.mark.parametrize("stage", ["refinement", "analysis"])
+def test_cancel_in_a_later_stage_ends_it_at_once(config, real, tmp_path, stage):
+    seen: list[str] = []
+    res = run_autotune(
+        config,
+        real,
+        seed=0,
+        out_dir=tmp_path,
+        feedback_cb=lambda st, *_: seen.append(st),
+        should_stop=lambda: stage in seen,
+    )
+    assert res.cancelled and not res.success and "stopped after" in res.message
+    assert not any(tmp_path.iterdir())
+    # at most one more simulator call after the stage began: no further refinement iteration
+    assert res.evaluations <= (12 + 1 + config.space.dim if stage == "refinement" else 36)
+
+
+def test_design_stops_when_asked(config):
+    from recipe_autotune.design import design_calibration
+    from recipe_autotune.stopping import Cancelled
+    from recipe_autotune.tracking import manufacturer_params
+
+    base = manufacturer_params(HAND)
+    with pytest.raises(Cancelled):
+        design_calibration(config, config.space, base, seed=0, should_stop=lambda: True)
+
+
 def test_evaluation_setup_errors_are_clear(config, real):
     mass = {"name": "m", "path": "links.left_*_link.mass_scale", "mode": "absolute", "range": [0.8, 1.2]}
     links_only = ParameterSpace.from_config({"links": {"parameters": [mass]}})

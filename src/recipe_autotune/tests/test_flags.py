@@ -39,13 +39,14 @@ def _param(name: str, field: str, low: float, high: float, **extra) -> dict:
     }
 
 
-def _config(kd_lock: bool):
+def _config(**kd):
+    """elbow kp, kd (with ``kd`` options: lock, prior) and damping; short motion, small budget."""
     raw = copy.deepcopy(yaml.safe_load(default_config_path().read_text()))
     raw["groups"] = {
         "elbow": {
             "parameters": [
                 _param("elbow_kp", "kp", 0.6, 1.5),
-                _param("elbow_kd", "kd", 0.5, 2.0, lock=kd_lock),
+                _param("elbow_kd", "kd", 0.5, 2.0, **kd),
                 _param("elbow_damping", "damping", 0.4, 3.0),
             ]
         }
@@ -69,11 +70,11 @@ def _record(config, overlay: dict) -> Recording:
 @pytest.fixture(scope="module")
 def damped():
     """'The robot': elbow damping x2.5 (0.8 -> 2.0 Nm s/rad), everything else as manufactured."""
-    return _record(_config(True), {"joints": {"*_elbow_pitch_joint": {"damping": 2.0}}})
+    return _record(_config(lock=True), {"joints": {"*_elbow_pitch_joint": {"damping": 2.0}}})
 
 
 def test_kd_and_damping_free_trade_off_and_neither_is_called_constrained(damped, tmp_path):
-    res = run_autotune(_config(False), damped, seed=0, out_dir=tmp_path, make_plots=False)
+    res = run_autotune(_config(), damped, seed=0, out_dir=tmp_path, make_plots=False)
     fits = {f.name: f for f in res.fits}
     assert not fits["elbow_kd"].constrained and not fits["elbow_damping"].constrained
     # kd's effect is undone by the damping: a higher kd is matched by a lower damping
@@ -83,7 +84,7 @@ def test_kd_and_damping_free_trade_off_and_neither_is_called_constrained(damped,
 
 
 def test_locked_kd_is_kept_and_the_damping_recovered(damped, tmp_path):
-    config = _config(True)
+    config = _config(lock=True)
     res = run_autotune(
         config, damped, seed=0, out_dir=tmp_path, make_plots=False, true_values={"elbow_damping": 2.5}
     )
@@ -110,8 +111,16 @@ def test_locked_kd_is_kept_and_the_damping_recovered(damped, tmp_path):
     assert not res.warnings
 
 
+def test_a_prior_on_the_better_known_one_of_a_pair_recovers_the_other(damped, tmp_path):
+    """Instead of a lock: kd free but with a tight prior at its manufacturer value."""
+    config = _config(prior={"std": 0.01})
+    res = run_autotune(config, damped, seed=0, out_dir=tmp_path, make_plots=False)
+    assert res.best_values["elbow_kd"] == pytest.approx(1.0, abs=0.03)  # held by its prior
+    assert res.best_values["elbow_damping"] > 1.3  # the extra damping went to the damping
+
+
 def test_a_gain_beyond_its_range_is_flagged_at_the_edge(tmp_path):
-    config = _config(True)
+    config = _config(lock=True)
     real = _record(config, {"joints": {"*_elbow_pitch_joint": {"kp": 150.0 * 2.0}}})  # range ends at 1.5
     res = run_autotune(config, real, seed=0, out_dir=tmp_path, make_plots=False)
     fits = {f.name: f for f in res.fits}
@@ -124,7 +133,7 @@ def test_a_gain_beyond_its_range_is_flagged_at_the_edge(tmp_path):
 def test_the_search_never_sees_the_held_out_sequences(damped, tmp_path):
     """Garbage in the held-out measurements changes nothing the search returns, only the held-out MSE
     (and its warning)."""
-    config = _config(True)
+    config = _config(lock=True)
     held = damped.split()[1]
     measured = damped.measured.copy()
     measured[held] += np.random.default_rng(0).normal(0.0, 0.05, measured[held].shape)
