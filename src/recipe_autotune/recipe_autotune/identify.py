@@ -79,7 +79,7 @@ def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _cd_jacobian(
     simulate: SimulateFn, u: np.ndarray, step: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Residuals at u, and central-difference Jacobians (train, held-out) over +-step, one batch.
 
     The step is each parameter's tolerance, not a small epsilon: stick-slip in the joints' dry friction
@@ -94,14 +94,8 @@ def _cd_jacobian(
     width = np.maximum(up - down, 1e-12)
     jac_t = (res_t[1 : d + 1] - res_t[d + 1 :]).T / width
     jac_h = (res_h[1 : d + 1] - res_h[d + 1 :]).T / width if res_h.size else np.zeros((0, d))
-    return (
-        res_t[0],
-        (res_h[0] if res_h.size else res_h.reshape(len(probes), 0)[0]),
-        jac_t,
-        jac_h,
-        res_t[1:],
-        width,
-    )
+    held0 = res_h[0] if res_h.size else np.zeros(0)
+    return res_t[0], held0, jac_t, jac_h, res_t[1:]
 
 
 def _rise(r0: np.ndarray, jac: np.ndarray, step: np.ndarray) -> float:
@@ -125,7 +119,7 @@ def identify(
     d = u_best.size
     x_best = space.from_unit(u_best)
     tol = tolerance_units(space, x_best, relative_tolerance, offset_tolerance)
-    r_t, r_h, jac_t, jac_h, probe_t, _ = _cd_jacobian(simulate, u_best, np.maximum(tol, 0.02))
+    r_t, r_h, jac_t, jac_h, probe_t = _cd_jacobian(simulate, u_best, np.maximum(tol, 0.02))
     mse_t, mse_h = float(np.sum(r_t**2)), float(np.sum(r_h**2)) if r_h.size else float("nan")
     floor_t, floor_h = max(mse_t, 1e-300), max(mse_h, 1e-300) if r_h.size else float("nan")
 
