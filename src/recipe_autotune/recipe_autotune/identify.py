@@ -47,8 +47,6 @@ class Identification:
     partner_change: np.ndarray  # that parameter's change (its own units) per +tolerance of this one
     partner_share: np.ndarray  # fraction of this parameter's effect the others undo together (0..1)
     determined_if_partner_fixed: np.ndarray  # bool: the rises exceed the threshold with the partner held
-    train_mse: float
-    heldout_mse: float
 
 
 def tolerance_units(space: ParameterSpace, x: np.ndarray, relative: float, offset: float) -> np.ndarray:
@@ -180,8 +178,6 @@ def identify(
         partner_change=partner_change,
         partner_share=partner_share,
         determined_if_partner_fixed=fixed_ok & ~constrained,
-        train_mse=mse_t,
-        heldout_mse=mse_h,
     )
 
 

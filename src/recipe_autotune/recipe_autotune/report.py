@@ -37,6 +37,7 @@ class ParameterFit:
     at_edge: bool
     tradeoff: str  # the parameter that compensates it most ("" if none)
     tradeoff_change: float  # that parameter's change (its units) per +tolerance of this one
+    tradeoff_share: float  # fraction of this parameter's effect the others undo together
     determined_if_partner_fixed: bool
     prior_std: float | None
     paths: list[str]
@@ -84,6 +85,7 @@ def parameter_fits(
                 at_edge=bool(ident.at_edge[i]),
                 tradeoff=names[partner] if partner >= 0 else "",
                 tradeoff_change=float(ident.partner_change[i]),
+                tradeoff_share=float(ident.partner_share[i]),
                 determined_if_partner_fixed=bool(ident.determined_if_partner_fixed[i]),
                 prior_std=p.prior_std,
                 paths=[str(q) for q in p.paths],
@@ -117,7 +119,6 @@ def write_report(
     summary: dict[str, Any],
     fits: Sequence[ParameterFit],
     locked: Sequence[Parameter] = (),
-    ident: Identification | None = None,
     warnings: Sequence[str] = (),
     design: dict[str, Any] | None = None,
     tolerance: dict[str, float] | None = None,
@@ -231,7 +232,8 @@ def _tradeoff_lines(fits: Sequence[ParameterFit], tolerance: dict[str, float]) -
         step = _tolerance_text(f, tolerance)
         text = (
             f"- {f.name} and {f.tradeoff}: moving {f.name} by +{step} is compensated by {f.tradeoff} "
-            f"{_change_text(f.tradeoff_change, partner)}; the data determines their combination"
+            f"{_change_text(f.tradeoff_change, partner)} (the free parameters together undo "
+            f"{f.tradeoff_share:.0%} of its effect); the data determines their combination"
         )
         if f.determined_if_partner_fixed:
             text += f", and {f.name} itself if {f.tradeoff} is fixed (lock or prior in the config)"

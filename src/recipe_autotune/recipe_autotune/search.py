@@ -49,10 +49,6 @@ class SearchTrace:
         i = int(np.argmin(self.costs))
         return self.candidates[i], self.costs[i]
 
-    def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(self.costs)[:k]
-        return np.asarray(self.candidates)[order], np.asarray(self.costs)[order]
-
 
 @dataclass
 class StageResult:

@@ -401,7 +401,6 @@ def _write_outputs(
             summary=_summary(result, plan, request, ev),
             fits=fits,
             locked=plan.space.locked,
-            ident=ident,
             warnings=result.warnings,
             design=request.design,
             tolerance={"relative": config.report.tolerance, "offset": config.report.offset_tolerance},
