@@ -83,11 +83,17 @@ def test_kd_and_damping_free_trade_off_and_neither_is_called_constrained(damped,
     assert "## Trade-offs" in report and "elbow_kd and elbow_damping" in report
 
 
-def test_locked_kd_is_kept_and_the_damping_recovered(damped, tmp_path):
-    config = _config(lock=True)
-    res = run_autotune(
-        config, damped, seed=0, out_dir=tmp_path, make_plots=False, true_values={"elbow_damping": 2.5}
+@pytest.fixture(scope="module")
+def locked_run(damped, tmp_path_factory):
+    """The fit with kd locked (the default config's choice), shared by the tests that read it."""
+    out = tmp_path_factory.mktemp("locked")
+    return run_autotune(
+        _config(lock=True), damped, seed=0, out_dir=out, make_plots=False, true_values={"elbow_damping": 2.5}
     )
+
+
+def test_locked_kd_is_kept_and_the_damping_recovered(locked_run):
+    res = locked_run
     assert "elbow_kd" not in res.best_values  # not searched
     fits = {f.name: f for f in res.fits}
     damping = fits["elbow_damping"]
@@ -130,7 +136,7 @@ def test_a_gain_beyond_its_range_is_flagged_at_the_edge(tmp_path):
     assert "at range edge" in res.report_path.read_text()
 
 
-def test_the_search_never_sees_the_held_out_sequences(damped, tmp_path):
+def test_the_search_never_sees_the_held_out_sequences(damped, locked_run, tmp_path):
     """Garbage in the held-out measurements changes nothing the search returns, only the held-out MSE
     (and its warning)."""
     config = _config(lock=True)
@@ -138,8 +144,8 @@ def test_the_search_never_sees_the_held_out_sequences(damped, tmp_path):
     measured = damped.measured.copy()
     measured[held] += np.random.default_rng(0).normal(0.0, 0.05, measured[held].shape)
     garbled = Recording(damped.targets, measured, damped.times, HAND, damped.heldout)
-    a = run_autotune(config, damped, seed=0, out_dir=tmp_path / "a", make_plots=False)
-    b = run_autotune(config, garbled, seed=0, out_dir=tmp_path / "b", make_plots=False)
+    a = locked_run
+    b = run_autotune(config, garbled, seed=0, out_dir=tmp_path, make_plots=False)
     assert a.best_values == b.best_values and a.best_mse == b.best_mse
     assert b.heldout_mse > 100 * a.heldout_mse
     assert any("held-out MSE" in w for w in b.warnings)
