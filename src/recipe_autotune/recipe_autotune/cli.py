@@ -85,6 +85,7 @@ def _record_live(
 
     cal = config.calibration
     clearance = ClearanceChecker(config.hand, cal.clearance_margin_m)
+    print("autotune: designing the calibration motion", flush=True)
     design = design_for_job(config, job, clearance, stop.is_set)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # our handlers: hold the robot, then exit
     node = rclpy.create_node("autotune_cli")
@@ -119,8 +120,11 @@ def _record_twin(
 
     cal = config.calibration
     overlay = BUILTIN_OVERLAYS.get(args.hidden_overlay, args.hidden_overlay)
+    print("autotune: designing the calibration motion", flush=True)
     design = design_for_job(config, job, ClearanceChecker(config.hand, cal.clearance_margin_m), stop.is_set)
-    train = record_on_twin(design.train, config.hand, overlay, cal.command_rate_hz, args.noise, job.seed)
+    train = record_on_twin(
+        design.train, config.hand, overlay, cal.command_rate_hz, args.noise, job.seed, stop.is_set
+    )
     held = None
     if len(design.heldout):
         held = record_on_twin(

@@ -26,7 +26,7 @@ import numpy as np
 from recipe_common import robot_spec
 
 from .calibration import generate_sequences
-from .config import AutotuneConfig
+from .config import SEGMENT_FAMILIES, AutotuneConfig
 from .job import AutotuneJob
 from .recording import Recording
 from .segments import Segment, SegmentMaker, assemble
@@ -178,10 +178,14 @@ def design_calibration(
 ) -> Design:
     """Training sequences picked from a simulated pool by the D-optimal criterion, plus the held-out ones.
 
-    ``space`` is the free parameter space (locked parameters are part of ``base_params``).
+    ``space`` is the free parameter space (locked parameters are part of ``base_params``). A config
+    whose calibration.signals are broadband (multisine, chirp, filtered_steps) gets those sequences as
+    they are, with their criterion reported: there is nothing to choose from.
     """
     cal = config.calibration
     n_seq = cal.num_sequences if num_sequences is None else int(num_sequences)
+    if cal.signals[0] not in SEGMENT_FAMILIES:
+        return _broadband_design(config, space, base_params, seed, n_seq, clearance, should_stop)
     maker = SegmentMaker(cal, config.hand, clearance)
     needed = n_seq * maker.layout.per_sequence
     pool_size = max(needed, int(np.ceil(cal.design_pool * needed)))
@@ -206,6 +210,34 @@ def design_calibration(
         chosen=criterion(infos[chosen].mean(axis=0), names, count),
         unselected=criterion(infos[:needed].mean(axis=0), names, Counter(s.family for s in pool[:needed])),
         pool=pool_size,
+        sim_steps=sim_steps,
+    )
+
+
+def _broadband_design(
+    config: AutotuneConfig,
+    space: ParameterSpace,
+    base_params: Any,
+    seed: int,
+    n_seq: int,
+    clearance: ClearanceChecker | None,
+    should_stop: StopFn,
+) -> Design:
+    cal = config.calibration
+    train = generate_sequences(cal, config.hand, seed, n_seq, clearance)
+    families = [cal.signals[k % len(cal.signals)] for k in range(n_seq)]
+    whole = [Segment(f, t) for f, t in zip(families, train, strict=True)]
+    infos, sim_steps = segment_information(
+        whole, space, base_params, config.hand, cal.command_rate_hz, config.evaluation.threads, should_stop
+    )
+    crit = criterion(infos.mean(axis=0), space.names, Counter(families))
+    return Design(
+        train=train,
+        heldout=heldout_sequences(config, seed, clearance),
+        families=[[f] for f in families],
+        chosen=crit,
+        unselected=crit,
+        pool=0,
         sim_steps=sim_steps,
     )
 

@@ -17,6 +17,7 @@ from recipe_common import robot_spec
 
 from .recording import Recording
 from .space import ParameterSpace
+from .stopping import StopFn, check, never
 
 # The default hidden "reality" for tests and the benchmark: clearly off the manufacturer model in
 # gains, damping and finger coupling (names below are ModelParams paths).
@@ -95,8 +96,12 @@ def record_on_twin(
     rate_hz: float = 10.0,
     noise_std: float = 0.0,
     seed: int = 0,
+    should_stop: StopFn = never,
 ) -> Recording:
-    """Play (N, T, 26) targets on a SimTwin (optionally with a hidden overlay) and record its joints."""
+    """Play (N, T, 26) targets on a SimTwin (optionally with a hidden overlay) and record its joints.
+
+    ``should_stop`` is polled once a simulated second; stopping raises stopping.Cancelled.
+    """
     from recipe_sim.twin import SimTwin
 
     targets = np.asarray(targets, dtype=np.float64)
@@ -115,6 +120,8 @@ def record_on_twin(
     for k in range(n):
         twin.reset(targets[k, 0])
         for i in range(t):
+            if i % round(rate_hz) == 0:
+                check(should_stop)
             measured[k, i] = twin.joint_positions()
             twin.set_targets(targets[k, i])
             twin.step(substeps)

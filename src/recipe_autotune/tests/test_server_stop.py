@@ -175,47 +175,38 @@ def test_signal_during_a_goal_stops_the_server_cleanly(files, sig):
         server.stop()
 
 
-def test_cli_stops_on_signal_with_exit_0_and_writes_nothing(files, tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "source", "marker"),
+    [
+        (signal.SIGINT, "--real", "fitting"),  # during the search
+        (signal.SIGTERM, "--real", "fitting"),
+        (signal.SIGTERM, "--hidden-overlay", "designing"),  # during the design and the twin recording
+    ],
+    ids=["SIGINT-search", "SIGTERM-search", "SIGTERM-design"],
+)
+def test_cli_stops_on_signal_with_exit_0_and_writes_nothing(files, tmp_path, sig, source, marker):
     import subprocess
     import sys
 
     _, config_path, rec_path = files
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        out = tmp_path / sig.name
-        log = tmp_path / f"{sig.name}.log"
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        with log.open("w") as fh:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "recipe_autotune.cli",
-                    "--config",
-                    str(config_path),
-                    "--real",
-                    str(rec_path),
-                    "--population",
-                    "4096",
-                    "--out",
-                    str(out),
-                ],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                env=env,
-            )
-            try:
-                started = _wait_for(
-                    lambda p=proc, f=log: "fitting" in f.read_text() or p.poll() is not None, 60
-                )
-                assert started
-                time.sleep(1.0)
-                proc.send_signal(sig)
-                code = proc.wait(timeout=20.0)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-        assert code == 0, log.read_text()
-        assert "stopped" in log.read_text()
-        assert not (out / "autotune_overlay.yaml").exists()
+    out, log = tmp_path / "out", tmp_path / "cli.log"
+    data = [source, str(rec_path) if source == "--real" else "default"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "recipe_autotune.cli", "--config", str(config_path), *data,
+             "--population", "4096", "--out", str(out)],
+            stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+        )  # fmt: skip
+        try:
+            assert _wait_for(lambda: marker in log.read_text() or proc.poll() is not None, 60.0)
+            time.sleep(0.5)
+            proc.send_signal(sig)
+            code = proc.wait(timeout=20.0)
+        finally:
+            if proc.poll() is None:  # no ROS in the CLI's --real/--hidden-overlay modes: nothing in /dev/shm
+                proc.kill()
+                proc.wait()
+    assert code == 0, log.read_text()
+    assert "stopped" in log.read_text()
+    assert not (out / "autotune_overlay.yaml").exists()
