@@ -8,16 +8,17 @@ offsets), in either direction, with every other free parameter re-fitted to the 
 both the training fit and the held-out prediction clearly worse (relative MSE rise above
 ``report.constrained_threshold``), and it is not at the edge of its range.
 
-The re-fit is one Gauss-Newton step on the training residual Jacobian at the fit (the others compensate
-as well as they linearly can), and the re-fitted candidates are then simulated on the training and the
-held-out sequences: the rises are measured, not predicted. The rise used is the smaller of the simulated
-and the linearly predicted one, so a compensation that a linear step gets wrong cannot make a parameter
-look better determined than it is. From the same step: the parameter that compensates most is its
+The re-fit is a Gauss-Newton step on the training residual Jacobian at the fit (the others compensate
+as well as they linearly can), simulated on the training and the held-out sequences, then a second step
+of the others from the simulated residual where the first landed (for curved valleys, e.g. the one along
+which every torque of an arm scales together). The rise used is the smallest of the simulated and the
+linearly predicted ones, so a compensation a linear step gets wrong cannot make a parameter look better
+determined than it is. From the same step: the parameter that compensates most is its
 trade-off partner (a +tolerance change of one is matched by the partner's change, reported in the
 partner's units), and the step re-run with the partner held fixed says whether fixing the partner
 (``lock`` or ``prior`` in the config) would determine it.
 
-Cost: 2d + 1 candidates for the (central-difference) Jacobian and 2d re-fitted candidates, on all
+Cost: 2d + 1 candidates for the (central-difference) Jacobian and 2 x 2d re-fitted candidates, on all
 sequences.
 """
 
@@ -156,9 +157,21 @@ def identify(
             predicted[i, s, 0] = _rise(r_t, jac_t, move) / floor_t
             predicted[i, s, 1] = _rise(r_h, jac_h, move) / floor_h if r_h.size else np.nan
 
-    res_t, res_h = simulate(np.clip(u_best + steps.reshape(2 * d, d), 0.0, 1.0))
-    sim_t = (np.sum(res_t**2, axis=1) - mse_t) / floor_t
-    sim_h = (np.sum(res_h**2, axis=1) - mse_h) / floor_h if res_h.size else np.full(2 * d, np.nan)
+    # the re-fitted candidates, simulated; then a second Gauss-Newton step of the others from where the
+    # first one landed (same Jacobian, the simulated residual), for valleys a straight step misses
+    first = np.clip(u_best + steps.reshape(2 * d, d), 0.0, 1.0)
+    res_t1, res_h1 = simulate(first)
+    second = first.copy()
+    for k in range(2 * d):
+        others = [j for j in range(d) if j != k // 2]
+        second[k, others] -= _lstsq(jac_t[:, others], res_t1[k])
+    res_t2, res_h2 = simulate(np.clip(second, 0.0, 1.0))
+    sim_t = np.minimum(np.sum(res_t1**2, axis=1), np.sum(res_t2**2, axis=1))
+    sim_t = (sim_t - mse_t) / floor_t
+    if res_h1.size:
+        sim_h = (np.minimum(np.sum(res_h1**2, axis=1), np.sum(res_h2**2, axis=1)) - mse_h) / floor_h
+    else:
+        sim_h = np.full(2 * d, np.nan)
     train_rise = np.minimum(sim_t.reshape(d, 2), predicted[..., 0])
     heldout_rise = np.minimum(sim_h.reshape(d, 2), predicted[..., 1])
     # others fixed: the simulated +-tolerance probes themselves (mean of both sides)
