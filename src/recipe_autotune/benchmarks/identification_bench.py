@@ -195,6 +195,7 @@ def _plot(results: list[dict[str, Any]], path: Path) -> None:
             )
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylim(bottom=0.0)
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("error / tolerance (o: flagged constrained, x: not)")
     ax.set_title("Recovery error per parameter and hidden robot (above the dashed line: outside tolerance)")
