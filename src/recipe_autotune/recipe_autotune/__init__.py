@@ -2,7 +2,7 @@
 
 Modules: config (config/autotune.yaml), space (tunable parameters), calibration + clearance (safe
 calibration motion), recording (Recording, .npz and rosbag2 MCAP), live (record through the driver topics),
-evaluate (parallel rollouts, tracking MSE), search (random search, least squares, CMA-ES), report (fit
+tracking (parallel rollouts, tracking MSE), search (random search, least squares, CMA-ES), report (fit
 report and overlay plots), tuner (run_autotune), synthetic (the hidden-overlay "real robot"), job, server
 (the /autotune action server) and cli (the ``autotune`` command).
 """

@@ -21,7 +21,7 @@ import numpy as np
 
 from recipe_common import robot_spec
 
-from .config import CalibrationConfig
+from .config import SEGMENT_FAMILIES, CalibrationConfig
 
 if TYPE_CHECKING:
     from .clearance import ClearanceChecker
@@ -150,12 +150,17 @@ def generate_sequences(
 ) -> np.ndarray:
     """(N, T, 26) joint-position targets (radians, actuated order), deterministic per (seed, index).
 
+    Segment families (hold, steps, isolation) are built by segments.py; broadband signals here.
     With a ClearanceChecker, each sequence is shrunk towards home (per side) until no collision geom comes
     closer than its margin (see clearance.py); without one only limits and velocities are guaranteed.
     """
     n = cal.num_sequences if num_sequences is None else int(num_sequences)
     if n < 1:
         raise ValueError(f"num_sequences must be >= 1, got {n}")
+    if cal.signals[0] in SEGMENT_FAMILIES:
+        from .segments import segment_sequences  # segments.py builds on this module's safety helpers
+
+        return segment_sequences(cal, hand, seed, n, clearance)
     steps = num_samples(cal)
     t = np.arange(steps) / cal.command_rate_hz
     home = home_pose(cal, hand)

@@ -73,6 +73,21 @@ class ClearanceChecker:
                 out.append(Contact(t, b1, b2, float(c.dist)))
         return out
 
+    def gravity_torques(self, q26: np.ndarray) -> np.ndarray:
+        """(26,) joint torques gravity exerts at actuated pose q26 (at rest, manufacturer model).
+
+        The same kinematic model as the contact check; segments.py uses it to pick hold poses whose
+        gravity load differs (so the sag g/kp can be told from a constant zero offset).
+        """
+        m, d = self.model, self.data
+        d.qpos[:] = m.qpos0
+        d.qpos[self.index.actuated_qpos_adr] = q26
+        d.qpos[self._coupled_adr] = [k * q26[a] + b for a, k, b in self._coupled]
+        d.qvel[:] = 0.0
+        mujoco.mj_fwdPosition(m, d)
+        mujoco.mj_fwdVelocity(m, d)
+        return -d.qfrc_bias[self.index.actuated_dof_adr].copy()
+
     def shrink_until_clear(
         self, targets: np.ndarray, home: np.ndarray, factor: float = 0.8, max_rounds: int = 12
     ) -> tuple[np.ndarray, list[float]]:

@@ -8,8 +8,10 @@ robot is ramped from where it is to the sequence start.
 
 Cancel is safe by construction: ``should_stop()`` is checked every tick; on stop no further calibration
 target is published, the current measured pose is commanded (hold), and then a slow raised-cosine ramp
-brings the robot home. With a ClearanceChecker every move outside the calibration sequences (the approach
-to the first target, the way home) is checked against the table and body first; the approach goes through
+brings the robot home. When ``shutting_down()`` is true as well (SIGINT/SIGTERM), the robot is only held
+where it is (one hold command; the driver's watchdog keeps holding), so the process can exit at once.
+With a ClearanceChecker every move outside the calibration sequences (the approach to the first target,
+the way home) is checked against the table and body first; the approach goes through
 ``calibration.approach_waypoints`` when the straight move is not clear (e.g. from arms hanging by the
 table to the raised home pose).
 """
@@ -94,12 +96,17 @@ class LiveRecorder:
         with self._lock:
             return None if self._latest is None else self._latest[1].copy()
 
-    def wait_for_state(self, timeout: float = 5.0) -> np.ndarray:
+    def wait_for_state(
+        self, timeout: float = 5.0, should_stop: Callable[[], bool] = lambda: False
+    ) -> np.ndarray | None:
+        """The latest full joint state, waiting up to ``timeout`` s for one; None if stopped meanwhile."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             q = self.latest_state()
             if q is not None:
                 return q
+            if should_stop():
+                return None
             time.sleep(0.02)
         raise LiveRecordingError(
             f"no full {STATE_TOPIC} message within {timeout:.1f} s: is the driver running?"
@@ -162,21 +169,52 @@ class LiveRecorder:
             )
         return np.stack([np.interp(cmd_t, st_t, st_q[:, j]) for j in range(st_q.shape[1])], axis=-1)
 
-    def safe_stop(self, home: np.ndarray, max_velocity: float, hold_s: float = 0.3) -> bool:
+    def hold(self, fallback: np.ndarray) -> np.ndarray:
+        """Command the current measured pose (``fallback`` if none was received yet); returns it."""
+        q = self.latest_state()
+        current = q[: robot_spec.ACTION_DIM] if q is not None else np.asarray(fallback, dtype=np.float64)
+        self.publish(current)
+        return current
+
+    def safe_stop(
+        self,
+        home: np.ndarray,
+        max_velocity: float,
+        hold_s: float = 0.3,
+        abort: Callable[[], bool] = lambda: False,
+    ) -> bool:
         """Hold the current measured pose, then ramp slowly home (no calibration target is sent again).
 
-        Returns False (and keeps holding) if the straight way home is not clear of the table and body.
+        Returns False (and keeps holding) if the straight way home is not clear of the table and body, or
+        if ``abort()`` turns true on the way (the robot then holds where it is).
         """
-        q = self.latest_state()
-        current = q[: robot_spec.ACTION_DIM] if q is not None else np.asarray(home, dtype=np.float64)
+        current = self.hold(home)
         hold = np.repeat(current[None], max(1, round(hold_s * self.rate_hz)), axis=0)
-        self._play(hold, lambda: False)
-        path = ramp(current, home, max_velocity, self.rate_hz)
-        if self.clearance is not None and self.clearance.contacts(path):
-            self.node.get_logger().error("cancelled: holding the current pose, the way home is not clear")
+        if self._play(hold, abort)[1]:
+            self.hold(current)
             return False
-        self._play(path, lambda: False)
+        path = ramp(current, home, max_velocity, self.rate_hz)
+        if self.clearance is not None:
+            # the robot is already near a cleared pose (it lags its targets a little): the way back must
+            # keep half the planning margin, not all of it
+            close = [c for c in self.clearance.contacts(path) if c.distance < 0.5 * self.clearance.margin]
+            if close:
+                self.node.get_logger().error(
+                    f"cancelled: holding the current pose, the way home brings {close[0].body1} within "
+                    f"{close[0].distance:.3f} m of {close[0].body2}"
+                )
+                return False
+        if self._play(path, abort)[1]:
+            self.hold(current)
+            return False
         return True
+
+    def _stop(self, home: np.ndarray, max_velocity: float, shutting_down: Callable[[], bool]) -> None:
+        if shutting_down():
+            self.hold(home)
+            self.returned_home = False
+        else:
+            self.returned_home = self.safe_stop(home, max_velocity, abort=shutting_down)
 
     def record(
         self,
@@ -185,6 +223,7 @@ class LiveRecorder:
         *,
         max_velocity: float = 0.3,
         should_stop: Callable[[], bool] = lambda: False,
+        shutting_down: Callable[[], bool] = lambda: False,
         on_sequence: Callable[[int, int], None] | None = None,
         state_timeout: float = 5.0,
     ) -> Recording | None:
@@ -200,7 +239,11 @@ class LiveRecorder:
         measured = np.empty((n, t, len(self.state_names)))
         times = np.empty((n, t))
         for k in range(n):
-            start = self.wait_for_state(state_timeout)[: robot_spec.ACTION_DIM]
+            state = self.wait_for_state(state_timeout, should_stop)
+            if state is None:
+                self._stop(home, max_velocity, shutting_down)
+                return None
+            start = state[: robot_spec.ACTION_DIM]
             try:
                 approach = approach_path(
                     start, targets[k, 0], self.clearance, self.approach_waypoints, max_velocity, self.rate_hz
@@ -213,16 +256,27 @@ class LiveRecorder:
                     np.repeat(targets[k, :1], round(0.5 * self.rate_hz), axis=0), should_stop
                 )
             if stopped:
-                self.returned_home = self.safe_stop(home, max_velocity)
+                self._stop(home, max_velocity, shutting_down)
                 return None
             stamps, stopped = self._play(targets[k], should_stop)
             if stopped:
-                self.returned_home = self.safe_stop(home, max_velocity)
+                self._stop(home, max_velocity, shutting_down)
                 return None
             cmd_t = np.asarray(stamps)
             measured[k] = self._states_at(cmd_t, state_timeout)
             times[k] = cmd_t - cmd_t[0]
             if on_sequence:
                 on_sequence(k + 1, n)
-        self._play(ramp(targets[-1, -1], home, max_velocity, self.rate_hz), lambda: False)
+        if self._play(ramp(targets[-1, -1], home, max_velocity, self.rate_hz), shutting_down)[1]:
+            self.hold(home)
         return Recording(targets, measured, times, self.hand)
+
+    def record_design(
+        self, train: np.ndarray, heldout: np.ndarray, home: np.ndarray, **kwargs
+    ) -> Recording | None:
+        """record() the training then the held-out sequences; the held-out ones marked in the Recording."""
+        rec = self.record(np.concatenate([train, heldout]), home, **kwargs)
+        if rec is None:
+            return None
+        held = tuple(range(len(train), len(train) + len(heldout)))
+        return Recording(rec.targets, rec.measured, rec.times, rec.hand, held)

@@ -1,6 +1,6 @@
 """One recording of the robot tracking the calibration sequences, and its .npz / rosbag2 MCAP readers.
 
-Convention (shared with evaluate.py): ``targets[n, i]`` is commanded at ``times[n, i]`` and held until the
+Convention (shared with tracking.py): ``targets[n, i]`` is commanded at ``times[n, i]`` and held until the
 next sample; ``measured[n, i]`` is the joint state at ``times[n, i]`` (just before ``targets[n, i]`` takes
 effect). So ``measured[n, 0]`` is the initial state and ``measured[n, i + 1]`` the response to
 ``targets[n, : i + 1]``.
@@ -31,6 +31,7 @@ class Recording:
     measured: np.ndarray  # (N, T, J) radians, robot_spec.state_joint_names(hand) order
     times: np.ndarray  # (N, T) command times from each sequence's start (need not be uniform: replayed as is)
     hand: str = robot_spec.DEFAULT_HAND
+    heldout: tuple[int, ...] = ()  # sequences recorded for validation only (never fitted); () = not marked
 
     def __post_init__(self) -> None:
         if self.hand not in robot_spec.HANDS:
@@ -61,6 +62,10 @@ class Recording:
                 )
         if np.any(np.diff(times, axis=1) <= 0):
             raise RecordingError("times must be strictly increasing within every sequence")
+        heldout = tuple(sorted({int(i) for i in self.heldout}))
+        if any(not 0 <= i < n for i in heldout):
+            raise RecordingError(f"heldout {list(heldout)}: must name sequences in [0, {n - 1}]")
+        object.__setattr__(self, "heldout", heldout)
         object.__setattr__(self, "targets", targets)
         object.__setattr__(self, "measured", measured)
         object.__setattr__(self, "times", times)
@@ -83,8 +88,34 @@ class Recording:
         return robot_spec.state_joint_names(self.hand)
 
     def subset(self, sequences: Sequence[int]) -> Recording:
+        """The given sequences, in that order; held-out marks follow their sequences."""
         idx = list(sequences)
-        return Recording(self.targets[idx], self.measured[idx], self.times[idx], self.hand)
+        held = tuple(k for k, i in enumerate(idx) if i in self.heldout)
+        return Recording(self.targets[idx], self.measured[idx], self.times[idx], self.hand, held)
+
+    def split(self, default_heldout: int = 1) -> tuple[list[int], list[int]]:
+        """(training, held-out) sequence indices.
+
+        Marked held-out sequences when the recording has them (recorded by autotune); otherwise (a bag,
+        an older file) the last ``default_heldout`` sequences, if at least one sequence remains to fit.
+        """
+        held = list(self.heldout)
+        if not held and 0 < default_heldout < self.num_sequences:
+            held = list(range(self.num_sequences - default_heldout, self.num_sequences))
+        return [i for i in range(self.num_sequences) if i not in held], held
+
+    @classmethod
+    def combine(cls, train: Recording, heldout: Recording | None) -> Recording:
+        """One recording of the training sequences followed by the held-out ones (marked)."""
+        if heldout is None or heldout.num_sequences == 0:
+            return train
+        return cls(
+            np.concatenate([train.targets, heldout.targets]),
+            np.concatenate([train.measured, heldout.measured]),
+            np.concatenate([train.times, heldout.times]),
+            train.hand,
+            tuple(range(train.num_sequences, train.num_sequences + heldout.num_sequences)),
+        )
 
     # ---- .npz ----
     def save(self, path: str | Path) -> Path:
@@ -100,6 +131,7 @@ class Recording:
                 targets=self.targets,
                 measured=self.measured,
                 times=self.times,
+                heldout=np.asarray(self.heldout, dtype=np.int64),
             )
         return path
 
@@ -129,8 +161,9 @@ class Recording:
                 raise RecordingError(
                     f"{path}: joint_names differ from robot_spec.state_joint_names({hand!r})"
                 )
+            heldout = tuple(int(i) for i in data["heldout"]) if "heldout" in data.files else ()
             try:
-                return cls(data["targets"], data["measured"], data["times"], hand)
+                return cls(data["targets"], data["measured"], data["times"], hand, heldout)
             except RecordingError as exc:
                 raise RecordingError(f"{path}: {exc}") from None
 

@@ -1,26 +1,22 @@
-"""Fit report: MSE before/after, each parameter with its range, identifiability, tracking overlay plots.
-
-Identifiability is judged two ways, because a low MSE says nothing about parameters the data never
-exercised: (1) sensitivity, the relative MSE rise when one parameter moves by +-delta of its normalized
-range around the optimum (both sides, averaged where the bound allows); below a threshold the data does
-not constrain it; (2) the spread (std in the normalized space) of that parameter over the best candidates
-the search found: a wide spread among near-equal fits also means "not constrained".
+"""Fit report: MSE before/after on training and held-out motion, each parameter with its range and its
+identifiability verdict (identify.py), trade-offs, locked parameters, the excitation criterion, warnings,
+per-joint MSE and tracking overlay plots (report.md for people, report.json for tools).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from recipe_common import robot_spec
 
-from .space import ParameterSpace
-
-_EPS = 1e-15
+from .identify import Identification
+from .space import Parameter, ParameterSpace
 
 
 @dataclass
@@ -34,98 +30,38 @@ class ParameterFit:
     value: float  # best value (space units: scale factor / offset / absolute)
     manufacturer: float
     unit: float  # best value in the normalized [0, 1] range
-    sensitivity: float  # relative MSE rise for a +-delta move in the normalized range, others fixed
-    profile: float  # the same with the other parameters re-fitted (decides "constrained")
-    most_correlated: str  # the parameter it trades off against most, and the correlation
-    correlation: float
-    top_spread: float  # std over the best candidates in the normalized range
+    sensitivity: float  # training MSE rise for a tolerance move, others fixed
+    train_rise: float  # smallest training MSE rise for a +-tolerance move, others re-fitted
+    heldout_rise: float  # the same on the held-out sequences (the verdict's measure)
     constrained: bool
+    at_edge: bool
+    tradeoff: str  # the parameter that compensates it most ("" if none)
+    tradeoff_change: float  # that parameter's change (its units) per +tolerance of this one
+    tradeoff_share: float  # fraction of this parameter's effect the others undo together
+    determined_if_partner_fixed: bool
+    prior_std: float | None
     paths: list[str]
     true_value: float | None = None  # known only for synthetic "real" data
 
-
-@dataclass
-class Identifiability:
-    """Local identifiability around the fit (normalized space), from one batch of 2d probe rollouts."""
-
-    sensitivity: np.ndarray  # (d,) relative MSE rise moving one parameter by +-delta, others fixed
-    profile: np.ndarray  # (d,) the same with all other parameters re-fitted (linearized): the honest measure
-    partner: np.ndarray  # (d,) index of the most correlated other parameter (-1 if d == 1)
-    correlation: np.ndarray  # (d,) that correlation (linearized posterior), in [-1, 1]
-
-
-def identifiability(
-    residual_unit: Callable[[np.ndarray], np.ndarray], best_u: np.ndarray, best_cost: float, delta: float
-) -> Identifiability:
-    """Finite-difference Jacobian of the residuals at the fit, and what it says about each parameter.
-
-    With J the residual Jacobian (sum r^2 = MSE) and C = (J^T J)^-1 (ridge-regularized), moving parameter i
-    by delta while re-fitting the others raises the MSE by delta^2 / C_ii (Gauss-Newton). Two parameters
-    that act the same way (joint damping and the PD kd; mass and inertia under a stiff loop) each look
-    sensitive alone but have a tiny profile rise: the data constrains only their combination.
-    """
-    best_u = np.asarray(best_u, dtype=np.float64)
-    d = best_u.size
-    probes, owners, steps = [], [], []
-    for i in range(d):
-        for sign in (-1.0, 1.0):
-            u = best_u.copy()
-            u[i] = np.clip(u[i] + sign * delta, 0.0, 1.0)
-            if abs(u[i] - best_u[i]) > 1e-9:
-                probes.append(u)
-                owners.append(i)
-                steps.append(u[i] - best_u[i])
-    need_center = len(probes) < 2 * d  # some side clipped at a bound: one-sided differences need r(best)
-    batch = np.asarray(probes + ([best_u] if need_center else []))
-    res = np.asarray(residual_unit(batch), dtype=np.float64)
-    res = np.where(np.isfinite(res), res, 1e3)
-    r0 = res[-1] if need_center else None
-    res = res[: len(probes)]
-    costs = np.sum(res**2, axis=1)
-    floor = max(best_cost, _EPS)
-    sens = np.zeros(d)
-    jac = np.zeros((res.shape[1], d))
-    for i in range(d):
-        mine = [k for k, o in enumerate(owners) if o == i]
-        if not mine:
-            continue
-        sens[i] = float(np.mean([(costs[k] - best_cost) / floor for k in mine]))
-        if len(mine) == 2:
-            a, b = mine
-            jac[:, i] = (res[b] - res[a]) / (steps[b] - steps[a])
-        else:
-            k = mine[0]
-            jac[:, i] = (res[k] - r0) / steps[k]
-    h = jac.T @ jac
-    ridge = 1e-9 * max(float(np.trace(h)) / max(d, 1), 1e-30)
-    cov = np.linalg.inv(h + ridge * np.eye(d))
-    diag = np.maximum(np.diag(cov), 1e-300)
-    profile = delta**2 / diag / floor
-    corr = cov / np.sqrt(np.outer(diag, diag))
-    np.fill_diagonal(corr, 0.0)
-    partner = np.argmax(np.abs(corr), axis=1) if d > 1 else np.full(d, -1)
-    correlation = corr[np.arange(d), partner] if d > 1 else np.zeros(d)
-    return Identifiability(sens, profile, partner, correlation)
-
-
-def top_spread(candidates: np.ndarray, costs: np.ndarray, k: int) -> np.ndarray:
-    """(d,) std of the k lowest-cost candidates (normalized space)."""
-    candidates = np.asarray(candidates, dtype=np.float64)
-    if len(candidates) == 0:
-        return np.zeros(0)
-    order = np.argsort(np.asarray(costs))[: max(2, k)]
-    return candidates[order].std(axis=0)
+    @property
+    def verdict(self) -> str:
+        if self.constrained:
+            return "constrained"
+        if self.at_edge:
+            return "at range edge"
+        if self.tradeoff:
+            return f"trades off with {self.tradeoff}"
+        return "not constrained"
 
 
 def parameter_fits(
     space: ParameterSpace,
     best_x: np.ndarray,
     manufacturer_x: np.ndarray,
-    ident: Identifiability,
-    spread: np.ndarray,
-    threshold: float,
+    ident: Identification,
     true_values: dict[str, float] | None = None,
 ) -> list[ParameterFit]:
+    """One ParameterFit per free parameter, from the fit and its Identification."""
     unit = space.to_unit(np.asarray(best_x))
     names = space.names
     out = []
@@ -143,11 +79,15 @@ def parameter_fits(
                 manufacturer=float(manufacturer_x[i]),
                 unit=float(unit[i]),
                 sensitivity=float(ident.sensitivity[i]),
-                profile=float(ident.profile[i]),
-                most_correlated=names[partner] if partner >= 0 else "",
-                correlation=float(ident.correlation[i]),
-                top_spread=float(spread[i]) if len(spread) else float("nan"),
-                constrained=bool(ident.profile[i] > threshold),
+                train_rise=float(np.min(ident.train_rise[i])),
+                heldout_rise=float(np.min(ident.heldout_rise[i])),
+                constrained=bool(ident.constrained[i]),
+                at_edge=bool(ident.at_edge[i]),
+                tradeoff=names[partner] if partner >= 0 else "",
+                tradeoff_change=float(ident.partner_change[i]),
+                tradeoff_share=float(ident.partner_share[i]),
+                determined_if_partner_fixed=bool(ident.determined_if_partner_fixed[i]),
+                prior_std=p.prior_std,
                 paths=[str(q) for q in p.paths],
                 true_value=None if true_values is None else true_values.get(p.name),
             )
@@ -156,67 +96,111 @@ def parameter_fits(
 
 
 def _fmt(v: float | None) -> str:
-    if v is None:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "-"
     return f"{v:.4g}"
+
+
+def _tolerance_text(f: ParameterFit, tolerance: dict[str, float]) -> str:
+    if f.mode == "offset":
+        return f"{tolerance['offset']:g} rad"
+    return f"{tolerance['relative']:.0%}"
+
+
+def _change_text(change: float, partner: ParameterFit) -> str:
+    if partner.mode == "offset":
+        return f"{change:+.4f} rad"
+    return f"{change / max(abs(partner.value), 1e-12):+.1%}"
 
 
 def write_report(
     out_dir: str | Path,
     *,
-    summary: dict,
+    summary: dict[str, Any],
     fits: Sequence[ParameterFit],
+    locked: Sequence[Parameter] = (),
+    warnings: Sequence[str] = (),
+    design: dict[str, Any] | None = None,
+    tolerance: dict[str, float] | None = None,
     per_joint: dict[str, list[float]] | None = None,
     figures: Sequence[Path] = (),
 ) -> tuple[Path, Path]:
     """report.md (human) and report.json (machine) in out_dir; returns both paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    tolerance = tolerance or {"relative": 0.1, "offset": 0.005}
     payload = {
         "summary": summary,
-        "parameters": [asdict(f) for f in fits],
+        "warnings": list(warnings),
+        "parameters": [{**asdict(f), "verdict": f.verdict} for f in fits],
+        "locked": [{"name": p.name, "group": p.group, "value": p.lock} for p in locked],
+        "design": design or {},
         "per_joint_mse": per_joint or {},
         "figures": [str(Path(f).name) for f in figures],
     }
     json_path = out_dir / "report.json"
     json_path.write_text(json.dumps(payload, indent=2, default=float))
-
     lines = ["# Autotune fit report", ""]
+    lines += _warning_lines(warnings)
+    lines += _summary_lines(summary)
+    lines += _parameter_lines(fits, tolerance)
+    lines += _tradeoff_lines(fits, tolerance)
+    lines += _locked_lines(locked)
+    lines += _design_lines(design)
+    lines += _per_joint_lines(per_joint)
+    lines += _figure_lines(figures)
+    md_path = out_dir / "report.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    return md_path, json_path
+
+
+def _warning_lines(warnings: Sequence[str]) -> list[str]:
+    if not warnings:
+        return []
+    return ["## Warnings", "", *[f"- **{w}**" for w in warnings], ""]
+
+
+_SUMMARY_KEYS = (
+    ("untuned_mse", "heldout_untuned_mse", "untuned"),
+    ("random_search_mse", "heldout_random_search_mse", "random search"),
+    ("best_mse", "heldout_mse", "refined"),
+)
+
+
+def _summary_lines(summary: dict[str, Any]) -> list[str]:
+    lines = ["| model | training MSE | held-out MSE |", "|---|---|---|"]
+    for train_key, held_key, label in _SUMMARY_KEYS:
+        lines.append(f"| {label} | {_fmt(summary.get(train_key))} | {_fmt(summary.get(held_key))} |")
+    lines += ["", "MSE in rad^2, mean over the scored joints, samples and sequences. Held-out sequences are"]
+    lines += [
+        "recorded with the training ones but never fitted: a different signal family around another pose.",
+        "",
+    ]
     lines += ["| quantity | value |", "|---|---|"]
-    for key in (
-        "untuned_mse",
-        "random_search_mse",
-        "best_mse",
-        "evaluations",
-        "sim_steps",
-        "policy_steps",
-        "elapsed_s",
-        "groups",
-        "population",
-        "refinement_evaluations",
-        "seed",
-        "overlay",
-    ):
-        if key in summary:
-            value = summary[key]
-            lines.append(f"| {key} | {_fmt(value) if isinstance(value, float) else value} |")
-    lines += ["", "MSE in rad^2, mean over the scored joints, samples and sequences.", ""]
+    for key, value in summary.items():
+        if key.endswith("_mse"):
+            continue
+        lines.append(f"| {key} | {_fmt(value) if isinstance(value, float) else value} |")
+    return [*lines, ""]
+
+
+def _parameter_lines(fits: Sequence[ParameterFit], tolerance: dict[str, float]) -> list[str]:
     has_truth = any(f.true_value is not None for f in fits)
     header = (
-        "| parameter | group | mode | range | manufacturer | fitted | unit | sensitivity | profile | "
-        "most correlated | top spread | constrained |"
+        "| parameter | group | mode | range | manufacturer | fitted | unit | sensitivity | train rise | "
+        "held-out rise | verdict |"
     )
-    sep = "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    sep = "|---|---|---|---|---|---|---|---|---|---|---|"
     if has_truth:
         header += " true | error |"
         sep += "---|---|"
-    lines += ["## Parameters", "", header, sep]
+    lines = ["## Parameters", "", header, sep]
     for f in fits:
+        verdict = f"**{f.verdict}**" if not f.constrained else f.verdict
         row = (
             f"| {f.name} | {f.group} | {f.mode} ({f.sampling}) | [{_fmt(f.low)}, {_fmt(f.high)}] | "
             f"{_fmt(f.manufacturer)} | {_fmt(f.value)} | {f.unit:.2f} | {_fmt(f.sensitivity)} | "
-            f"{_fmt(f.profile)} | {f.most_correlated} ({f.correlation:+.2f}) | {_fmt(f.top_spread)} | "
-            f"{'yes' if f.constrained else '**no**'} |"
+            f"{_fmt(f.train_rise)} | {_fmt(f.heldout_rise)} | {verdict} |"
         )
         if has_truth:
             err = None if f.true_value is None else f.value - f.true_value
@@ -225,27 +209,83 @@ def write_report(
     unconstrained = [f.name for f in fits if not f.constrained]
     lines += [
         "",
-        "Sensitivity: relative MSE rise for a move of +-delta of the normalized range around the fit, "
-        "the other parameters fixed. Profile: the same rise with the other parameters re-fitted "
-        "(Gauss-Newton on the residual Jacobian); a parameter is constrained when its profile rise "
-        "exceeds the threshold. A sensitive parameter with a small profile trades off against its most "
-        "correlated partner: the data fixes only their combination. Top spread: std (normalized) over "
-        "the best candidates found.",
-    ]
-    lines += [
+        f"Each parameter is moved by its tolerance ({tolerance['relative']:.0%} of its value; "
+        f"{tolerance['offset']:g} rad for offsets) either way while every other free parameter is re-fitted "
+        "to the training data; the smaller relative MSE rise of the two moves is given for the training "
+        "and the held-out sequences. It is constrained only if both rises exceed the threshold and it is "
+        "not at an edge of its range. Sensitivity: the training rise with the others held fixed; a "
+        "sensitive parameter with small rises trades off against another.",
         "",
         "Not constrained by the data: " + (", ".join(unconstrained) if unconstrained else "none") + ".",
+        "",
     ]
-    if per_joint:
-        lines += ["", "## Per-joint MSE", "", "| joint | untuned | tuned |", "|---|---|---|"]
-        for name, (before, after) in per_joint.items():
-            lines.append(f"| {name} | {before:.3g} | {after:.3g} |")
-    if figures:
-        lines += ["", "## Tracking overlays (real vs untuned vs tuned)", ""]
-        lines += [f"![{Path(f).stem}]({Path(f).name})" for f in figures]
-    md_path = out_dir / "report.md"
-    md_path.write_text("\n".join(lines) + "\n")
-    return md_path, json_path
+    return lines
+
+
+def _tradeoff_lines(fits: Sequence[ParameterFit], tolerance: dict[str, float]) -> list[str]:
+    by_name = {f.name: f for f in fits}
+    lines = []
+    for f in fits:
+        if f.constrained or not f.tradeoff:
+            continue
+        partner = by_name[f.tradeoff]
+        step = _tolerance_text(f, tolerance)
+        text = (
+            f"- {f.name} and {f.tradeoff}: moving {f.name} by +{step} is compensated by {f.tradeoff} "
+            f"{_change_text(f.tradeoff_change, partner)} (the free parameters together undo "
+            f"{f.tradeoff_share:.0%} of its effect); the data determines their combination"
+        )
+        if f.determined_if_partner_fixed:
+            text += f", and {f.name} itself if {f.tradeoff} is fixed (lock or prior in the config)"
+        lines.append(text + ".")
+    return ["## Trade-offs", "", *lines, ""] if lines else []
+
+
+def _locked_lines(locked: Sequence[Parameter]) -> list[str]:
+    if not locked:
+        return []
+    lines = ["## Locked parameters (not searched, written into the overlay as they are)", ""]
+    lines += [f"- {p.name} ({p.group}): {p.lock:g}" for p in locked]
+    return [*lines, ""]
+
+
+def _design_lines(design: dict[str, Any] | None) -> list[str]:
+    if not design:
+        return []
+    lines = ["## Excitation (how well the motion separates the parameters)", ""]
+    lines += ["| motion | log det per parameter | condition number | least-determined direction |"]
+    lines += ["|---|---|---|---|"]
+    for label, crit in design.items():
+        if not isinstance(crit, dict) or "condition_number" not in crit:
+            continue
+        weakest = ", ".join(f"{k} {v:+.2f}" for k, v in crit.get("weakest_direction", {}).items())
+        lines.append(
+            f"| {label} | {crit['log_det_per_parameter']:.2f} | {crit['condition_number']:.3g} | {weakest} |"
+        )
+    lines += [
+        "",
+        "From the sensitivity Jacobian J of the tracking residuals to the normalized parameters (J^T J = "
+        "Gauss-Newton Hessian of the MSE): log det per parameter (higher: the data tells more parameter "
+        "sets apart) and sqrt(max/min eigenvalue) of J^T J (lower: no direction is much worse than the "
+        "best).",
+        "",
+    ]
+    return lines
+
+
+def _per_joint_lines(per_joint: dict[str, list[float]] | None) -> list[str]:
+    if not per_joint:
+        return []
+    lines = ["## Per-joint training MSE", "", "| joint | untuned | tuned |", "|---|---|---|"]
+    lines += [f"| {name} | {before:.3g} | {after:.3g} |" for name, (before, after) in per_joint.items()]
+    return [*lines, ""]
+
+
+def _figure_lines(figures: Sequence[Path]) -> list[str]:
+    if not figures:
+        return []
+    lines = ["## Tracking overlays (real vs untuned vs tuned; tracking_*: training, heldout_*: held-out)", ""]
+    return lines + [f"![{Path(f).stem}]({Path(f).name})" for f in figures]
 
 
 def limb_groups(hand: str) -> dict[str, list[str]]:

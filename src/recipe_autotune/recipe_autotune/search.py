@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .stopping import StopFn, never
+
 Objective = Callable[[np.ndarray], np.ndarray]
 ProgressFn = Callable[[str, int, float], None]
-StopFn = Callable[[], bool]
 
 STAGE_RANDOM = "random_search"
 STAGE_REFINE = "refinement"
@@ -48,10 +49,6 @@ class SearchTrace:
         i = int(np.argmin(self.costs))
         return self.candidates[i], self.costs[i]
 
-    def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(self.costs)[:k]
-        return np.asarray(self.candidates)[order], np.asarray(self.costs)[order]
-
 
 @dataclass
 class StageResult:
@@ -59,10 +56,6 @@ class StageResult:
     best_cost: float
     evaluations: int
     stopped: bool
-
-
-def _never() -> bool:
-    return False
 
 
 def _checked(objective: Objective, u: np.ndarray) -> np.ndarray:
@@ -81,19 +74,19 @@ def random_search(
     batch_size: int = 32,
     trace: SearchTrace | None = None,
     on_progress: ProgressFn | None = None,
-    should_stop: StopFn = _never,
+    should_stop: StopFn = never,
 ) -> StageResult:
     """Algorithm 1 of the paper: K uniform samples, keep the lowest cost."""
     if population < 1:
         raise ValueError(f"population must be >= 1, got {population}")
     trace = trace if trace is not None else SearchTrace()
-    samples = rng.uniform(0.0, 1.0, size=(population, dim))
-    best_u, best_f, done, stopped = samples[0], np.inf, 0, False
+    best_u, best_f, done, stopped = np.full(dim, 0.5), np.inf, 0, False
     for start in range(0, population, batch_size):
         if should_stop():
             stopped = True
             break
-        u = samples[start : start + batch_size]
+        # drawn batch by batch (the same stream as drawing all at once): memory is bounded by the batch
+        u = rng.uniform(0.0, 1.0, size=(min(batch_size, population - start), dim))
         f = _checked(objective, u)
         trace.add(u, f)
         done += len(u)
@@ -114,7 +107,7 @@ def cma_refine(
     seed: int = 0,
     trace: SearchTrace | None = None,
     on_progress: ProgressFn | None = None,
-    should_stop: StopFn = _never,
+    should_stop: StopFn = never,
     start_cost: float = np.inf,
 ) -> StageResult:
     """CMA-ES from x0 within [0, 1]^d, using at most ``evaluations`` objective evaluations.
@@ -180,7 +173,7 @@ def least_squares_refine(
     fd_eps: float = 1e-3,
     trace: SearchTrace | None = None,
     on_progress: ProgressFn | None = None,
-    should_stop: StopFn = _never,
+    should_stop: StopFn = never,
     start_cost: float = np.inf,
 ) -> StageResult:
     """Levenberg-Marquardt (mujoco.minimize.least_squares) from x0 in [0, 1]^d, <= ``evaluations`` candidates.

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from recipe_common import robot_spec
+from recipe_common.config import ConfigError, as_float, as_str, require_keys
 
 JOINT_FIELDS = (
     "kp",
@@ -51,8 +52,8 @@ LINK_MANUFACTURER_VALUE = 1.0
 NEUTRAL_VALUES: dict[str, Any] = {"pos_offset": 0.0, "range_offset": [0.0, 0.0]}
 
 
-class SpaceError(ValueError):
-    """A parameter space declaration is invalid; the message names the offending key."""
+class SpaceError(ConfigError):
+    """A parameter space declaration (``groups:`` of config/autotune.yaml) is invalid; names the key."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,9 @@ class Parameter:
     low: float
     high: float
     sampling: str
+    lock: float | None = None  # fixed at this value (space units), not searched
+    prior_std: float | None = None  # Gaussian prior (space units) around prior_mean
+    prior_mean: float | None = None  # None: the manufacturer value
 
     def from_unit(self, u: np.ndarray) -> np.ndarray:
         u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
@@ -138,37 +142,62 @@ class Parameter:
         return float(x)
 
 
-def _as_float(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SpaceError(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
+def _lock_and_prior(
+    raw: Mapping[str, Any], where: str, mode: str, low: float, high: float
+) -> tuple[float | None, float | None, float | None]:
+    """``lock: true`` (the manufacturer value) or ``lock: <value>``; ``prior: {std, mean (optional)}``."""
+    manufacturer = {"scale": 1.0, "offset": 0.0}.get(mode)
+    lock = raw.get("lock", False)
+    try:
+        if lock is True:
+            if manufacturer is None:
+                raise SpaceError(
+                    f"{where}.lock: an 'absolute' parameter has no fixed manufacturer value in the space; "
+                    "give the value to lock it at"
+                )
+            lock = manufacturer
+        elif lock is False:
+            lock = None
+        else:
+            lock = as_float(lock, f"{where}.lock (true, false or a value)", low, high)
+        prior_std = prior_mean = None
+        if "prior" in raw:
+            if lock is not None:
+                raise SpaceError(f"{where}: 'lock' and 'prior' exclude each other")
+            prior = raw["prior"]
+            require_keys(prior, f"{where}.prior", ("std",), ("mean",))
+            prior_std = as_float(prior["std"], f"{where}.prior.std", positive=True)
+            if "mean" in prior:
+                prior_mean = as_float(prior["mean"], f"{where}.prior.mean", low, high)
+            elif manufacturer is None:
+                raise SpaceError(f"{where}.prior.mean: required for an 'absolute' parameter")
+    except SpaceError:
+        raise
+    except ConfigError as exc:
+        raise SpaceError(str(exc)) from None
+    return lock, prior_std, prior_mean
 
 
 def _parse_parameter(group: str, idx: int, raw: Any, hand: str) -> Parameter:
     where = f"groups.{group}.parameters[{idx}]"
-    if not isinstance(raw, Mapping):
-        raise SpaceError(f"{where}: expected a mapping with name, path, mode, range, sampling; got {raw!r}")
-    allowed = {"name", "path", "mode", "range", "sampling", "description"}
-    unknown = set(raw) - allowed
-    if unknown:
-        raise SpaceError(f"{where}: unknown key(s) {sorted(unknown)}; allowed {sorted(allowed)}")
-    for key in ("name", "path", "mode", "range"):
-        if key not in raw:
-            raise SpaceError(f"{where}: missing key {key!r}")
-    name = raw["name"]
-    if not isinstance(name, str) or not name.isidentifier():
-        raise SpaceError(f"{where}.name: expected an identifier-like string, got {name!r}")
-    where = f"groups.{group}.{name}"
-    mode = raw["mode"]
-    if mode not in MODES:
-        raise SpaceError(f"{where}.mode: {mode!r} is not one of {list(MODES)}")
-    sampling = raw.get("sampling", "linear")
-    if sampling not in SAMPLINGS:
-        raise SpaceError(f"{where}.sampling: {sampling!r} is not one of {list(SAMPLINGS)}")
-    rng = raw["range"]
-    if not isinstance(rng, (list, tuple)) or len(rng) != 2:
-        raise SpaceError(f"{where}.range: expected [low, high], got {rng!r}")
-    low, high = _as_float(rng[0], f"{where}.range[0]"), _as_float(rng[1], f"{where}.range[1]")
+    try:
+        require_keys(
+            raw, where, ("name", "path", "mode", "range"), ("sampling", "description", "lock", "prior")
+        )
+        name = as_str(raw["name"], f"{where}.name", nonempty=True)
+        if not name.isidentifier():
+            raise SpaceError(f"{where}.name: expected an identifier-like string, got {name!r}")
+        where = f"groups.{group}.{name}"
+        mode = as_str(raw["mode"], f"{where}.mode", MODES)
+        sampling = as_str(raw.get("sampling", "linear"), f"{where}.sampling", SAMPLINGS)
+        rng = raw["range"]
+        if not isinstance(rng, (list, tuple)) or len(rng) != 2:
+            raise SpaceError(f"{where}.range: expected [low, high], got {rng!r}")
+        low, high = (as_float(v, f"{where}.range[{i}] (a finite number)") for i, v in enumerate(rng))
+    except SpaceError:
+        raise
+    except ConfigError as exc:
+        raise SpaceError(str(exc)) from None
     if not low < high:
         raise SpaceError(f"{where}.range: low {low} must be below high {high}")
     if sampling == "log" and low <= 0.0:
@@ -177,6 +206,7 @@ def _parse_parameter(group: str, idx: int, raw: Any, hand: str) -> Parameter:
         raise SpaceError(f"{where}.range: a scale range must contain 1 (the manufacturer value), got {rng}")
     if mode == "offset" and not low <= 0.0 <= high:
         raise SpaceError(f"{where}.range: an offset range must contain 0 (the manufacturer value), got {rng}")
+    lock, prior_std, prior_mean = _lock_and_prior(raw, where, mode, low, high)
     raw_paths = raw["path"] if isinstance(raw["path"], list) else [raw["path"]]
     if not raw_paths:
         raise SpaceError(f"{where}.path: empty list")
@@ -192,7 +222,7 @@ def _parse_parameter(group: str, idx: int, raw: Any, hand: str) -> Parameter:
             paths.extend(parsed.expand(hand))
         except SpaceError as exc:
             raise SpaceError(f"{where}: {exc}") from None
-    return Parameter(name, group, tuple(paths), mode, low, high, sampling)
+    return Parameter(name, group, tuple(paths), mode, low, high, sampling, lock, prior_std, prior_mean)
 
 
 class ParameterSpace:
@@ -215,11 +245,10 @@ class ParameterSpace:
         params: list[Parameter] = []
         descriptions: dict[str, str] = {}
         for group, body in groups.items():
-            if not isinstance(body, Mapping) or "parameters" not in body:
-                raise SpaceError(f"groups.{group}: expected a mapping with a 'parameters' list")
-            unknown = set(body) - {"parameters", "description"}
-            if unknown:
-                raise SpaceError(f"groups.{group}: unknown key(s) {sorted(unknown)}")
+            try:
+                require_keys(body, f"groups.{group}", ("parameters",), ("description",))
+            except ConfigError as exc:
+                raise SpaceError(str(exc)) from None
             plist = body["parameters"]
             if not isinstance(plist, list) or not plist:
                 raise SpaceError(f"groups.{group}.parameters: expected a non-empty list")
@@ -264,6 +293,43 @@ class ParameterSpace:
         keep = [p for p in self.parameters if p.group in wanted]
         return ParameterSpace(keep, self.hand, {g: self.descriptions.get(g, "") for g in wanted})
 
+    def free(self) -> ParameterSpace:
+        """The parameters the search moves: every one without a lock."""
+        keep = [p for p in self.parameters if p.lock is None]
+        return ParameterSpace(keep, self.hand, {g: self.descriptions.get(g, "") for g in self.groups})
+
+    @property
+    def locked(self) -> list[Parameter]:
+        return [p for p in self.parameters if p.lock is not None]
+
+    def locked_params(self, base: Any) -> Any:
+        """base (a recipe_sim ModelParams) with every locked parameter at its lock value."""
+        locked = self.locked
+        if not locked:
+            return base
+        sub = ParameterSpace(locked, self.hand)
+        return sub.to_params(np.array([p.lock for p in locked], dtype=np.float64), base)
+
+    def prior_residuals(self, x: np.ndarray, weight: float) -> np.ndarray:
+        """(K, p) sqrt(weight) * (x - mean) / std of the parameters with a prior (empty when none).
+
+        Appended to the tracking residuals (whose squares sum to the MSE), a one-std deviation costs
+        ``weight`` rad^2 of tracking MSE.
+        """
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        cols = [i for i, p in enumerate(self.parameters) if p.prior_std is not None]
+        if not cols:
+            return np.zeros((len(x), 0))
+        mean = np.array([self._prior_mean(self.parameters[i]) for i in cols])
+        std = np.array([self.parameters[i].prior_std for i in cols])
+        return math.sqrt(weight) * (x[:, cols] - mean) / std
+
+    @staticmethod
+    def _prior_mean(p: Parameter) -> float:
+        if p.prior_mean is not None:
+            return p.prior_mean
+        return 1.0 if p.mode == "scale" else 0.0
+
     def touched_joints(self) -> list[str]:
         """State joints whose tracking the selected parameters can change directly (for MSE selection)."""
         names = set()
@@ -285,9 +351,6 @@ class ParameterSpace:
         if x.shape[-1] != self.dim:
             raise ValueError(f"candidate has {x.shape[-1]} entries, space has {self.dim} parameters")
         return np.stack([p.to_unit(x[..., i]) for i, p in enumerate(self.parameters)], axis=-1)
-
-    def sample_unit(self, rng: np.random.Generator, k: int) -> np.ndarray:
-        return rng.uniform(0.0, 1.0, size=(k, self.dim))
 
     def manufacturer_values(self, base: Any) -> np.ndarray:
         """x that reproduces the manufacturer model: scale 1, offset 0, absolute = the base value."""

@@ -109,3 +109,75 @@ def wait(future, timeout: float):
             raise TimeoutError(f"no answer within {timeout} s")
         time.sleep(0.02)
     return future.result()
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` s passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+# ---- the long-goal setup of the stop/cancel/signal tests ----
+STOP_GROUPS = {
+    "gains": {
+        "parameters": [
+            {"name": "shoulder_kp", "path": "joints.*_shoulder_*_joint.kp", "mode": "scale",
+             "range": [0.6, 1.5], "sampling": "log"},
+            {"name": "finger_coupling_k", "path": "coupling.?_*_intermediate_joint.k", "mode": "scale",
+             "range": [0.85, 1.15]},
+        ]
+    }
+}  # fmt: skip
+# Far more work than any timeout of those tests: one batch of 4096 candidates on 3 x 25 s of data.
+LONG = {"population_size": 4096, "num_sequences": 0, "seed": 1}
+
+
+def stop_test_files(tmp: Path) -> tuple[Path, Path, Path]:
+    """(folder, config path, recording path): a small config whose search batch is huge, and 3 recorded
+    sequences (2 training, 1 held out) of the twin with the default hidden overlay."""
+    import copy
+
+    import yaml
+
+    from recipe_autotune import calibration
+    from recipe_autotune.config import config_from_dict, default_config_path
+    from recipe_autotune.synthetic import DEFAULT_HIDDEN_OVERLAY, record_on_twin
+
+    raw = copy.deepcopy(yaml.safe_load(default_config_path().read_text()))
+    raw["groups"] = STOP_GROUPS
+    raw["calibration"].update(num_sequences=2, signals=["multisine", "chirp"])
+    raw["validation"].update(num_sequences=1)
+    raw["search"].update(population=4, refinement_evaluations=4, batch_size=4096)
+    config_path = tmp / "autotune.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    config = config_from_dict(raw)
+    targets = calibration.generate_sequences(config.calibration, config.hand, seed=0, num_sequences=3)
+    rec = record_on_twin(targets, config.hand, DEFAULT_HIDDEN_OVERLAY, seed=0)
+    return tmp, config_path, rec.save(tmp / "recording.npz")
+
+
+def stop_test_server(files: tuple[Path, Path, Path], name: str) -> NodeProcess:
+    tmp, config_path, _ = files
+    return NodeProcess(
+        "recipe_autotune.server",
+        {"config_path": str(config_path), "output_dir": str(tmp / f"out_{name}")},
+        tmp / f"server_{name}.log",
+    )
+
+
+def shm_segments(pid: int) -> set[Path]:
+    """The Fast DDS shared-memory segments (not the port files all participants share) the process has
+    mapped or open: its own, and those of the peers it sends to."""
+    import re
+
+    names = Path(f"/proc/{pid}/maps").read_text().split()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            names.append(str(fd.readlink()))
+        except OSError:  # closed meanwhile
+            continue
+    return {Path(n) for n in names if re.fullmatch(r"/dev/shm/fast[a-z]+_[0-9a-f]{16}(_el)?", n)}

@@ -44,7 +44,8 @@ def test_cli_hidden_overlay_then_recorded_data(small_config, tmp_path, capsys):
     assert code == 0, out
     assert "untuned" in out and (tmp_path / "a" / "autotune_overlay.yaml").is_file()
     rec = Recording.load(rec_path)
-    assert rec.num_sequences == 2 and rec.num_samples == 40
+    train, held = rec.split()
+    assert len(train) == 2 and len(held) == 1 and rec.num_samples == 40  # held-out recorded alongside
     # coupling k x1.08 is in the hidden overlay: the recorded intermediate joints follow it, not 0.975
     names = rec.joint_names
     a, u = names.index("L_index_proximal_joint"), names.index("L_index_intermediate_joint")

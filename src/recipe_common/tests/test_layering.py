@@ -19,7 +19,6 @@ ALLOWED_SIM_IMPORTS = {
     "recipe_gr1_driver/recipe_gr1_driver/backends/sim.py": "the sim backend is the MuJoCo twin",
     "recipe_autotune/recipe_autotune/synthetic.py": "a twin plays the real robot for the embedded default",
     "recipe_autotune/recipe_autotune/clearance.py": "collision checks of calibration motions on the model",
-    "recipe_autotune/recipe_autotune/evaluate.py": "replays the commands in candidate simulators",
     "recipe_autotune/recipe_autotune/tracking.py": "replays the commands in candidate simulators",
     "recipe_bringup/recipe_bringup/embedded.py": "the scripted smoke mode plays recipe_sim.scripted_play",
     "recipe_bringup/recipe_bringup/trial_node.py": "the trial service reads the twin's ground truth",

@@ -8,7 +8,9 @@ Timing follows the recording exactly (to one physics step): target i is the posi
 the step nearest its command time until the next command, and sample i is compared with the simulated
 state at that step. A live run on a busy host sends commands a few ms late now and then; replaying the
 real timing keeps that jitter out of the fitted parameters. Rollouts are cut into chunks of physics steps
-(state carried over), so memory stays bounded whatever the recording length.
+(state carried over) of at most ``max_steps_per_call`` physics steps over all rollouts together, so memory
+stays bounded whatever the recording length and batch size, and ``should_stop`` is polled about once a
+second: a cancel raises ``stopping.Cancelled`` between two chunks.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from recipe_common import robot_spec
 
 from .recording import Recording
 from .space import ParameterSpace
+from .stopping import StopFn, check, never
 
 _FULLPHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS.value
 _QPOS_OFFSET = 1  # mjSTATE_FULLPHYSICS = [time, qpos, qvel, act, ...]
+MAX_CANDIDATES_PER_CALL = 64  # candidate models built and simulated together
+CONTACT_CHECK_MARGIN_M = 0.01  # 'auto' contacts: simulate contacts if a measured pose comes this close
 
 
 class EvaluationError(ValueError):
@@ -41,6 +46,11 @@ def _import_sim() -> tuple[Any, Any, Any]:
     return build_model, apply_params, ModelParams
 
 
+def manufacturer_params(hand: str) -> Any:
+    """recipe_sim's ModelParams.defaults(hand): the manufacturer model every candidate starts from."""
+    return _import_sim()[2].defaults(hand=hand)
+
+
 class SimEvaluator:
     """Simulates a recording's targets under candidate parameters and scores them against its measurements."""
 
@@ -52,7 +62,10 @@ class SimEvaluator:
         threads: int = 2,
         joints: str = "all",
         time_chunk: int = 25,
+        max_steps_per_call: int = 50_000,
+        contacts: str = "auto",
         base_params: Any = None,
+        should_stop: StopFn = never,
     ) -> None:
         build_model, apply_params, model_params = _import_sim()
         if space.hand != recording.hand:
@@ -68,6 +81,8 @@ class SimEvaluator:
         self.steps_per_sample = max(1, round(recording.period / self.timestep))
         self.step_of_sample = self._sample_steps(recording, self.timestep)
         self.chunk_steps = max(1, int(time_chunk)) * self.steps_per_sample
+        self.max_steps_per_call = max(1, int(max_steps_per_call))
+        self.should_stop = should_stop
         self.threads = max(1, int(threads))
         self._datas = [mujoco.MjData(self.model) for _ in range(self.threads)]
         self._scratch = mujoco.MjData(self.model)
@@ -81,8 +96,10 @@ class SimEvaluator:
                 f"actuators, expected {len(self.joint_names)} / {robot_spec.ACTION_DIM}"
             )
         self.scored_joints = self._scored_joints(joints)
+        self.contacts = self._use_contacts(contacts)
+        if not self.contacts:
+            self.model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT.value
         self.sim_steps = 0  # physics steps simulated so far (budget accounting)
-        self.evaluations = 0  # candidate evaluations so far
         self._controls = self._control_schedule(recording.targets)
 
     # ---- setup helpers ----
@@ -119,6 +136,30 @@ class SimEvaluator:
                 )
             return np.asarray(sel)
         raise EvaluationError(f"evaluation.joints must be 'all' or 'tuned', got {joints!r}")
+
+    def _use_contacts(self, mode: str) -> bool:
+        """Whether candidates simulate contacts: 'on', 'off', or 'auto' = only if the recording comes close.
+
+        Calibration motions keep every collision geom clear of the table, the body and the other hand, so
+        collision detection finds nothing and costs about a third of the simulation time. 'auto' checks
+        every measured pose of the recording on the manufacturer model with a CONTACT_CHECK_MARGIN_M
+        margin and keeps contacts on if any pose comes closer (e.g. a bag of some other motion).
+        """
+        if mode in ("on", "off"):
+            return mode == "on"
+        if mode != "auto":
+            raise EvaluationError(f"evaluation.contacts must be 'auto', 'on' or 'off', got {mode!r}")
+        model = copy.copy(self.model)
+        model.geom_margin[:] = CONTACT_CHECK_MARGIN_M
+        data = mujoco.MjData(model)
+        poses = self.recording.measured.reshape(-1, len(self.joint_names))
+        for q in poses[:: max(1, len(poses) // 4000)]:
+            data.qpos[:] = model.qpos0
+            data.qpos[self.qpos_adr] = q
+            mujoco.mj_fwdPosition(model, data)
+            if data.ncon:
+                return True
+        return False
 
     # ---- candidates ----
     def candidate_model(self, x: np.ndarray) -> mujoco.MjModel:
@@ -164,8 +205,10 @@ class SimEvaluator:
         sample_steps = self.step_of_sample[seq]  # (n, t)
         total = int(sample_steps[:, -1].max())
         rows = np.tile(np.arange(n), k)  # sequence of each rollout
-        for c0 in range(0, total, self.chunk_steps):
-            c1 = min(total, c0 + self.chunk_steps)
+        chunk = max(1, min(self.chunk_steps, self.max_steps_per_call // (k * n)))
+        for c0 in range(0, total, chunk):
+            check(self.should_stop)
+            c1 = min(total, c0 + chunk)
             ctrl = np.tile(controls[:, c0:c1], (k, 1, 1))
             states, _ = self._pool.rollout(model_list, self._datas, state, ctrl)
             # samples whose step falls in (c0, c1]: the state after that many steps (step 0: the start)
@@ -180,43 +223,54 @@ class SimEvaluator:
         return out.reshape(k, n, t, len(self.joint_names))
 
     def simulate(self, x: np.ndarray, sequences: Sequence[int] | None = None) -> np.ndarray:
-        """(K, N, T, J) trajectories of candidates x (K, d) in space values."""
+        """(K, N, T, J) trajectories of candidates x (K, d) in space values.
+
+        Candidates are built and simulated MAX_CANDIDATES_PER_CALL at a time: a batch of thousands
+        would hold thousands of model copies in memory and keep a cancel waiting while they are built.
+        """
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        return self.simulate_models([self.candidate_model(xi) for xi in x], sequences)
+        parts = []
+        for start in range(0, len(x), MAX_CANDIDATES_PER_CALL):
+            models = []
+            for xi in x[start : start + MAX_CANDIDATES_PER_CALL]:
+                check(self.should_stop)
+                models.append(self.candidate_model(xi))
+            parts.append(self.simulate_models(models, sequences))
+        return np.concatenate(parts)
+
+    def _sequences(self, sequences: Sequence[int] | None) -> list[int]:
+        return list(range(self.recording.num_sequences)) if sequences is None else list(sequences)
 
     def errors(self, sim: np.ndarray, sequences: Sequence[int] | None = None) -> np.ndarray:
         """(K, J) MSE per joint (all joints), over samples 1.. (sample 0 is the shared start)."""
-        seq = list(range(self.recording.num_sequences)) if sequences is None else list(sequences)
-        real = self.recording.measured[seq]
+        real = self.recording.measured[self._sequences(sequences)]
         diff = sim[:, :, 1:] - real[None, :, 1:]
         err = np.mean(diff**2, axis=(1, 2))
         return np.where(np.isfinite(err), err, np.inf)
 
-    def mse(self, x: np.ndarray) -> np.ndarray:
-        """(K,) tracking MSE (rad^2) over the scored joints, samples and sequences."""
-        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        per_joint = self.errors(self.simulate(x))
-        self.evaluations += len(x)
-        return per_joint[:, self.scored_joints].mean(axis=1)
-
-    def residuals(self, x: np.ndarray) -> np.ndarray:
-        """(K, m) residuals (sim - real) over scored joints and samples 1.., scaled so sum(r^2) = MSE."""
-        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        sim = self.simulate(x)
-        self.evaluations += len(x)
-        diff = (
-            sim[:, :, 1:][..., self.scored_joints]
-            - self.recording.measured[None, :, 1:][..., self.scored_joints]
-        )
-        diff = diff.reshape(len(x), -1)
+    def residuals_of(self, sim: np.ndarray, sequences: Sequence[int] | None = None) -> np.ndarray:
+        """(K, m) residuals (sim - real) of simulated ``sequences``: scored joints, samples 1..,
+        scaled so that sum(r^2) is the MSE over those sequences."""
+        real = self.recording.measured[self._sequences(sequences)]
+        diff = sim[:, :, 1:][..., self.scored_joints] - real[None, :, 1:][..., self.scored_joints]
+        diff = diff.reshape(len(sim), -1)
         return diff / np.sqrt(diff.shape[1])
 
-    def residuals_unit(self, u: np.ndarray) -> np.ndarray:
-        return self.residuals(self.space.from_unit(np.atleast_2d(u)))
+    def mse(self, x: np.ndarray, sequences: Sequence[int] | None = None) -> np.ndarray:
+        """(K,) tracking MSE (rad^2) over the scored joints, samples and ``sequences`` (default all)."""
+        per_joint = self.errors(self.simulate(x, sequences), sequences)
+        return per_joint[:, self.scored_joints].mean(axis=1)
 
-    def mse_unit(self, u: np.ndarray) -> np.ndarray:
+    def residuals(self, x: np.ndarray, sequences: Sequence[int] | None = None) -> np.ndarray:
+        """(K, m) residuals of candidates x (space values) on ``sequences``; sum(r^2) = MSE."""
+        return self.residuals_of(self.simulate(x, sequences), sequences)
+
+    def residuals_unit(self, u: np.ndarray, sequences: Sequence[int] | None = None) -> np.ndarray:
+        return self.residuals(self.space.from_unit(np.atleast_2d(u)), sequences)
+
+    def mse_unit(self, u: np.ndarray, sequences: Sequence[int] | None = None) -> np.ndarray:
         """The search objective: MSE of candidates given in the normalized [0, 1]^d space."""
-        return self.mse(self.space.from_unit(np.atleast_2d(u)))
+        return self.mse(self.space.from_unit(np.atleast_2d(u)), sequences)
 
     @property
     def policy_steps(self) -> int:
