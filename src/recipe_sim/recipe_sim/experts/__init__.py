@@ -1,0 +1,17 @@
+"""Closed-loop scripted experts for the three tasks (see experts/base.py for what they share)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recipe_sim.experts.base import Expert
+from recipe_sim.experts.box_lift import BoxLiftExpert
+
+EXPERTS: dict[str, type[Expert]] = {"box_lift": BoxLiftExpert}
+
+
+def make_expert(env: Any, **kwargs: Any) -> Expert:
+    kind = env.task_cfg.kind
+    if kind not in EXPERTS:
+        raise ValueError(f"no scripted expert for task kind {kind!r}; have {sorted(EXPERTS)}")
+    return EXPERTS[kind](env, **kwargs)

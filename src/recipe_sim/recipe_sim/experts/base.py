@@ -1,0 +1,254 @@
+"""What every closed-loop scripted expert shares: reading the world state, palm IK, phases, joint-space moves.
+
+An expert maps the current state of each env (object pose, joint positions, fingertips, the task's goal and
+stage) to a (N, 26) action in the robot_spec convention, every policy step. It keeps no clock: a per-env
+*phase* (reach, close, carry, ...) advances when the state says so (the palm arrived, the fingers stopped,
+the object is held) and falls back when it says otherwise (the object slipped out or was pushed away). Every
+target is recomputed from the current object pose, so a pushed object is followed, and the expert can label
+any state a learner visits (DAgger).
+
+The expert reads the simulator's true state (as the critic does): it is a privileged teacher. Its actions
+go through the env's action pipeline like a policy's (noise, lag), so demonstrations live in the training
+randomization.
+
+Arm motion: towards the phase's target joint configuration ``q*`` along a straight line in joint space,
+at most ``arm_step`` rad per step away from the measured joints (``a = q + clip(q* - q)``); within that
+distance the target itself is sent, so a squeeze or a grasp gets the full PD force. Hand targets are sent
+directly (the PD closes the fingers in a few steps).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import mujoco
+import numpy as np
+import torch
+
+from recipe_common import robot_spec
+from recipe_sim.tasks.poses import SIDE_INDEX, palm_frame, set_coupled, solve_palm_pose
+
+N_ARM_SIDE = robot_spec.NUM_ARM_JOINTS_PER_SIDE
+N_HAND_SIDE = robot_spec.NUM_HAND_ACTUATED_PER_SIDE
+N_ARM = 2 * N_ARM_SIDE
+SIDES = ("left", "right")
+IK_POS_TOL = 5e-3  # m: a palm pose the IK misses by more is unreachable
+IK_ROT_TOL = 0.05  # rad
+
+
+def arm_slice(side: int) -> slice:
+    return slice(side * N_ARM_SIDE, (side + 1) * N_ARM_SIDE)
+
+
+def hand_slice(side: int) -> slice:
+    return slice(N_ARM + side * N_HAND_SIDE, N_ARM + (side + 1) * N_HAND_SIDE)
+
+
+def rot_z(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def quat_yaw(quat: np.ndarray) -> np.ndarray:
+    """(N,) yaw (rad about world z) of (N, 4) wxyz quaternions."""
+    w, x, y, z = quat[:, 0], quat[:, 1], quat[:, 2], quat[:, 3]
+    return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+@dataclass
+class WorldState:
+    """The batched state an expert acts on (numpy, world frame, true simulator values)."""
+
+    q: np.ndarray  # (N, 26) actuated joint positions, rad
+    qd: np.ndarray  # (N, 26)
+    obj_pos: np.ndarray  # (N, 3)
+    obj_quat: np.ndarray  # (N, 4) wxyz
+    palms: np.ndarray  # (N, 2, 3) [left, right]
+    tips: np.ndarray  # (N, 2, 4, 3) [left/right] x [thumb, index, middle, ring]
+    goal: np.ndarray  # (N, 3) the goal the policy observes
+    rest_z: np.ndarray  # (N,) object centre height at rest on the table
+    clock: np.ndarray  # (N,) policy steps into the episode (only used to notice resets)
+
+    @classmethod
+    def of(cls, env: Any) -> WorldState:
+        ph, idx = env.physics, env.index
+        oa = idx.object_qpos_adr
+        quat = ph.qpos[:, oa + 3 : oa + 7].copy()
+        quat /= np.maximum(np.linalg.norm(quat, axis=1, keepdims=True), 1e-9)
+        return cls(
+            q=ph.qpos[:, idx.actuated_qpos_adr].copy(),
+            qd=ph.qvel[:, idx.actuated_dof_adr].copy(),
+            obj_pos=ph.qpos[:, oa : oa + 3].copy(),
+            obj_quat=quat,
+            palms=ph.palms().copy(),
+            tips=ph.tips().copy(),
+            goal=env.task.goal.numpy().astype(np.float64),
+            rest_z=env.task.rest_z.numpy().astype(np.float64),
+            clock=env.episode_length_buf.cpu().numpy().astype(int),
+        )
+
+
+class PalmIK:
+    """Palm-pose IK of either arm on the env's kinematics, warm-started per (env, side) from the last answer.
+
+    A target that moved a few millimetres since the last call converges in a few iterations, so the experts
+    can afford to re-solve every step for every env.
+    """
+
+    def __init__(self, model: mujoco.MjModel, index: Any, ready_q: np.ndarray, num_envs: int) -> None:
+        self.model, self.index = model, index
+        self.data = mujoco.MjData(model)
+        self.ready_q = np.asarray(ready_q, dtype=np.float64)
+        self.data.qpos[index.actuated_qpos_adr] = self.ready_q
+        set_coupled(model, self.data, index)
+        self.ready_rot = [palm_frame(model, self.data, index, s)[1] for s in SIDES]
+        self.ready_palm = [palm_frame(model, self.data, index, s)[0] for s in SIDES]
+        self._warm = np.tile(self.ready_q, (num_envs, 1))
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        self._warm[env_ids] = self.ready_q
+
+    def solve(self, env_id: int, side: int, pos: np.ndarray, rot: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Arm joints (7,) putting palm ``side`` at ``pos`` with orientation ``rot``; ok False if out of reach."""
+        d, idx = self.data, self.index
+        d.qpos[idx.actuated_qpos_adr] = self._warm[env_id]
+        q, e_pos, e_rot = solve_palm_pose(self.model, d, idx, SIDES[side], pos, rot, iters=150)
+        ok = e_pos <= IK_POS_TOL and e_rot <= IK_ROT_TOL
+        if ok:
+            self._warm[env_id, arm_slice(side)] = q
+        return q, ok
+
+
+def move_towards(q: np.ndarray, target: np.ndarray, max_step: float) -> np.ndarray:
+    """``q`` moved towards ``target`` along the straight joint-space line, by at most ``max_step`` per joint."""
+    delta = target - q
+    biggest = float(np.max(np.abs(delta))) if delta.size else 0.0
+    if biggest <= max_step:
+        return target.copy()
+    return q + delta * (max_step / biggest)
+
+
+class Expert(ABC):
+    """A closed-loop scripted expert for one task kind, driving every env of a RecipeVecEnv.
+
+    ``act(obs)`` (also ``expert(obs)``) returns (N, 26) float32 actions for the env's current state; the
+    observation argument is accepted for the policy signature and not used (the expert reads the env).
+    ``reset(env_ids)`` starts the phase machine of those envs afresh (also done automatically when an env
+    starts a new episode). ``phase`` holds each env's phase index into ``PHASES``.
+    """
+
+    kind: str = ""
+    PHASES: tuple[str, ...] = ()
+
+    def __init__(self, env: Any, arm_step: float = 0.12) -> None:
+        task_kind = getattr(getattr(env, "task_cfg", None), "kind", None)
+        if task_kind != self.kind:
+            raise ValueError(f"{type(self).__name__} drives {self.kind!r} envs, not {task_kind!r}")
+        self.env = env
+        self.num_envs = int(env.num_envs)
+        self.hand = env.hand
+        self.arm_step = float(arm_step)
+        self.ready_q = np.asarray(env.ready_q, dtype=np.float64)
+        self.ik = PalmIK(env.physics.models[0], env.index, self.ready_q, self.num_envs)
+        self.phase = np.zeros(self.num_envs, dtype=int)
+        self.dwell = np.zeros(self.num_envs, dtype=int)  # steps spent in the current phase
+        self._last_clock = np.full(self.num_envs, -1)
+        self._last_anchor = np.full((self.num_envs, 3), np.nan)
+        self._needs_reset = np.ones(self.num_envs, dtype=bool)
+
+    # --- interface ------------------------------------------------------------------------------------
+
+    def reset(self, env_ids: np.ndarray | list[int] | None = None) -> None:
+        """Forget the phase of ``env_ids`` (all when None): the next ``act`` starts them from their state."""
+        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=int).reshape(-1)
+        self._needs_reset[ids] = True
+
+    def act(self, obs: Any = None) -> torch.Tensor:
+        return torch.as_tensor(robot_spec.joint_targets_to_action(self.joint_targets(), self.hand),
+                               dtype=torch.float32)
+
+    __call__ = act
+
+    def joint_targets(self) -> np.ndarray:
+        """(N, 26) joint targets (rad) for every env's current state."""
+        s = WorldState.of(self.env)
+        anchor = self.env.task.anchor.numpy()
+        new_episode = (s.clock < self._last_clock) | np.any(np.abs(anchor - self._last_anchor) > 1e-9, axis=1)
+        fresh = np.flatnonzero(self._needs_reset | new_episode)
+        if fresh.size:
+            self.ik.reset(fresh)
+            self.phase[fresh] = 0
+            self.dwell[fresh] = 0
+            self._start(fresh, s)
+            self._needs_reset[fresh] = False
+        self._last_clock = s.clock.copy()
+        self._last_anchor = anchor.copy()
+        out = np.empty((self.num_envs, robot_spec.ACTION_DIM))
+        for i in range(self.num_envs):
+            before = self.phase[i]
+            desired = self._desired(i, s)
+            self.dwell[i] = self.dwell[i] + 1 if self.phase[i] == before else 0
+            out[i] = desired
+        return out
+
+    @property
+    def phase_names(self) -> list[str]:
+        return [self.PHASES[p] for p in self.phase]
+
+    # --- per task -------------------------------------------------------------------------------------
+
+    def _start(self, env_ids: np.ndarray, s: WorldState) -> None:
+        """Per-episode setup of new episodes (which hand, which grasp); phases are already 0."""
+
+    @abstractmethod
+    def _desired(self, i: int, s: WorldState) -> np.ndarray:
+        """(26,) joint targets of env ``i`` now; may change ``self.phase[i]``."""
+
+    # --- helpers for subclasses -----------------------------------------------------------------------
+
+    def set_phase(self, i: int, name: str) -> None:
+        self.phase[i] = self.PHASES.index(name)
+
+    def in_phase(self, i: int, name: str) -> bool:
+        return self.PHASES[self.phase[i]] == name
+
+    def arm_move(self, out: np.ndarray, s: WorldState, i: int, side: int, q_arm: np.ndarray,
+                 max_step: float | None = None) -> None:
+        """Write arm ``side``'s command towards ``q_arm`` into ``out`` (rate-limited from the measured joints)."""
+        sl = arm_slice(side)
+        out[sl] = move_towards(s.q[i, sl], q_arm, self.arm_step if max_step is None else max_step)
+
+    def hand_to(self, out: np.ndarray, side: int, normalized: np.ndarray | float) -> None:
+        u = np.broadcast_to(np.asarray(normalized, dtype=np.float64), (N_HAND_SIDE,))
+        out[hand_slice(side)] = robot_spec.hand_normalized_to_rad(u, self.hand)
+
+    def hold_ready(self, out: np.ndarray, side: int) -> None:
+        out[arm_slice(side)] = self.ready_q[arm_slice(side)]
+        out[hand_slice(side)] = self.ready_q[hand_slice(side)]
+
+    def palm_error(self, s: WorldState, i: int, side: int, target: np.ndarray) -> float:
+        return float(np.linalg.norm(s.palms[i, side] - target))
+
+    def hand_speed(self, s: WorldState, i: int, side: int) -> float:
+        return float(np.max(np.abs(s.qd[i, hand_slice(side)])))
+
+    def arm_speed(self, s: WorldState, i: int, side: int) -> float:
+        return float(np.max(np.abs(s.qd[i, arm_slice(side)])))
+
+    def object_size(self, i: int) -> np.ndarray:
+        """MuJoCo geom size of env ``i``'s object as randomized this episode (shape scale included)."""
+        return self.env.physics.models[i].geom_size[self.env.index.object_geom].copy()
+
+    def object_shape(self, i: int) -> str:
+        return str(self.env.object_specs[0].shape if len(self.env.object_specs) == 1
+                   else _GEOM_SHAPES[int(self.env.physics.models[i].geom_type[self.env.index.object_geom])])
+
+
+SIDE_NAMES = {v: k for k, v in SIDE_INDEX.items()}
+_GEOM_SHAPES = {
+    int(mujoco.mjtGeom.mjGEOM_BOX): "box",
+    int(mujoco.mjtGeom.mjGEOM_CYLINDER): "cylinder",
+    int(mujoco.mjtGeom.mjGEOM_SPHERE): "sphere",
+}
