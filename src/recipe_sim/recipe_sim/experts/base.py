@@ -157,6 +157,7 @@ class Expert(ABC):
         self._last_clock = np.full(self.num_envs, -1)
         self._last_anchor = np.full((self.num_envs, 3), np.nan)
         self._needs_reset = np.ones(self.num_envs, dtype=bool)
+        self._changed = np.zeros(self.num_envs, dtype=bool)
 
     # --- interface ------------------------------------------------------------------------------------
 
@@ -186,11 +187,10 @@ class Expert(ABC):
         self._last_clock = s.clock.copy()
         self._last_anchor = anchor.copy()
         out = np.empty((self.num_envs, robot_spec.ACTION_DIM))
+        self._changed = np.zeros(self.num_envs, dtype=bool)
         for i in range(self.num_envs):
-            before = self.phase[i]
-            desired = self._desired(i, s)
-            self.dwell[i] = self.dwell[i] + 1 if self.phase[i] == before else 0
-            out[i] = desired
+            out[i] = self._desired(i, s)
+        self.dwell[~self._changed] += 1
         return out
 
     @property
@@ -209,7 +209,12 @@ class Expert(ABC):
     # --- helpers for subclasses -----------------------------------------------------------------------
 
     def set_phase(self, i: int, name: str) -> None:
-        self.phase[i] = self.PHASES.index(name)
+        """Enter phase ``name`` (its dwell counter starts at 0 on this step)."""
+        p = self.PHASES.index(name)
+        if p != self.phase[i]:
+            self.phase[i] = p
+            self.dwell[i] = 0
+            self._changed[i] = True
 
     def in_phase(self, i: int, name: str) -> bool:
         return self.PHASES[self.phase[i]] == name
