@@ -7,8 +7,13 @@ from typing import Any
 from recipe_sim.experts.base import Expert
 from recipe_sim.experts.box_lift import BoxLiftExpert
 from recipe_sim.experts.grasp_reach import GraspReachExpert
+from recipe_sim.experts.handover import HandoverExpert
 
-EXPERTS: dict[str, type[Expert]] = {"grasp_reach": GraspReachExpert, "box_lift": BoxLiftExpert}
+EXPERTS: dict[str, type[Expert]] = {
+    "grasp_reach": GraspReachExpert,
+    "box_lift": BoxLiftExpert,
+    "handover": HandoverExpert,
+}
 
 
 def make_expert(env: Any, **kwargs: Any) -> Expert:

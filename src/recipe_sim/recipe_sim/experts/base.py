@@ -36,6 +36,8 @@ N_ARM = 2 * N_ARM_SIDE
 SIDES = ("left", "right")
 IK_POS_TOL = 5e-3  # m: a palm pose the IK misses by more is unreachable
 IK_ROT_TOL = 0.05  # rad
+CACHE_POS = 1e-3  # m: a palm target this close to the last one reuses its IK answer
+CACHE_ROT = 1e-2
 
 
 def arm_slice(side: int) -> slice:
@@ -55,6 +57,12 @@ def quat_yaw(quat: np.ndarray) -> np.ndarray:
     """(N,) yaw (rad about world z) of (N, 4) wxyz quaternions."""
     w, x, y, z = quat[:, 0], quat[:, 1], quat[:, 2], quat[:, 3]
     return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def quat_axis_z(quat: np.ndarray) -> np.ndarray:
+    """(3,) the local z axis of a wxyz unit quaternion in the world frame."""
+    w, x, y, z = quat
+    return np.array([2.0 * (x * z + w * y), 2.0 * (y * z - w * x), 1.0 - 2.0 * (x * x + y * y)])
 
 
 @dataclass
@@ -106,18 +114,33 @@ class PalmIK:
         self.ready_rot = [palm_frame(model, self.data, index, s)[1] for s in SIDES]
         self.ready_palm = [palm_frame(model, self.data, index, s)[0] for s in SIDES]
         self._warm = np.tile(self.ready_q, (num_envs, 1))
+        self.limits = robot_spec.actuated_limits(index.hand)
+        # Last answer per (env, side): target pose, joints, ok. A target within CACHE_POS/CACHE_ROT of it
+        # gets the same answer without solving (a resting object, a held pose).
+        self._last_pos = np.full((num_envs, 2, 3), np.inf)
+        self._last_rot = np.zeros((num_envs, 2, 3, 3))
+        self._last_q = np.zeros((num_envs, 2, N_ARM_SIDE))
+        self._last_ok = np.zeros((num_envs, 2), dtype=bool)
 
     def reset(self, env_ids: np.ndarray) -> None:
         self._warm[env_ids] = self.ready_q
+        self._last_pos[env_ids] = np.inf
 
     def solve(self, env_id: int, side: int, pos: np.ndarray, rot: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Arm joints (7,) putting palm ``side`` at ``pos`` with orientation ``rot``; ok False if out of reach."""
+        """Arm joints (7,) putting palm ``side`` at ``pos`` with orientation ``rot``; ok False if out of reach
+        (the joints are then the nearest the solver got)."""
+        if (np.max(np.abs(pos - self._last_pos[env_id, side])) < CACHE_POS
+                and np.max(np.abs(rot - self._last_rot[env_id, side])) < CACHE_ROT):
+            return self._last_q[env_id, side].copy(), bool(self._last_ok[env_id, side])
         d, idx = self.data, self.index
         d.qpos[idx.actuated_qpos_adr] = self._warm[env_id]
-        q, e_pos, e_rot = solve_palm_pose(self.model, d, idx, SIDES[side], pos, rot, iters=150)
+        q, e_pos, e_rot = solve_palm_pose(self.model, d, idx, SIDES[side], pos, rot, iters=150,
+                                          limits=self.limits)
         ok = e_pos <= IK_POS_TOL and e_rot <= IK_ROT_TOL
         if ok:
             self._warm[env_id, arm_slice(side)] = q
+        self._last_pos[env_id, side], self._last_rot[env_id, side] = pos, rot
+        self._last_q[env_id, side], self._last_ok[env_id, side] = q, ok
         return q, ok
 
 

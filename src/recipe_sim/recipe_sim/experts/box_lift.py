@@ -114,7 +114,10 @@ class BoxLiftExpert(Expert):
                 self.set_phase(i, "approach")
         if self.in_phase(i, "approach"):
             targets = self._palm_targets(live, self.approach_gap, z_grip, yaw, support)
-            if all(self.palm_error(s, i, k, targets[k]) < self.arrive_tol for k in (LEFT, RIGHT)):
+            errors = [self.palm_error(s, i, k, targets[k]) for k in (LEFT, RIGHT)]
+            # Arrived, or as close as the arms get (a target at the edge of the reach): squeeze from there.
+            settled = self.dwell[i] >= 6 and max(self.arm_speed(s, i, k) for k in (LEFT, RIGHT)) < 0.05
+            if max(errors) < self.arrive_tol or (settled and max(errors) < 2.5 * self.arrive_tol):
                 self.set_phase(i, "squeeze")
                 self._grip[i] = live  # squeeze about where the box was, not where it is pushed to
         if self.in_phase(i, "squeeze"):

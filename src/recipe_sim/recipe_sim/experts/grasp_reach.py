@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from recipe_sim.experts.base import Expert, WorldState
+from recipe_sim.experts.base import Expert, WorldState, quat_axis_z
 from recipe_sim.tasks.grasps import SideGrasp, load_grasps
 
 
@@ -35,8 +35,16 @@ class GraspTargets:
         self.rot = [grasp.rotation(side) @ expert.ik.ready_rot[k] for k, side in enumerate(("left", "right"))]
         self.offset = [grasp.offset(side) for side in ("left", "right")]
 
-    def palm(self, side: int, obj_pos: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
-        p = obj_pos + self.offset[side]
+    def palm(self, side: int, obj_pos: np.ndarray, extra: np.ndarray | None = None,
+             obj_quat: np.ndarray | None = None) -> np.ndarray:
+        """Palm target for an object centred at ``obj_pos``; with ``obj_quat`` the offset's height is taken
+        along the object's own axis (a tilted tall block is grasped at the same spot of the block)."""
+        off = self.offset[side]
+        if obj_quat is None:
+            p = obj_pos + off
+        else:
+            axis = quat_axis_z(obj_quat)
+            p = obj_pos + np.array([off[0], off[1], 0.0]) + off[2] * axis
         return p if extra is None else p + extra
 
     def arm(self, i: int, side: int, palm: np.ndarray) -> tuple[np.ndarray, bool]:

@@ -43,8 +43,7 @@ from tensordict import TensorDict
 from recipe_sim.ppo.action_head import ActionAffine
 from recipe_sim.ppo.config import DemoInitConfig
 from recipe_sim.ppo.evaluation import SUCCESS_LOG_KEY
-from recipe_sim.scripted_expert import SideGraspExpert
-from recipe_sim.tasks.grasps import SideGrasp
+from recipe_sim.experts import Expert, make_expert
 
 
 @dataclass(frozen=True)
@@ -88,17 +87,18 @@ def collect_demonstrations(
     max_rounds: int,
     policy_group: str = "policy",
     on_round: Callable[[int, int], None] | None = None,
-    grasp: SideGrasp | str | None = None,
+    expert: Expert | None = None,
+    **expert_kwargs: Any,
 ) -> Demonstrations:
-    """Run the scripted expert in ``env`` until ``episodes`` successful episodes are kept (or ``max_rounds``
-    x num_envs episodes were run); raises if none succeeded, naming what was tried.
+    """Run the task's closed-loop expert (``recipe_sim.experts``) in ``env`` until ``episodes`` successful
+    episodes are kept (or ``max_rounds`` x num_envs episodes were run); raises if none succeeded.
 
-    ``grasp``: the expert's grasp (a config/grasps.yaml name or a SideGrasp; default: that file's default).
+    ``expert``: the demonstrator (default ``make_expert(env, **expert_kwargs)``, e.g. ``grasp="wrap"``).
     """
     if episodes < 1 or max_rounds < 1:
         raise ValueError(f"episodes and max_rounds must be >= 1, got {episodes} and {max_rounds}")
     start = time.monotonic()
-    expert = SideGraspExpert(env, grasp)
+    expert = make_expert(env, **expert_kwargs) if expert is None else expert
     n = int(env.num_envs)
     obs = env.reset()
     buf_obs: list[list[np.ndarray]] = [[] for _ in range(n)]
@@ -132,9 +132,8 @@ def collect_demonstrations(
     if not kept_obs:
         raise RuntimeError(
             f"the scripted expert succeeded in none of {run} episodes on "
-            f"{getattr(env, 'object_names', '?')}; "
-            "demo init needs objects it can side-grasp (tall ones such as can_medium or cuboid_tall) "
-            "and a randomization it survives (see ./dev bench scripted_grasp)"
+            f"{getattr(env, 'object_names', '?')}; demo init needs objects and a randomization the "
+            "expert handles (see ./dev bench expert_success)"
         )
     episode = np.concatenate([np.full(len(x), j) for j, x in enumerate(kept_obs)])
     return Demonstrations(
@@ -204,3 +203,89 @@ def clone_actor(
         if on_epoch is not None:
             on_epoch(epoch, losses[-1])
     return losses
+
+
+def relabel_rollouts(
+    env: Any,
+    policy: Callable[[Any], torch.Tensor],
+    expert: Expert,
+    steps: int,
+    policy_group: str = "policy",
+) -> tuple[np.ndarray, np.ndarray]:
+    """DAgger: let ``policy`` drive ``env`` for ``steps`` steps and label every visited state with the
+    expert's action there -> (observations, expert actions).
+
+    The expert acts on the state, not on a clock (its phase follows what the learner did), so its label
+    is what it would do from wherever the learner went: the states a clone drifts into get corrected.
+    """
+    obs = env.get_observations()
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for _ in range(steps):
+        label = expert.act(obs)
+        xs.append(obs[policy_group].detach().cpu().numpy().astype(np.float32))
+        ys.append(label.numpy().astype(np.float32))
+        with torch.no_grad():
+            action = policy(obs)
+        obs, _, _, _ = env.step(action)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def dagger(
+    env: Any,
+    actor: torch.nn.Module,
+    demos: Demonstrations,
+    cfg: DemoInitConfig,
+    seed: int = 0,
+    policy_group: str = "policy",
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """``cfg.dagger_rounds`` rounds of DAgger after cloning: each runs the clone for one episode length in
+    every env of ``env``, adds the expert-labelled states to the data set and refits the actor on it.
+
+    Returns a summary (pairs added per round, the clone's success in each round's rollouts).
+    """
+    start = time.monotonic()
+    expert = make_expert(env)
+    obs_sets, act_sets = [demos.obs], [demos.actions]
+    rounds: list[dict[str, Any]] = []
+    steps = int(env.max_episode_length)
+    for r in range(cfg.dagger_rounds):
+        actor.eval()
+        env.reset()
+        expert.reset()
+        successes: list[float] = []
+
+        def policy(o: Any) -> torch.Tensor:
+            return actor(o)
+
+        x, y = relabel_rollouts(_SuccessTap(env, successes), policy, expert, steps, policy_group)
+        obs_sets.append(x)
+        act_sets.append(y)
+        data = Demonstrations(np.concatenate(obs_sets), np.concatenate(act_sets),
+                              np.zeros(sum(len(o) for o in obs_sets), dtype=int), demos.episodes_run, 0.0)
+        losses = clone_actor(actor, data, cfg, seed=seed + r + 1, policy_group=policy_group)
+        rate = float(np.mean(successes)) if successes else math.nan
+        rounds.append({"pairs": int(len(x)), "clone_success": rate, "loss_last": losses[-1]})
+        if log is not None:
+            log(f"dagger round {r + 1}/{cfg.dagger_rounds}: clone succeeded in {rate:.0%} of "
+                f"{len(successes)} episodes; {len(x)} relabelled pairs, loss {losses[-1]:.4f}")
+    actor.eval()
+    return {"rounds": rounds, "seconds": round(time.monotonic() - start, 1)}
+
+
+class _SuccessTap:
+    """Wraps an env to record the success flag of every episode that finishes (for DAgger's log)."""
+
+    def __init__(self, env: Any, sink: list[float]) -> None:
+        self._env, self._sink = env, sink
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+    def step(self, action: torch.Tensor) -> Any:
+        out = self._env.step(action)
+        done = out[2].detach().cpu().numpy()
+        if done.any():
+            self._sink.extend(out[3]["log"][SUCCESS_LOG_KEY].detach().cpu().numpy().reshape(-1).tolist())
+        return out
