@@ -62,7 +62,7 @@ class GraspReachExpert(Expert):
         arrive_tol: float = 0.012,
         close_steps: int = 4,
         regrasp_distance: float = 0.06,
-        lost_distance: float = 0.06,
+        lost_distance: float = 0.05,
         pregrasp: tuple[float, float, float] = (0.0, 0.03, 0.05),
         arm_step: float = 0.06,
     ) -> None:
@@ -83,6 +83,7 @@ class GraspReachExpert(Expert):
         self.side = np.zeros(n, dtype=int)
         self._which = np.zeros(n, dtype=int)  # index into self.grasps (the env's object)
         self._latched_q = np.zeros((n, 7))
+        self.palm_target = np.zeros((n, 3))  # where each env's active palm is headed now (world, m)
         self._latched_obj = np.zeros((n, 3))
 
     @property
@@ -120,12 +121,12 @@ class GraspReachExpert(Expert):
             if np.linalg.norm(obj - held_at) > self.lost_distance:
                 self.set_phase(i, "retreat")
         if self.in_phase(i, "retreat") or self.in_phase(i, "pregrasp"):
-            palm = gt.palm(side, obj, self.pregrasp * np.array([1.0, sgn, 1.0]))
+            palm = self._aim(i, gt.palm(side, obj, self.pregrasp * np.array([1.0, sgn, 1.0])))
             q_arm, ok = gt.arm(i, side, palm)
             if self.palm_error(s, i, side, palm) < 2 * self.arrive_tol or not ok:
                 self.set_phase(i, "reach")
         if self.in_phase(i, "reach"):
-            palm = gt.palm(side, obj)
+            palm = self._aim(i, gt.palm(side, obj))
             q_arm, ok = gt.arm(i, side, palm)
             if not ok:
                 self.set_phase(i, "no_plan")
@@ -139,8 +140,13 @@ class GraspReachExpert(Expert):
             if self.dwell[i] >= self.close_steps and self.hand_speed(s, i, side) < 0.5:
                 self.set_phase(i, "carry")
         if self.in_phase(i, "carry"):
-            q_arm, _ = gt.arm(i, side, gt.palm(side, self.carry_point(i, s)))  # nearest reachable if out of reach
+            palm = self._aim(i, gt.palm(side, self.carry_point(i, s)))
+            q_arm, _ = gt.arm(i, side, palm)  # the nearest reachable pose if out of reach
             hand = gt.grasp.closure
         self.arm_move(out, s, i, side, q_arm)
         self.hand_to(out, side, hand)
         return out
+
+    def _aim(self, i: int, palm: np.ndarray) -> np.ndarray:
+        self.palm_target[i] = palm
+        return palm

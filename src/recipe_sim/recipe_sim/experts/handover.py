@@ -29,7 +29,6 @@ from recipe_sim.experts.grasp_reach import GraspTargets
 from recipe_sim.success import HANDOVER_TRANSFER_DONE
 from recipe_sim.tasks.grasps import load_grasps
 
-
 _A_HOLDS = ("a_carry", "b_pregrasp", "b_reach", "b_close")  # phases in which hand A holds the block
 
 

@@ -1,19 +1,17 @@
-"""Demo-initialised PPO: clone a scripted expert's successful episodes into the actor, then PPO.
+"""Demo-initialised PPO: clone a scripted expert's successful episodes into the actor, DAgger, then PPO.
 
 Why: from a random actor, PPO on 2 CPU cores (about 4M env steps an hour) learns to touch the object
 but not to close the hand and lift it (the 60-minute grasp_reach run: 0% from the ready pose). The
-scripted side grasp (``recipe_sim.scripted_expert``) lifts the can open-loop in 84-94% of nominal
-episodes and 27-47% under the low-noise randomization profile. Cloning its successful episodes gives
-PPO a start that already grasps, and PPO can then improve it with the task's own reward. This is the
-simulated counterpart of the paper's human "play" data used for task-aware initialisation, used for
-the weights instead of only for the start states.
+closed-loop experts of ``recipe_sim.experts`` (one per task) succeed in most episodes under the training
+randomization. Cloning their successful episodes gives PPO a start that already does the task, and PPO can
+then improve it with the task's own reward. This is the simulated counterpart of the paper's human "play"
+data used for task-aware initialisation, used for the weights instead of only for the start states.
 
-What limits it (measured, ``./dev bench scripted_grasp``): the scripted grasp tolerates almost no error.
-Displacing the can by 1 cm after planning, toward the robot or away from the palm, drops its nominal
-success from 0.87 to 0.09 and 0.00. The clone adds its own error, a few hundredths of a radian (the
-joint-reading noise passes through a policy whose target follows the joint reading), so it succeeds less
-often than the script: 12-45% nominal, 3-22% under the low-noise profile (deterministic, 64 episodes,
-depending on the demonstration set).
+What limits plain cloning: the clone adds its own error (the joint-reading noise passes through a policy
+whose target follows the joint reading) and drifts into states the expert never visited. The earlier
+open-loop expert (keyed on the episode clock) could not say what to do there; the closed-loop experts act
+on the state, so DAgger can ask them: the clone drives, the expert labels every state it reaches, the
+actor is refit on all pairs so far.
 
 Steps (``train --demo-init``; settings in config/ppo.yaml ``demo_init``):
 
@@ -21,8 +19,9 @@ Steps (``train --demo-init``; settings in config/ppo.yaml ``demo_init``):
    episodes only (the paper's filter for distillation data), as (actor observation, expert action);
 2. fit the actor's observation normalizer to them and regress the actor's mean on the expert actions
    (MSE in the action head's units, so arm radians and hand units weigh alike);
-3. set the exploration std low (the grasp survives a few mm of noise, not a cm);
-4. train PPO with the actor frozen for ``critic_warmup_iterations``, so the first policy-gradient
+3. ``dagger_rounds`` rounds of DAgger in the same env (``dagger``);
+4. set the exploration std low (a grasp survives a few mm of noise, not a cm);
+5. train PPO with the actor frozen for ``critic_warmup_iterations``, so the first policy-gradient
    steps use a critic that has learned the values of the cloned policy, not random ones; then continue
    at ``ppo_learning_rate``.
 """
@@ -40,10 +39,10 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
+from recipe_sim.experts import Expert, make_expert
 from recipe_sim.ppo.action_head import ActionAffine
 from recipe_sim.ppo.config import DemoInitConfig
 from recipe_sim.ppo.evaluation import SUCCESS_LOG_KEY
-from recipe_sim.experts import Expert, make_expert
 
 
 @dataclass(frozen=True)
@@ -266,7 +265,7 @@ def dagger(
                               np.zeros(sum(len(o) for o in obs_sets), dtype=int), demos.episodes_run, 0.0)
         losses = clone_actor(actor, data, cfg, seed=seed + r + 1, policy_group=policy_group)
         rate = float(np.mean(successes)) if successes else math.nan
-        rounds.append({"pairs": int(len(x)), "clone_success": rate, "loss_last": losses[-1]})
+        rounds.append({"pairs": len(x), "clone_success": rate, "loss_last": losses[-1]})
         if log is not None:
             log(f"dagger round {r + 1}/{cfg.dagger_rounds}: clone succeeded in {rate:.0%} of "
                 f"{len(successes)} episodes; {len(x)} relabelled pairs, loss {losses[-1]:.4f}")

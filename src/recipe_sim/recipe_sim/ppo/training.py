@@ -134,6 +134,7 @@ def _train(
         )
         if req.resume is not None:
             runner.load(str(req.resume))
+            restore_demo_schedule(runner, req, info)
         if demos is not None:
             info.extra["demo_init"] = clone_into(runner, demos, req, log, demo_env)
         budget = req.time_budget_s
@@ -205,17 +206,17 @@ def clone_into(
     assert cfg is not None
     t = time.monotonic()
     losses = clone_actor(runner.actor, demos, cfg, seed=req.seed)
-    dagger_summary = None
-    if cfg.dagger_rounds > 0 and demo_env is not None:
-        dagger_summary = dagger(demo_env, runner.actor, demos, cfg, seed=req.seed, log=log)
-    set_action_std(runner.actor, cfg.arm_std, cfg.hand_std)
-    runner.freeze_actor(cfg.critic_warmup_iterations, then_learning_rate=cfg.ppo_learning_rate)
     seconds = time.monotonic() - t
     if log is not None:
         log(
             f"behaviour cloning: {cfg.epochs} epochs, loss {losses[0]:.4f} -> {losses[-1]:.4f} "
             f"in {seconds:.1f} s"
         )
+    dagger_summary = None
+    if cfg.dagger_rounds > 0 and demo_env is not None:
+        dagger_summary = dagger(demo_env, runner.actor, demos, cfg, seed=req.seed, log=log)
+    set_action_std(runner.actor, cfg.arm_std, cfg.hand_std)
+    runner.freeze_actor(cfg.critic_warmup_iterations, then_learning_rate=cfg.ppo_learning_rate)
     return {
         **demos.summary(),
         "bc_loss_first": losses[0],
@@ -224,6 +225,19 @@ def clone_into(
         "dagger": dagger_summary,
         "demonstrations_file": DEMOS_FILE,
     }
+
+
+def restore_demo_schedule(runner: SpecialistRunner, req: TrainRequest, info: RunInfo) -> None:
+    """Resuming a demo-initialised run: keep its record and its fine-tuning schedule (the actor frozen for
+    what is left of the critic warm-up, then ``ppo_learning_rate``), not the profile's from-scratch rate."""
+    assert req.resume is not None
+    record = read_metadata(req.resume).get("demo_init")
+    cfg = req.config.demo_init
+    if not record or cfg is None:
+        return
+    info.extra["demo_init"] = record
+    left = max(cfg.critic_warmup_iterations - runner.current_learning_iteration, 0)
+    runner.freeze_actor(left, then_learning_rate=cfg.ppo_learning_rate)
 
 
 def check_resume_compatible(checkpoint: Path, sub: SubTask) -> None:

@@ -1,6 +1,6 @@
 """A scripted side grasp: joint targets that put a hand beside an upright object, close it and lift.
 
-Used by the grasp_reach demonstrator (recipe_sim.scripted_expert), the init-state play, the env
+Used by the init-state play, the env
 benchmark (a contact-rich grasp state) and the task tests (a physical success). The grasp's shape (palm
 offset from the object centre, palm roll and yaw relative to the ready orientation, hand preshape during
 the reach and the closed hand) comes from config/grasps.yaml (recipe_sim.tasks.grasps). The default,
