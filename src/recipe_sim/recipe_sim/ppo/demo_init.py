@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, replace
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +72,25 @@ class Demonstrations:
             "seconds": round(self.seconds, 1),
         }
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, key: str = "") -> Path:
+        """Write the pairs (``key``: what they were collected for, checked by ``load``)."""
         path = Path(path)
         np.savez_compressed(
-            path, obs=self.obs, actions=self.actions, episode=self.episode, episodes_run=self.episodes_run
+            path, obs=self.obs, actions=self.actions, episode=self.episode, episodes_run=self.episodes_run,
+            seconds=self.seconds, key=np.array(key),
         )
         return path
+
+    @classmethod
+    def load(cls, path: str | Path, key: str = "") -> Demonstrations | None:
+        """The demonstrations saved at ``path`` if they were collected for ``key``, else None."""
+        path = Path(path)
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as f:
+            if "key" not in f or str(f["key"]) != key:
+                return None
+            return cls(f["obs"], f["actions"], f["episode"], int(f["episodes_run"]), float(f["seconds"]))
 
 
 def collect_demonstrations(
@@ -240,7 +253,8 @@ def dagger(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """``cfg.dagger_rounds`` rounds of DAgger after cloning: each runs the clone for one episode length in
-    every env of ``env``, adds the expert-labelled states to the data set and refits the actor on it.
+    every env of ``env``, adds the expert-labelled states to the data set and refits the actor on it
+    (``cfg.dagger_epochs`` passes, continuing from the current weights).
 
     Returns a summary (pairs added per round, the clone's success in each round's rollouts).
     """
@@ -249,6 +263,7 @@ def dagger(
     obs_sets, act_sets = [demos.obs], [demos.actions]
     rounds: list[dict[str, Any]] = []
     steps = int(env.max_episode_length)
+    epochs_cfg = replace(cfg, epochs=cfg.dagger_epochs)
     for r in range(cfg.dagger_rounds):
         actor.eval()
         env.reset()
@@ -263,7 +278,7 @@ def dagger(
         act_sets.append(y)
         data = Demonstrations(np.concatenate(obs_sets), np.concatenate(act_sets),
                               np.zeros(sum(len(o) for o in obs_sets), dtype=int), demos.episodes_run, 0.0)
-        losses = clone_actor(actor, data, cfg, seed=seed + r + 1, policy_group=policy_group)
+        losses = clone_actor(actor, data, epochs_cfg, seed=seed + r + 1, policy_group=policy_group)
         rate = float(np.mean(successes)) if successes else math.nan
         rounds.append({"pairs": len(x), "clone_success": rate, "loss_last": losses[-1]})
         if log is not None:

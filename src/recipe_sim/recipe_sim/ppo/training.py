@@ -181,9 +181,16 @@ def collect_demos(req: TrainRequest, env: Any, log: Callable[[str], None] | None
         if log is not None:
             log(f"demonstrations: {kept}/{cfg.episodes} successful of {run} scripted episodes")
 
+    key = demos_key(req)
+    saved = Demonstrations.load(req.run_dir / DEMOS_FILE, key)
+    if saved is not None and saved.episodes_kept >= cfg.episodes:
+        # A run started over (interrupted before its first checkpoint) reuses what it collected.
+        if log is not None:
+            log(f"demonstrations: reusing {saved.episodes_kept} episodes of {req.run_dir / DEMOS_FILE}")
+        return saved
     demos = collect_demonstrations(env, cfg.episodes, cfg.max_rounds, on_round=progress)
     req.run_dir.mkdir(parents=True, exist_ok=True)
-    demos.save(req.run_dir / DEMOS_FILE)
+    demos.save(req.run_dir / DEMOS_FILE, key)
     if log is not None:
         s = demos.summary()
         log(
@@ -191,6 +198,13 @@ def collect_demos(req: TrainRequest, env: Any, log: Callable[[str], None] | None
             f"({s['expert_success_rate']:.0%} expert success), {s['pairs']} pairs in {s['seconds']} s"
         )
     return demos
+
+
+def demos_key(req: TrainRequest) -> str:
+    """What demonstrations depend on: task, objects, seed, randomization and task overrides."""
+    return json.dumps({"task": req.sub.task, "objects": list(req.sub.objects), "seed": req.seed,
+                       "randomization": req.randomization.to_dict(), "overrides": req.task_overrides,
+                       "overlay": None if req.overlay is None else str(req.overlay)}, sort_keys=True)
 
 
 def clone_into(
