@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             rand = RandomizationConfig.disabled() if f is None else RandomizationConfig.load(config_path(f))
             t = time.monotonic()
 
-            def show(name: str, batch, profile: str = profile) -> None:  # noqa: ANN001
+            def show(name: str, batch, profile: str = profile) -> None:
                 print(f"{task:12s} {profile:10s} {name:20s} {100 * batch.success_rate:5.1f}% "
                       f"of {batch.success.size}", flush=True)
 

@@ -165,7 +165,7 @@ def test_dagger_labels_the_states_a_learner_visits():
 
 def test_make_expert_rejects_unknown_kinds():
     class Fake:
-        class task_cfg:  # noqa: N801
+        class task_cfg:
             kind = "juggling"
 
     with pytest.raises(ValueError, match="juggling"):

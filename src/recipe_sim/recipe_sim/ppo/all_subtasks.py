@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from recipe_common.checkpoint_io import write_json
-from recipe_sim.ppo.checkpoint import CheckpointError, latest_checkpoint, read_metadata
+from recipe_sim.ppo.checkpoint import CheckpointError, read_metadata
 from recipe_sim.ppo.envs import SubTask
 from recipe_sim.ppo.training import TrainRequest, train_specialist
 from recipe_sim.randomization import RandomizationConfig
@@ -80,13 +80,20 @@ def _save_state(path: Path, task: str, grouping: str, records: dict[str, Subtask
 
 
 def remaining_iterations(run_dir: Path, total: int) -> tuple[Path | None, int]:
-    """(checkpoint to resume from or None, iterations still to run to reach ``total``)."""
-    try:
-        ckpt = latest_checkpoint(run_dir)
-    except CheckpointError:
-        return None, total
-    done = int(read_metadata(ckpt)["iteration"]) + 1
-    return ckpt, max(total - done, 0)
+    """(checkpoint to resume from or None, iterations still to run to reach ``total``).
+
+    The newest checkpoint whose metadata is complete and matches its file: a kill between writing
+    ``model_<it>.pt`` and its metadata leaves that one out.
+    """
+    found = sorted(((int(p.stem.removeprefix("model_")), p) for p in run_dir.glob("model_*.pt")
+                    if p.stem.removeprefix("model_").isdigit()), reverse=True)
+    for _, ckpt in found:
+        try:
+            done = int(read_metadata(ckpt)["iteration"]) + 1
+        except CheckpointError:
+            continue
+        return ckpt, max(total - done, 0)
+    return None, total
 
 
 def run_all_subtasks(
@@ -113,8 +120,11 @@ def run_all_subtasks(
         rec = records[sub.slug]
         run_dir = out / sub.slug
         if rec.status in ("pending", "training"):
-            _train_one(sub, rec, base, run_dir, log, progress)
-            _save_state(state_path, task, grouping, records)
+            def save() -> None:
+                _save_state(state_path, task, grouping, records)
+
+            _train_one(sub, rec, base, run_dir, log, progress, save)
+            save()
         if rec.status == "trained":
             rec.eval = _evaluate_one(Path(str(rec.checkpoint)), sub, evaluation, base, run_dir, log)
             rec.status = "evaluated"
@@ -139,6 +149,7 @@ def _train_one(
     run_dir: Path,
     log: Callable[[str], None],
     progress: Callable[[SubTask, int], Any] | None,
+    save: Callable[[], None],
 ) -> None:
     ckpt, left = remaining_iterations(run_dir, base.iterations)
     if rec.status == "training" and ckpt is None:
@@ -153,6 +164,7 @@ def _train_one(
         log(f"all-subtasks: {sub.label}: resuming from {ckpt} ({left} iterations left)")
         req = replace(req, resume=ckpt, iterations=left, demo_init=False)
     rec.status = "training"
+    save()
     callback = progress(sub, req.iterations) if progress is not None else None
     try:
         result = train_specialist(req, on_iteration=callback, log=log)

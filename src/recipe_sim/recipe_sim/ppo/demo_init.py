@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
