@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,12 +71,12 @@ def main(argv: list[str] | None = None) -> int:
             rand = RandomizationConfig.disabled() if f is None else RandomizationConfig.load(config_path(f))
             t = time.monotonic()
 
-            def show(name: str, batch, profile: str = profile) -> None:
+            def show(name: str, batch: Any, profile: str = profile, task: str = task) -> None:
                 print(f"{task:12s} {profile:10s} {name:20s} {100 * batch.success_rate:5.1f}% "
                       f"of {batch.success.size}", flush=True)
 
-            results[profile] = evaluate_objects(task, objects, rand, a.episodes, a.num_envs, a.seed, make_expert,
-                                                on_object=show)
+            results[profile] = evaluate_objects(task, objects, rand, a.episodes, a.num_envs, a.seed,
+                                                make_expert, on_object=show)
             print(f"{task:12s} {profile:10s} {'(all)':20s} "
                   f"{100 * np.mean([b.success_rate for b in results[profile].values()]):5.1f}%  "
                   f"({time.monotonic() - t:.0f} s)", flush=True)

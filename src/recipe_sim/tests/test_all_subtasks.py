@@ -21,14 +21,18 @@ from recipe_sim.ppo.envs import SubTask, randomization_config
 from recipe_sim.ppo.packaged import load_specialist
 from recipe_sim.ppo.training import TrainRequest
 
-SUBTASKS = [SubTask("grasp_reach", "mix", 0, ("can_small",)), SubTask("grasp_reach", "mix", 1, ("cube_medium",))]
+SUBTASKS = [
+    SubTask("grasp_reach", "mix", 0, ("can_small",)),
+    SubTask("grasp_reach", "mix", 1, ("cube_medium",)),
+]
 OVERRIDES = {"episode_length": 16}
 
 
 def _base(out: Path, iterations: int) -> TrainRequest:
     cfg = load_config(profile="tiny").with_overrides(num_envs=4, iterations=iterations)
-    return TrainRequest(sub=SUBTASKS[0], config=cfg, run_dir=out, seed=0, randomization=randomization_config(False),
-                        iterations=iterations, no_init_states=True, export=False, task_overrides=OVERRIDES)
+    return TrainRequest(sub=SUBTASKS[0], config=cfg, run_dir=out, seed=0,
+                        randomization=randomization_config(False), iterations=iterations, no_init_states=True,
+                        export=False, task_overrides=OVERRIDES)
 
 
 PLAN = EvalPlan({"nominal": randomization_config(False)}, episodes=2, max_envs=2)
@@ -91,11 +95,11 @@ def test_resume_after_a_real_kill(tmp_path):
     out = tmp_path / "run"
     run_all_subtasks(SUBTASKS[:1], _base(out, 2), out, PLAN, log=lambda m: None)  # the first one is done
     code = (
-        "import sys; from pathlib import Path; sys.path.insert(0, %r)\n"
+        f"import sys; from pathlib import Path; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_all_subtasks import SUBTASKS, PLAN, _base\n"
         "from recipe_sim.ppo.all_subtasks import run_all_subtasks\n"
-        "run_all_subtasks(SUBTASKS, _base(Path(%r), 12), Path(%r), PLAN, log=print)\n"
-    ) % (str(Path(__file__).parent), str(out), str(out))
+        f"run_all_subtasks(SUBTASKS, _base(Path({str(out)!r}), 12), Path({str(out)!r}), PLAN, log=print)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ})
     try:

@@ -103,7 +103,8 @@ def test_grasp_expert_regrasps_an_object_knocked_out_of_the_hand():
         _run_until(env, expert, "carry", 0)
         for _ in range(15):
             env.step(expert())
-        assert env.physics.qpos[0, env.index.object_qpos_adr + 2] > env.task.rest_z[0].item() + 0.03  # held up
+        held_up = env.physics.qpos[0, env.index.object_qpos_adr + 2] > env.task.rest_z[0].item() + 0.03
+        assert held_up
         # Put the can back where it was picked up (dropped on the way): the expert notices the empty hand,
         # backs off and grasps it again.
         pose = np.array([[*env.task.anchor[0].numpy(), 1.0, 0.0, 0.0, 0.0]])

@@ -153,7 +153,7 @@ class PalmIK:
 
 
 def move_towards(q: np.ndarray, target: np.ndarray, max_step: float) -> np.ndarray:
-    """``q`` moved towards ``target`` along the straight joint-space line, by at most ``max_step`` per joint."""
+    """``q`` moved towards ``target`` along the straight joint-space line, at most ``max_step`` per joint."""
     delta = target - q
     biggest = float(np.max(np.abs(delta))) if delta.size else 0.0
     if biggest <= max_step:
@@ -207,7 +207,8 @@ class Expert(ABC):
         """(N, 26) joint targets (rad) for every env's current state."""
         s = WorldState.of(self.env)
         anchor = self.env.task.anchor.numpy()
-        new_episode = (s.clock < self._last_clock) | np.any(np.abs(anchor - self._last_anchor) > 1e-9, axis=1)
+        moved_anchor = np.any(np.abs(anchor - self._last_anchor) > 1e-9, axis=1)
+        new_episode = (s.clock < self._last_clock) | moved_anchor
         fresh = np.flatnonzero(self._needs_reset | new_episode)
         if fresh.size:
             self.ik.reset(fresh)
@@ -230,7 +231,7 @@ class Expert(ABC):
 
     # --- per task -------------------------------------------------------------------------------------
 
-    def _start(self, env_ids: np.ndarray, s: WorldState) -> None:
+    def _start(self, env_ids: np.ndarray, s: WorldState) -> None:  # noqa: B027 (optional hook)
         """Per-episode setup of new episodes (which hand, which grasp); phases are already 0."""
 
     @abstractmethod
@@ -252,7 +253,7 @@ class Expert(ABC):
 
     def arm_move(self, out: np.ndarray, s: WorldState, i: int, side: int, q_arm: np.ndarray,
                  max_step: float | None = None) -> None:
-        """Write arm ``side``'s command towards ``q_arm`` into ``out`` (rate-limited from the measured joints)."""
+        """Write arm ``side``'s command towards ``q_arm`` into ``out`` (rate-limited from the measured q)."""
         sl = arm_slice(side)
         out[sl] = move_towards(s.q[i, sl], q_arm, self.arm_step if max_step is None else max_step)
 

@@ -1,5 +1,5 @@
-"""Closed-loop handover expert, both directions: A grasps the block's upper half and carries it to the transfer
-point, B grasps its lower half, A lets go and withdraws, B carries it to the final goal.
+"""Closed-loop handover expert, both directions: A grasps the block's upper half and carries it to the
+transfer point, B grasps its lower half, A lets go and withdraws, B carries it to the final goal.
 
 Phases (per env; A and B from the task's ``side_a``):
 
@@ -63,7 +63,7 @@ class HandoverExpert(Expert):
         n = self.num_envs
         self.side_a = np.zeros(n, dtype=int)
         self._latched = np.zeros((n, 7))
-        self._pickup = np.zeros(n, dtype=bool)  # B picks the dropped block up from the table (after the transfer)
+        self._pickup = np.zeros(n, dtype=bool)  # B picks a dropped block up from the table (after transfer)
 
     def _start(self, env_ids: np.ndarray, s: WorldState) -> None:
         self.side_a[env_ids] = self.env.task.side_a.numpy()[env_ids]

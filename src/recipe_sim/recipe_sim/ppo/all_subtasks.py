@@ -221,7 +221,8 @@ def evaluate_checkpoint(
     for cond, rand in plan.conditions.items():
         def report(name: str, batch: Any, cond: str = cond) -> None:
             if log is not None:
-                log(f"eval {cond:10s} {name:20s} {100 * batch.success_rate:5.1f}% ({batch.success.size} episodes)")
+                log(f"eval {cond:10s} {name:20s} {100 * batch.success_rate:5.1f}% "
+                    f"({batch.success.size} episodes)")
 
         results[cond] = evaluate_objects(meta["task"], names, rand, plan.episodes, plan.max_envs, plan.seed,
                                          policy_for, task_overrides=task_overrides, on_object=report)

@@ -348,7 +348,9 @@ def _algorithm(raw: Any, where: str) -> AlgorithmConfig:
 def _demo_init(raw: Any, where: str) -> DemoInitConfig:
     ints = ("episodes", "max_rounds", "epochs", "batch_size")
     floats = ("learning_rate", "arm_std", "hand_std", "ppo_learning_rate")
-    config.require_keys(raw, where, {*ints, *floats, "critic_warmup_iterations"}, {"dagger_rounds", "dagger_epochs"})
+    config.require_keys(
+        raw, where, {*ints, *floats, "critic_warmup_iterations"}, {"dagger_rounds", "dagger_epochs"}
+    )
     return DemoInitConfig(
         **{k: config.as_int(raw[k], f"{where}.{k}", minimum=1) for k in ints},
         **{k: config.as_float(raw[k], f"{where}.{k}", positive=True) for k in floats},

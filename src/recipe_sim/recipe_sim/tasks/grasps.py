@@ -105,7 +105,8 @@ def load_grasps(path: str | Path | None = None) -> GraspCatalog:
     path = config_path(CONFIG_FILE) if path is None else Path(path)
     data = load_yaml(path, FORMAT)
     try:
-        check_keys(data, ("format", "default", "grasps", "objects"), "grasps.yaml", required=("default", "grasps"))
+        check_keys(data, ("format", "default", "grasps", "objects"), "grasps.yaml",
+                   required=("default", "grasps"))
         grasps = data["grasps"]
         if not isinstance(grasps, Mapping) or not grasps:
             raise ValueError("grasps must be a non-empty mapping of name -> grasp")
