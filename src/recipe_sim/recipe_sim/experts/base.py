@@ -268,6 +268,11 @@ class Expert(ABC):
     def palm_error(self, s: WorldState, i: int, side: int, target: np.ndarray) -> float:
         return float(np.linalg.norm(s.palms[i, side] - target))
 
+    def finger_closure(self, s: WorldState, i: int, side: int) -> float:
+        """Mean normalized closure (0 open .. 1 closed) of the four fingers of hand ``side`` as measured."""
+        u = robot_spec.hand_rad_to_normalized(s.q[i, hand_slice(side)], self.hand)
+        return float(np.mean(u[2:]))
+
     def hand_speed(self, s: WorldState, i: int, side: int) -> float:
         return float(np.max(np.abs(s.qd[i, hand_slice(side)])))
 

@@ -102,6 +102,15 @@ class BoxLiftExpert(Expert):
         z_grip = s.obj_pos[i, 2] + self.palm_z
         z_above = s.obj_pos[i, 2] + self.object_size(i)[-1] + self.above_clearance
         live = s.obj_pos[i, :2]
+        gaps = self._gaps(i, s, yaw, support)
+        at_grip = abs(mid[2] - z_grip) < 0.04 or lifted_by > 0.01
+        if self.PHASES[self.phase[i]] in ("spread", "approach", "retreat") and max(gaps) < self.contact_slack \
+                and at_grip and np.linalg.norm(s.obj_pos[i] - mid) <= self.lost_distance:
+            # Both palms already on the box (a learner being relabelled got there its own way): squeeze.
+            self.set_phase(i, "squeeze")
+            self._grip[i] = live
+        if self.in_phase(i, "squeeze") and lifted_by > 0.01:
+            self.set_phase(i, "lift")
         if self.in_phase(i, "lift") or self.in_phase(i, "squeeze"):
             lost = np.linalg.norm(s.obj_pos[i] - mid) > self.lost_distance
             dropped = self.in_phase(i, "lift") and lifted_by < 0.01 and mid[2] - s.obj_pos[i, 2] > 0.06
@@ -122,7 +131,7 @@ class BoxLiftExpert(Expert):
                 self._grip[i] = live  # squeeze about where the box was, not where it is pushed to
         if self.in_phase(i, "squeeze"):
             targets = self._palm_targets(self._grip[i], -self.squeeze_depth, z_grip, yaw, support)
-            if max(self._gaps(i, s, yaw, support)) < self.contact_slack and self.dwell[i] >= 2:
+            if max(gaps) < self.contact_slack and self.dwell[i] >= 2:
                 self.set_phase(i, "lift")
         if self.in_phase(i, "lift"):
             targets = self._palm_targets(self._grip[i], -self.squeeze_depth, s.goal[i, 2] + self.palm_z, yaw,

@@ -116,10 +116,13 @@ class GraspReachExpert(Expert):
         hand = gt.grasp.preshape
         if self.in_phase(i, "close") and np.linalg.norm(obj - self._latched_obj[i]) > self.regrasp_distance:
             self.set_phase(i, "reach")
-        if self.in_phase(i, "carry"):
-            held_at = s.palms[i, side] - gt.offset[side]
-            if np.linalg.norm(obj - held_at) > self.lost_distance:
-                self.set_phase(i, "retreat")
+        held = np.linalg.norm(obj - (s.palms[i, side] - gt.offset[side])) <= self.lost_distance
+        if (self.PHASES[self.phase[i]] in ("pregrasp", "reach", "retreat", "no_plan") and held
+                and self.finger_closure(s, i, side) >= 0.6 * float(np.mean(gt.grasp.closure[2:]))):
+            # Someone else (a learner being relabelled) already holds it: carry on from there.
+            self.set_phase(i, "carry")
+        if self.in_phase(i, "carry") and not held:
+            self.set_phase(i, "retreat")
         if self.in_phase(i, "retreat") or self.in_phase(i, "pregrasp"):
             palm = self._aim(i, gt.palm(side, obj, self.pregrasp * np.array([1.0, sgn, 1.0])))
             q_arm, ok = gt.arm(i, side, palm)

@@ -109,6 +109,13 @@ class HandoverExpert(Expert):
         gt = self.ga if who == "a" else self.gb
         return bool(np.linalg.norm(s.obj_pos[i] - (s.palms[i, side] - gt.offset[side])) <= self.lost_distance)
 
+    def _grips(self, i: int, s: WorldState, who: str) -> bool:
+        """Hand ``who`` holds the block with its fingers closed."""
+        side = int(self.side_a[i]) if who == "a" else 1 - int(self.side_a[i])
+        gt = self.ga if who == "a" else self.gb
+        closed = self.finger_closure(s, i, side) >= 0.6 * float(np.mean(gt.grasp.closure[2:]))
+        return closed and self._holds(i, s, who)
+
     def _desired(self, i: int, s: WorldState) -> np.ndarray:
         out = self.ready_q.copy()
         task = self.env.task
@@ -116,6 +123,13 @@ class HandoverExpert(Expert):
         b = 1 - a
         phase = self.PHASES[self.phase[i]]
         transferred = int(task.progress[i]) >= HANDOVER_TRANSFER_DONE
+        # Skip ahead when the state is already further on (a learner being relabelled got there its own way).
+        if phase in ("a_pregrasp", "a_reach") and self._grips(i, s, "a"):
+            self.set_phase(i, "a_carry")
+            phase = "a_carry"
+        if phase in ("b_pregrasp", "b_reach") and self._grips(i, s, "b"):
+            self.set_phase(i, "a_release" if self._holds(i, s, "a") else "b_carry")
+            phase = self.PHASES[self.phase[i]]
         # Recovery: the hand meant to hold the block lost it.
         who = "b" if phase == "b_carry" else ("a" if phase in _A_HOLDS and not self._pickup[i] else None)
         if who is not None and not self._holds(i, s, who):
