@@ -1,4 +1,5 @@
-"""Every committed packaged specialist (recipe_sim/data/specialists/*): loads, acts, says what it is, has an eval.
+"""Every committed packaged specialist (recipe_sim/data/specialists/*): loads, acts, says what it is, has an
+eval.
 
 The distillation stage and the deployment demo start from these folders through ``load_specialist``; this
 checks the contract they rely on: ``metadata.json`` names task, objects and randomization, the exported actor

@@ -104,8 +104,8 @@ class BoxLiftExpert(Expert):
         live = s.obj_pos[i, :2]
         gaps = self._gaps(i, s, yaw, support)
         at_grip = abs(mid[2] - z_grip) < 0.04 or lifted_by > 0.01
-        if self.PHASES[self.phase[i]] in ("spread", "approach", "retreat") and max(gaps) < self.contact_slack \
-                and at_grip and np.linalg.norm(s.obj_pos[i] - mid) <= self.lost_distance:
+        on_box = max(gaps) < self.contact_slack and np.linalg.norm(s.obj_pos[i] - mid) <= self.lost_distance
+        if self.PHASES[self.phase[i]] in ("spread", "approach", "retreat") and on_box and at_grip:
             # Both palms already on the box (a learner being relabelled got there its own way): squeeze.
             self.set_phase(i, "squeeze")
             self._grip[i] = live
