@@ -223,26 +223,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _all_subtasks(args, config, subtasks, init_path, no_init, randomization) -> int:
     from recipe_common.config import ConfigError
-    from recipe_common.paths import config_path
-    from recipe_sim.ppo.all_subtasks import EvalPlan, run_all_subtasks
+    from recipe_sim.ppo.all_subtasks import EvalPlan, run_all_subtasks, standard_conditions
     from recipe_sim.ppo.checkpoint import CheckpointError
-    from recipe_sim.ppo.envs import randomization_config
-    from recipe_sim.ppo.evaluation import condition_randomization
     from recipe_sim.ppo.progress import TrainingProgress
     from recipe_sim.ppo.training import TrainRequest
 
     grouping = subtasks[0].grouping
     out = args.out or workspace_dir() / "runs" / args.task / grouping.replace(":", "_")
     try:
-        files = args.eval_randomization or [
-            config_path("randomization_low_noise.yaml"), config_path("randomization_degrees.yaml")
-        ]
-        conditions = {"nominal": randomization_config(False)}
-        for f in files:
-            conditions[Path(f).stem.removeprefix("randomization_") or "randomized"] = randomization_config(
-                True, path=f
-            )
-        conditions["pushes"] = condition_randomization("pushes", path=args.randomization)
+        conditions = standard_conditions(args.eval_randomization, args.randomization)
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 2

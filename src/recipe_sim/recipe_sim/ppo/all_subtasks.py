@@ -265,3 +265,66 @@ def write_summary(
             lines.append(f"| {rec.label if k == 0 else ''} | {name} | " + " | ".join(cells) + " | "
                          + " | ".join(str(t) for t in tail) + " |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def standard_conditions(randomization_files: Sequence[Path] | None = None,
+                        pushes_file: Path | None = None) -> dict[str, RandomizationConfig]:
+    """nominal, one condition per randomization file (named by its stem without ``randomization_``; default
+    the low-noise profile and Table IV read as degrees) and pushes (the force item of ``pushes_file``)."""
+    from recipe_common.paths import config_path
+    from recipe_sim.ppo.envs import randomization_config
+    from recipe_sim.ppo.evaluation import condition_randomization
+
+    files = list(randomization_files or [config_path("randomization_low_noise.yaml"),
+                                         config_path("randomization_degrees.yaml")])
+    out = {"nominal": randomization_config(False)}
+    for f in files:
+        out[Path(f).stem.removeprefix("randomization_") or "randomized"] = randomization_config(True, path=f)
+    out["pushes"] = condition_randomization("pushes", path=pushes_file)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Evaluate one checkpoint under the standard conditions (and package it): the all-subtasks runner's
+    evaluation for a run trained on its own, or again with more episodes."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(description=main.__doc__.split("\n\n")[0] if main.__doc__ else None)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--episodes", type=int, default=256, help="episodes per object and condition")
+    p.add_argument("--seed", type=int, default=1000, help="evaluation seed (not a training seed)")
+    p.add_argument("--randomization", type=Path, nargs="+", default=None,
+                   help="randomization files, one condition each (default: low-noise and degrees profiles)")
+    p.add_argument("--out", type=Path, default=None, help="default <checkpoint dir>/eval_<it>")
+    p.add_argument("--package", default=None, metavar="NAME", help="package as data/specialists/NAME")
+    a = p.parse_args(argv)
+    try:
+        meta = read_metadata(a.checkpoint)
+        plan = EvalPlan(standard_conditions(a.randomization), episodes=a.episodes, seed=a.seed)
+        if a.seed in (meta["seed"], meta["seed"] + 1):
+            raise ValueError(f"--seed {a.seed} was used in training (seed {meta['seed']}, demonstrations "
+                             f"{meta['seed'] + 1})")
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 1
+    out = a.out or a.checkpoint.resolve().parent / f"eval_{meta['iteration']}"
+    out.mkdir(parents=True, exist_ok=True)
+    report = evaluate_checkpoint(a.checkpoint, plan, task_overrides=meta.get("task_overrides") or None,
+                                 log=lambda m: print(m, file=sys.stderr, flush=True))
+    write_json(out / "eval.json", report)
+    from recipe_sim.ppo.evaluation import plot_success
+
+    plot_success(report["conditions"], out / "eval.png", f"{meta['task']} {meta['object_group']} "
+                 f"@ it {meta['iteration']}")
+    rows = {c: f"{100 * r['_overall']['success_rate']:.1f}%" for c, r in report["conditions"].items()}
+    print(f"evaluate: {rows}; wrote {out / 'eval.json'}", file=sys.stderr)
+    if a.package:
+        from recipe_sim.ppo.packaged import package_specialist
+
+        print(f"packaged {package_specialist(a.checkpoint, out / 'eval.json', a.package)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
