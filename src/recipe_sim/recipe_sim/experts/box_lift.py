@@ -15,7 +15,10 @@ Phases (per env, from the state):
   raised by ``retreat_height``; then ``approach`` again.
 
 Palm orientation: the ready pose's (palms facing each other, fingers forward), turned about z by the
-box's yaw folded into +-45 degrees and clipped to ``max_palm_yaw``.
+box's yaw folded into +-45 degrees and clipped to ``max_palm_yaw`` (default 0: flat palms square a yawed
+box between them as they squeeze; under the low-noise profile, 64 episodes: lift_box_wide 97% vs 88% with
+palms turned up to 0.3 rad; and the policy, which does not observe the box's yaw, can imitate it). The
+box's yaw still sets how far out the palms approach and how deep they press (its extent along y).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class BoxLiftExpert(Expert):
         contact_slack: float = 0.035,
         lost_distance: float = 0.12,
         retreat_height: float = 0.08,
-        max_palm_yaw: float = 0.3,
+        max_palm_yaw: float = 0.0,
         above_clearance: float = 0.04,
         finger_flex: float = 0.3,
         arm_step: float = 0.12,

@@ -201,10 +201,20 @@ def collect_demos(req: TrainRequest, env: Any, log: Callable[[str], None] | None
 
 
 def demos_key(req: TrainRequest) -> str:
-    """What demonstrations depend on: task, objects, seed, randomization and task overrides."""
+    """What demonstrations depend on: task, objects, seed, randomization, task overrides, and the experts'
+    code and grasps (a digest of recipe_sim/experts/*.py and config/grasps.yaml)."""
+    import hashlib
+
+    from recipe_common.paths import config_path
+    from recipe_sim import experts
+
+    digest = hashlib.sha256()
+    for f in [*sorted(Path(experts.__file__).resolve().parent.glob("*.py")), config_path("grasps.yaml")]:
+        digest.update(Path(f).read_bytes())
     return json.dumps({"task": req.sub.task, "objects": list(req.sub.objects), "seed": req.seed,
                        "randomization": req.randomization.to_dict(), "overrides": req.task_overrides,
-                       "overlay": None if req.overlay is None else str(req.overlay)}, sort_keys=True)
+                       "overlay": None if req.overlay is None else str(req.overlay),
+                       "experts": digest.hexdigest()[:16]}, sort_keys=True)
 
 
 def clone_into(
