@@ -8,8 +8,9 @@ Phases of the active hand (the other arm and hand hold the ready pose, as the ta
 * ``close``: the arm holds the grasp pose latched on arrival, the hand closes. When the fingers have stopped
   (``close_steps`` at least): ``carry``. The object moving ``regrasp_distance`` from where the grasp was
   latched sends the hand back to ``reach``.
-* ``carry``: palm to the goal plus the grasp offset, hand closed. If the object is no longer where the
-  grasp holds it (farther than ``lost_distance`` from the palm minus the grasp offset): ``retreat``.
+* ``carry``: palm to where it puts the object, held as it is in the hand now, at the goal; hand closed. If
+  the object is no longer where the grasp holds it (farther than ``lost_distance`` from the palm minus the
+  grasp offset): ``retreat``.
 * ``retreat``: hand preshaped, palm to a pre-grasp point above and outside the object; then ``reach``.
 
 Which grasp: ``grasp`` names one of config/grasps.yaml for every object, or (default) each object gets the
@@ -145,7 +146,8 @@ class GraspReachExpert(Expert):
             if self.dwell[i] >= self.close_steps and self.hand_speed(s, i, side) < 0.5:
                 self.set_phase(i, "carry")
         if self.in_phase(i, "carry"):
-            palm = self._aim(i, gt.palm(side, self.carry_point(i, s)))
+            # Where the palm must be for the object, held where it is in the hand now, to be at the goal.
+            palm = self._aim(i, self.carry_point(i, s) + (s.palms[i, side] - obj))
             q_arm, _ = gt.arm(i, side, palm)  # the nearest reachable pose if out of reach
             hand = gt.grasp.closure
         self.arm_move(out, s, i, side, q_arm)

@@ -141,7 +141,7 @@ class HandoverExpert(Expert):
             return out
         if phase == "a_carry":
             goal = self._lifted_point(task.transfer_goal[i].numpy().astype(np.float64), s, i)
-            q_arm, _ = self.ga.arm(i, a, self.ga.palm(a, goal))
+            q_arm, _ = self.ga.arm(i, a, goal + (s.palms[i, a] - s.obj_pos[i]))  # held as it is in the hand
             self.arm_move(out, s, i, a, q_arm)
             self.hand_to(out, a, self.ga.grasp.closure)
             if not (transferred or np.linalg.norm(s.obj_pos[i] - goal) < self.transfer_tol):
@@ -170,7 +170,7 @@ class HandoverExpert(Expert):
             self.set_phase(i, "b_carry")
         # b_carry: B to the final goal, A back to the ready pose.
         goal = self._lifted_point(task.final_goal[i].numpy().astype(np.float64), s, i)
-        q_arm, _ = self.gb.arm(i, b, self.gb.palm(b, goal))
+        q_arm, _ = self.gb.arm(i, b, goal + (s.palms[i, b] - s.obj_pos[i]))
         self.arm_move(out, s, i, b, q_arm)
         self.hand_to(out, b, self.gb.grasp.closure)
         self.arm_move(out, s, i, a, self.ready_q[a * 7 : (a + 1) * 7])
