@@ -9,9 +9,10 @@ Phases of the active hand (the other arm and hand hold the ready pose, as the ta
   (``close_steps`` at least): ``carry``. The object moving ``regrasp_distance`` from where the grasp was
   latched sends the hand back to ``reach``.
 * ``carry``: palm to where it puts the object, held as it is in the hand now, at the goal; hand closed. If
-  the object is no longer where the grasp holds it (farther than ``lost_distance`` from the palm minus the
-  grasp offset): ``retreat``.
-* ``retreat``: hand preshaped, palm to a pre-grasp point above and outside the object; then ``reach``.
+  the object has moved in the hand by more than ``slip_distance`` since the hand closed (or is farther than
+  ``lost_distance`` from where the grasp holds it): ``retreat``.
+* ``retreat``: hand preshaped, palm straight up by ``retreat_height``; then ``pregrasp``.
+* ``pregrasp`` (also the first phase): palm to a point above and outside the grasp pose; then ``reach``.
 
 Which grasp: ``grasp`` names one of config/grasps.yaml for every object, or (default) each object gets the
 grasp that config/grasps.yaml's ``objects`` table names for it (its default otherwise). Envs whose object or
@@ -64,6 +65,8 @@ class GraspReachExpert(Expert):
         close_steps: int = 4,
         regrasp_distance: float = 0.06,
         lost_distance: float = 0.05,
+        slip_distance: float = 0.04,
+        retreat_height: float = 0.05,
         pregrasp: tuple[float, float, float] = (0.0, 0.03, 0.05),
         arm_step: float = 0.06,
     ) -> None:
@@ -77,6 +80,7 @@ class GraspReachExpert(Expert):
         self._targets = {g.name: GraspTargets(self, g) for g in self.grasps}
         self.arrive_tol, self.close_steps = arrive_tol, close_steps
         self.regrasp_distance, self.lost_distance = regrasp_distance, lost_distance
+        self.slip_distance, self.retreat_height = slip_distance, retreat_height
         self.pregrasp = np.asarray(pregrasp, dtype=np.float64)
         self.lift_height = float(env.task.success_params.lift_height)
         self.lift_margin = 0.015
@@ -84,7 +88,9 @@ class GraspReachExpert(Expert):
         self.side = np.zeros(n, dtype=int)
         self._which = np.zeros(n, dtype=int)  # index into self.grasps (the env's object)
         self._latched_q = np.zeros((n, 7))
-        self.palm_target = np.zeros((n, 3))  # where each env's active palm is headed now (world, m)
+        self.palm_target = np.zeros((n, 3))
+        self._held_offset = np.zeros((n, 3))  # palm minus object when the hand closed on it
+        self._retreat_from = np.zeros((n, 3))  # where each env's active palm is headed now (world, m)
         self._latched_obj = np.zeros((n, 3))
 
     @property
@@ -122,9 +128,20 @@ class GraspReachExpert(Expert):
                 and self.finger_closure(s, i, side) >= 0.6 * float(np.mean(gt.grasp.closure[2:]))):
             # Someone else (a learner being relabelled) already holds it: carry on from there.
             self.set_phase(i, "carry")
-        if self.in_phase(i, "carry") and not held:
-            self.set_phase(i, "retreat")
-        if self.in_phase(i, "retreat") or self.in_phase(i, "pregrasp"):
+            self._held_offset[i] = s.palms[i, side] - obj
+        if self.in_phase(i, "carry"):
+            # Lost: the object moved in the hand by more than slip_distance since the hand closed on it.
+            slipped = np.linalg.norm((s.palms[i, side] - obj) - self._held_offset[i]) > self.slip_distance
+            if slipped or not held:
+                self.set_phase(i, "retreat")
+                self._retreat_from[i] = s.palms[i, side] + np.array([0.0, 0.0, self.retreat_height])
+        if self.in_phase(i, "retreat"):
+            # Straight up with the hand opening, clear of the object, before going round to the pre-grasp.
+            palm = self._aim(i, self._retreat_from[i])
+            q_arm, _ = gt.arm(i, side, palm)
+            if self.palm_error(s, i, side, palm) < 2 * self.arrive_tol or self.dwell[i] >= 8:
+                self.set_phase(i, "pregrasp")
+        if self.in_phase(i, "pregrasp"):
             palm = self._aim(i, gt.palm(side, obj, self.pregrasp * np.array([1.0, sgn, 1.0])))
             q_arm, ok = gt.arm(i, side, palm)
             if self.palm_error(s, i, side, palm) < 2 * self.arrive_tol or not ok:
@@ -145,6 +162,7 @@ class GraspReachExpert(Expert):
             q_arm, hand = self._latched_q[i], gt.grasp.closure
             if self.dwell[i] >= self.close_steps and self.hand_speed(s, i, side) < 0.5:
                 self.set_phase(i, "carry")
+                self._held_offset[i] = s.palms[i, side] - obj
         if self.in_phase(i, "carry"):
             # Where the palm must be for the object, held where it is in the hand now, to be at the goal.
             palm = self._aim(i, self.carry_point(i, s) + (s.palms[i, side] - obj))
