@@ -63,8 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--iterations",
         type=int,
         default=None,
-        help="budget per run in PPO iterations instead of minutes (a loaded machine's minutes are not a "
-        "quiet one's: 60 quiet minutes are about 1,950 grasp_reach or handover and 1,490 box_lift iterations)",
+        help="budget per run in PPO iterations instead of minutes (a loaded machine's minutes are not "
+        "a quiet one's: 60 quiet minutes are about 1,950 grasp_reach or handover and 1,490 box_lift "
+        "iterations)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     init = p.add_mutually_exclusive_group()
