@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from recipe_common import robot_spec
-from recipe_sim.tasks.poses import SIDE_INDEX, palm_frame, set_coupled, solve_palm_pose
+from recipe_sim.tasks.poses import palm_frame, set_coupled, solve_palm_pose
 
 N_ARM_SIDE = robot_spec.NUM_ARM_JOINTS_PER_SIDE
 N_HAND_SIDE = robot_spec.NUM_HAND_ACTUATED_PER_SIDE
@@ -282,15 +282,3 @@ class Expert(ABC):
     def object_size(self, i: int) -> np.ndarray:
         """MuJoCo geom size of env ``i``'s object as randomized this episode (shape scale included)."""
         return self.env.physics.models[i].geom_size[self.env.index.object_geom].copy()
-
-    def object_shape(self, i: int) -> str:
-        return str(self.env.object_specs[0].shape if len(self.env.object_specs) == 1
-                   else _GEOM_SHAPES[int(self.env.physics.models[i].geom_type[self.env.index.object_geom])])
-
-
-SIDE_NAMES = {v: k for k, v in SIDE_INDEX.items()}
-_GEOM_SHAPES = {
-    int(mujoco.mjtGeom.mjGEOM_BOX): "box",
-    int(mujoco.mjtGeom.mjGEOM_CYLINDER): "cylinder",
-    int(mujoco.mjtGeom.mjGEOM_SPHERE): "sphere",
-}
