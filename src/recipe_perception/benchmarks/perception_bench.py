@@ -3,7 +3,7 @@
     ./dev bench perception_bench [--episodes 4] [--objects can_medium puck ...] [--out runs/perception_bench]
 
 Each episode: a catalog object at a random spot of grasp_reach's spawn region (random yaw), the robot at
-the ready pose, then the scripted side grasp (recipe_sim.scripted_expert's plan and timing: reach, close,
+the ready pose, then the scripted side grasp (recipe_sim.tasks.scripted's plan and timing: reach, close,
 carry 15 cm up) and a hold. The third-view D435 frame is rendered as the driver's sim backend publishes it
 (848x480, collision shapes, whole millimetres) at the perception rate (5 Hz), and fed with the joint states
 to the perception pipeline the node runs (depth segmenter + robot self-filter + centre estimate + track

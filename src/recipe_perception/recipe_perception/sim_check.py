@@ -31,11 +31,10 @@ from recipe_sim.model.builder import GROUP_ENV, build_model, build_spec, substep
 from recipe_sim.model.scene import load_scene
 from recipe_sim.objects import load_catalog
 from recipe_sim.render import DepthRenderer
-from recipe_sim.scripted_expert import CLOSE_STEPS, REACH_STEPS, SCRIPT_STEPS, script_targets
 from recipe_sim.tasks.config import load_task_configs
 from recipe_sim.tasks.grasps import load_grasps
 from recipe_sim.tasks.poses import configured_left_palm, ready_pose, set_coupled
-from recipe_sim.tasks.scripted import plan_side_grasp
+from recipe_sim.tasks.scripted import CLOSE_STEPS, REACH_STEPS, SCRIPT_STEPS, plan_side_grasp, script_targets
 
 DEPTH_MAX_M = 10.0  # the driver's depth_max_m: farther (and the far plane) is published as 0
 

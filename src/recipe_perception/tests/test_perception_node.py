@@ -55,7 +55,11 @@ def test_tracks_the_object_in_base_link(rig):
     assert m.header.frame_id == frames.BASE
     assert np.linalg.norm(_position(m) - BOX) < 0.006
     assert 0.5 < m.confidence <= 1.0
-    assert rig.states[0].status == ObjectState.STATUS_INITIALIZING and math.isnan(rig.states[0].position.x)
+    # Until the first track, the node reports INITIALIZING with no position (on a busy host the first
+    # message can be missed before the subscription matches, or the first frame may already track).
+    first = next(i for i, s in enumerate(rig.states) if s.status == ObjectState.STATUS_TRACKING)
+    for s in rig.states[:first]:
+        assert s.status == ObjectState.STATUS_INITIALIZING and math.isnan(s.position.x), s
 
 
 def test_debug_and_head_images(rig):

@@ -1,7 +1,7 @@
 """Which domain-randomization item costs a policy the most: a leave-one-out ablation.
 
 Runs a PPO checkpoint's deterministic actor (or, with ``--expert``, the scripted side grasp of
-``recipe_sim.scripted_expert``) from the ready pose under a randomization profile, under no
+``recipe_sim.experts``) from the ready pose under a randomization profile, under no
 randomization, and under the profile with each of its items switched off in turn. The gain from
 switching an item off is what that item costs: the item a policy (or its demonstrator) should be made
 robust to first, or the one to check on the real robot before trusting the profile's value.
@@ -131,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     import torch
 
+    from recipe_sim.experts import make_expert
     from recipe_sim.ppo.checkpoint import CheckpointError, read_metadata
     from recipe_sim.ppo.evaluation import deterministic_policy, evaluate_objects, load_actor, objects_of
-    from recipe_sim.scripted_expert import SideGraspExpert
 
     torch.set_num_threads(a.threads)
     try:
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def policy_for(env: Any) -> Callable[[Any], Any]:
         if a.checkpoint is None:
-            return SideGraspExpert(env, a.grasp)
+            return make_expert(env, grasp=a.grasp)
         actor, _ = load_actor(a.checkpoint, env)
         return deterministic_policy(actor)
 

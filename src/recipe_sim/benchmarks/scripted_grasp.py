@@ -1,37 +1,41 @@
 """What a scripted grasp-and-reach achieves under domain randomization: the ceiling a policy can expect.
 
-For each object and grasp of config/grasps.yaml, every env runs the scripted side grasp of
-``recipe_sim.scripted_expert`` open-loop through the real env: reach (10 steps), close (6), carry to
-the goal (14), hold. Success is the task's own detector. The sweep repeats this with the arm/hand
+For each object and grasp of config/grasps.yaml, every env runs the closed-loop grasp_reach expert of
+``recipe_sim.experts`` with that grasp through the real env (pre-grasp, reach, close, carry to the goal,
+hold; re-grasp after a slip). Success is the task's own detector. The sweep repeats this with the arm/hand
 action noise of the profile (Table IV, or ``--randomization FILE``) set to several standard
 deviations, everything else as in the profile, which shows how much of the grasp the action noise
-alone destroys. The basin (``--shift``) shows how far off the object may be and still be grasped.
+alone destroys. The basin (``--shift``) shows how far off the object may be when the hand closes and
+still be grasped: the object is moved by the shift at the moment each hand starts to close (the arm pose
+is latched then, so the expert does not follow it).
 
     ./dev bench scripted_grasp                                  # can_medium, noise 0 / 0.02 / 0.05 / 0.1
     ./dev bench scripted_grasp --objects can_medium bottle cuboid_tall --noise 0 0.1 --episodes 64
     ./dev bench scripted_grasp --grasps thumb_opposed wrap \
         --randomization config/randomization_low_noise.yaml
 
-Envs whose object is out of the side grasp's reach (IK misses by > 5 mm at the grasp's orientation)
-count as failures and are reported as "no plan".
+Envs whose object was out of the grasp's reach at the start (IK misses by > 5 mm at the grasp's
+orientation) count as failures and are reported as "no plan".
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from recipe_sim.experts import GraspReachExpert
 from recipe_sim.randomization import RandomizationConfig
-from recipe_sim.scripted_expert import SideGraspExpert
 from recipe_sim.tasks.grasps import SideGrasp, load_grasps
 from recipe_sim.vec_env import RecipeVecEnv
 
-TOTAL = 60  # policy steps per scripted episode: the script ends at step 30, then holds
+TOTAL = 60  # policy steps per episode: the expert carries the object to the goal within about 35
 
 
 def run(obj: str, noise: float | None, episodes: int, seed: int, grasp: SideGrasp | None = None,
@@ -48,8 +52,8 @@ def run(obj: str, noise: float | None, episodes: int, seed: int, grasp: SideGras
     env = RecipeVecEnv("grasp_reach", episodes, objects=[obj], seed=seed, randomization=rand)
     try:
         env.reset()
-        expert = SideGraspExpert(env, grasp)
-        expert.replan()
+        expert = GraspReachExpert(env, grasp)
+        expert.joint_targets()  # the first targets tell which envs have a grasp pose
         has_plan = expert.has_plan
         succ, fail = _first_episodes(env, expert)
         return {
@@ -61,11 +65,15 @@ def run(obj: str, noise: float | None, episodes: int, seed: int, grasp: SideGras
         env.close()
 
 
-def _first_episodes(env: RecipeVecEnv, expert: SideGraspExpert) -> tuple[np.ndarray, np.ndarray]:
+def _first_episodes(env: RecipeVecEnv, expert: GraspReachExpert, on_step: Any = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Run TOTAL steps; (success, failure) of each env's first episode (later ones are ignored)."""
     first: dict[int, tuple[bool, bool]] = {}
     for _ in range(TOTAL):
-        _, _, dones, extras = env.step(expert())
+        action = expert()
+        if on_step is not None:
+            on_step()
+        _, _, dones, extras = env.step(action)
         log = extras["log"]
         for j, i in enumerate(np.flatnonzero(dones.numpy())):
             first.setdefault(int(i), (bool(log["/episode/success"][j]), bool(log["/episode/failure"][j])))
@@ -79,9 +87,22 @@ def _first_episodes(env: RecipeVecEnv, expert: SideGraspExpert) -> tuple[np.ndar
     return succ, fail
 
 
+def _shift_closing(env: RecipeVecEnv, expert: GraspReachExpert, moved: np.ndarray, dx: float,
+                   dy: np.ndarray) -> None:
+    """Move the object of every env whose hand has just started to close (once per env)."""
+    now = np.flatnonzero((expert.phase == expert.PHASES.index("close")) & ~moved)
+    if now.size:
+        oa = env.index.object_qpos_adr
+        pose = env.physics.qpos[now, oa : oa + 7].copy()
+        pose[:, 0] += dx
+        pose[:, 1] += dy[now]
+        env.teleport(now, object_pose=pose, hold_targets=False)
+        moved[now] = True
+
+
 def basin(obj: str, shift: float, episodes: int, seed: int,
           grasp: SideGrasp | None = None) -> dict[str, float]:
-    """Success without randomization when the object sits ``shift`` m away from where the grasp was planned.
+    """Success without randomization when the object is moved ``shift`` m as the hand starts to close.
 
     The width of this basin is how much error (perception, tracking, action noise) the grasp tolerates.
     Returns success among envs with a plan, per displacement: x (forward) and y (+ = toward the palm).
@@ -89,20 +110,17 @@ def basin(obj: str, shift: float, episodes: int, seed: int,
     out: dict[str, float] = {}
     off = RandomizationConfig.disabled()
     env = RecipeVecEnv("grasp_reach", episodes, objects=[obj], seed=seed, randomization=off)
-    oa = env.index.object_qpos_adr
     try:
         moves = (("0", 0, 0), ("+x", shift, 0), ("-x", -shift, 0), ("+y", 0, shift), ("-y", 0, -shift))
         for label, dx, dy in moves:
             env.reset()
-            expert = SideGraspExpert(env, grasp)
-            expert.joint_targets()  # plans every env for the object where it is now
-            toward_palm = np.where(env.task.side.numpy() == 0, 1.0, -1.0)  # the left palm is on the +y side
-            pose = env.physics.qpos[:, oa : oa + 7].copy()
-            pose[:, 0] += dx
-            pose[:, 1] += dy * toward_palm
-            env.teleport(np.arange(episodes), object_pose=pose, hold_targets=False)
-            succ, _ = _first_episodes(env, expert)
+            expert = GraspReachExpert(env, grasp)
+            expert.joint_targets()
             ok = expert.has_plan
+            toward_palm = np.where(env.task.side.numpy() == 0, 1.0, -1.0)  # the left palm is on the +y side
+            moved = np.zeros(episodes, dtype=bool)
+            shift_when_closing = functools.partial(_shift_closing, env, expert, moved, dx, dy * toward_palm)
+            succ, _ = _first_episodes(env, expert, shift_when_closing)
             out[label] = float(succ[ok].mean()) if ok.any() else float("nan")
     finally:
         env.close()
@@ -118,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
     p.add_argument("--shift", type=float, default=0.01,
-                   help="grasp basin: displace the object this much (m) after planning (0: skip)")
+                   help="grasp basin: displace the object this much (m) as the hand closes (0: skip)")
     p.add_argument("--grasps", nargs="+", default=None,
                    help="grasp names of config/grasps.yaml to compare (default: its default grasp)")
     p.add_argument("--randomization", type=Path, default=None,
@@ -141,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     basins: dict[str, dict[str, dict[str, float]]] = {}
     if a.shift > 0:
         print(f"\ngrasp basin, no randomization: success of planned episodes with the object moved "
-              f"{a.shift:g} m after planning (x forward, +y toward the palm)")
+              f"{a.shift:g} m as the hand starts to close (x forward, +y toward the palm)")
         for obj in a.objects:
             for g in grasps:
                 basins.setdefault(obj, {})[g] = b = basin(obj, a.shift, a.episodes, a.seed, grasps[g])

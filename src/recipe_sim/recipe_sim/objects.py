@@ -13,10 +13,11 @@ from typing import Any
 
 from recipe_common import config, paths
 from recipe_common.config import ConfigError, as_vector
+from recipe_sim import stickers
 
 FORMAT = "recipe_sim/objects/v1"
 SHAPE_SIZE_LEN = {"box": 3, "cylinder": 2, "sphere": 1}
-STICKER_PLACEMENTS = ("side_centres", "top_bottom", "bottom_edges")
+STICKER_PLACEMENTS = stickers.PLACEMENTS
 # Groupings every catalog must define; each must split the "all" objects into disjoint groups.
 PARTITION_GROUPINGS = ("all", "shape", "mix")
 DEFAULT_MASS_RANGE = (0.03, 0.1)

@@ -2,8 +2,9 @@
 
 The paper's initial states come from a person teleoperating the simulated robot for < 30 s per task.
 Until a person records some (``recipe_sim.init_states_recorder``), this generator plays the same role
-with scripted motions: IK-driven reaches to the object, partial grasps and small lifts, simulated with
-the real physics, recording the robot and object state at the 10 Hz policy rate. The states are
+with scripted motions: IK-driven reaches to the object, partial grasps and small lifts (grasp_reach), and
+episodes of the closed-loop experts with a little action noise (box_lift, handover), simulated with the real
+physics, recording the robot and object state at the 10 Hz policy rate. The states are
 physically consistent (the object may be nudged or tipped, as in real play), but they are not human
 demonstrations and the file says so (source="scripted").
 """
@@ -238,20 +239,65 @@ def play_episode(w: PlayWorld, task: str, rng: np.random.Generator, rec: _States
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_OBJECTS)}")
 
 
+EXPERT_PLAY_TASKS = ("box_lift", "handover")  # played by the closed-loop experts (recipe_sim.experts)
+PLAY_ACTION_NOISE = 0.02  # rad (normalized for the hands): the experts' play wanders off their plan a little
+
+
+def expert_states(task: str, name: str, episodes: int, seed: int, every: int = 2,
+                  progress: bool = True) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], str]:
+    """States (q, object pose, object) every ``every`` policy steps of ``episodes`` expert episodes with the
+    real env (its spawn regions), with a little action noise; and the hand."""
+    from dataclasses import replace
+
+    from recipe_sim.experts import make_expert
+    from recipe_sim.randomization import RandomizationConfig
+    from recipe_sim.vec_env import RecipeVecEnv
+
+    off = RandomizationConfig.disabled()
+    rand = replace(off, action_noise=replace(off.action_noise, enabled=True, std=PLAY_ACTION_NOISE))
+    env = RecipeVecEnv(task, min(episodes, 16), objects=[name], seed=seed, randomization=rand)
+    out: list[tuple[np.ndarray, np.ndarray, str]] = []
+    try:
+        idx, oa = env.index, env.index.object_qpos_adr
+        rounds = -(-episodes // env.num_envs)
+        for r in tqdm(range(rounds), desc=f"expert play {task} {name}", disable=not progress):
+            env.reset()
+            expert = make_expert(env)
+            left = min(env.num_envs, episodes - r * env.num_envs)
+            for t in range(int(env.max_episode_length) - 1):  # stop before the env's own reset
+                env.step(expert())
+                if t % every == 0:
+                    for i in range(left):
+                        out.append((env.physics.qpos[i, idx.actuated_qpos_adr].copy(),
+                                    env.physics.qpos[i, oa : oa + 7].copy(), name))
+    finally:
+        env.close()
+    return out, env.hand
+
+
 def generate(task: str, episodes: int = 10, seed: int = 0, object_name: str | Sequence[str] | None = None,
              progress: bool = True) -> InitStates:
     """A starter set of scripted task-aware initial states for ``task``.
 
     ``object_name`` may list several catalog objects: ``episodes`` are played with each, and every state
-    records its object, so an env training on that group starts each object from its own states.
+    records its object, so an env training on that group starts each object from its own states. box_lift
+    and handover are played by their closed-loop experts (default objects: the task's grouping).
     """
     if task not in TASK_OBJECTS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_OBJECTS)}")
     names = [object_name] if object_name is None or isinstance(object_name, str) else list(object_name)
+    if task in EXPERT_PLAY_TASKS and names == [None]:
+        from recipe_sim.ppo.envs import resolve_subtasks
+
+        names = [o for sub in resolve_subtasks(task, None) for o in sub.objects]
     rng = np.random.default_rng(seed)
     states: list[tuple[np.ndarray, np.ndarray, str]] = []
     hand = robot_spec.DEFAULT_HAND
-    for name in names:
+    for k, name in enumerate(names):
+        if task in EXPERT_PLAY_TASKS:
+            played, hand = expert_states(task, str(name), episodes, seed + k, progress=progress)
+            states += played
+            continue
         w = make_world(task, name)
         hand = w.index.hand
         for _ in tqdm(range(episodes), desc=f"scripted play {task} {w.obj.name}", disable=not progress):
@@ -273,8 +319,8 @@ def generate(task: str, episodes: int = 10, seed: int = 0, object_name: str | Se
     used = sorted({s[2] for s in states})
     return InitStates(task=task, hand=hand, source="scripted", q=q, object_pose=pose,
                       objects=np.array([s[2] for s in states]),
-                      note=f"scripted play, {episodes} episodes per object, seed {seed}, "
-                      f"objects {', '.join(used)}")
+                      note=f"{'expert' if task in EXPERT_PLAY_TASKS else 'scripted'} play, {episodes} "
+                      f"episodes per object, seed {seed}, objects {', '.join(used)}")
 
 
 def play_commands(task: str, object_xy: np.ndarray, seed: int = 0, object_name: str | None = None,

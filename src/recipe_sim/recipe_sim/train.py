@@ -10,6 +10,14 @@ Examples::
 
 A multi-group grouping (shape, mix, single) trains every group in sequence, or only ``--subtask i``;
 each group gets its own sub-directory of ``--out``. See recipe_sim.ppo.training for the run layout.
+
+``--all-subtasks`` also evaluates each specialist from the ready pose (seed 1000, ``--eval-episodes`` per
+object, nominal + each ``--eval-randomization`` file + pushes), packages it with ``--package``, writes
+``summary.md``/``summary.json`` and can be run again after an interruption: finished sub-tasks are
+skipped, an interrupted one continues from its newest checkpoint (recipe_sim.ppo.all_subtasks)::
+
+    ros2 run recipe_sim train --task grasp_reach --group mix --all-subtasks --demo-init --no-task-aware-init \
+        --randomization config/randomization_low_noise.yaml --iterations 800 --package
 """
 
 from __future__ import annotations
@@ -103,6 +111,26 @@ def build_parser() -> argparse.ArgumentParser:
         "leaves out keep the paper's values)",
     )
     p.add_argument("--no-export", action="store_true", help="skip the TorchScript/ONNX export at the end")
+    p.add_argument(
+        "--all-subtasks",
+        action="store_true",
+        help="train, evaluate (and with --package, package) every group of --group in turn, resumably; "
+        "default --out runs/<task>/<group>",
+    )
+    p.add_argument("--eval-episodes", type=int, default=64, help="--all-subtasks: episodes per object")
+    p.add_argument(
+        "--eval-randomization",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="--all-subtasks: randomization files to evaluate under (default config/randomization_low_noise"
+        ".yaml and config/randomization_degrees.yaml), besides nominal and pushes",
+    )
+    p.add_argument(
+        "--package",
+        action="store_true",
+        help="--all-subtasks: package each evaluated specialist into recipe_sim/data/specialists/",
+    )
     p.add_argument("--verbose", action="store_true", help="print rsl-rl's full per-iteration report")
     return p
 
@@ -130,8 +158,15 @@ def main(argv: list[str] | None = None) -> int:
         init_path, no_init = resolve_init_states(args.task, args.task_aware_init, args.init_states)
         if args.overlay is not None and not args.overlay.is_file():
             raise FileNotFoundError(f"--overlay {args.overlay}: no such file")
-        if args.resume is not None and len(subtasks) > 1:
-            raise ValueError("--resume continues one specialist: add --subtask to pick its group")
+        if args.resume is not None and (len(subtasks) > 1 or args.all_subtasks):
+            raise ValueError("--resume continues one specialist: add --subtask to pick its group "
+                             "(--all-subtasks resumes by itself: run the same command again)")
+        if args.all_subtasks and args.subtask is not None:
+            raise ValueError("--all-subtasks trains every group: leave out --subtask")
+        if (args.package or args.eval_randomization) and not args.all_subtasks:
+            raise ValueError("--package and --eval-randomization go with --all-subtasks")
+        if args.eval_episodes < 1:
+            raise ValueError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
         if args.demo_init and args.resume is not None:
             raise ValueError("--demo-init starts a new specialist; it cannot be combined with --resume")
         if args.demo_init and config.demo_init is None:
@@ -143,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train: error: {exc}", file=sys.stderr)
         return 2
 
+    if args.all_subtasks:
+        return _all_subtasks(args, config, subtasks, init_path, no_init, randomization)
     out = args.out
     if out is None:
         out = args.resume.resolve().parent if args.resume is not None else default_run_dir(args.task)
@@ -204,6 +241,50 @@ def _remove_failed_run(run_dir: Path, existed: bool) -> None:
         return
     shutil.rmtree(run_dir, ignore_errors=True)
     print(f"train: removed {run_dir} (no checkpoint was written)", file=sys.stderr)
+
+
+def _all_subtasks(args, config, subtasks, init_path, no_init, randomization) -> int:
+    from recipe_common.config import ConfigError
+    from recipe_sim.ppo.all_subtasks import EvalPlan, run_all_subtasks, standard_conditions
+    from recipe_sim.ppo.checkpoint import CheckpointError
+    from recipe_sim.ppo.progress import TrainingProgress
+    from recipe_sim.ppo.training import TrainRequest
+
+    grouping = subtasks[0].grouping
+    out = args.out or workspace_dir() / "runs" / args.task / grouping.replace(":", "_")
+    try:
+        conditions = standard_conditions(args.eval_randomization, args.randomization)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 2
+    base = TrainRequest(
+        sub=subtasks[0],
+        config=config,
+        run_dir=out,
+        seed=args.seed,
+        randomization=randomization,
+        randomization_file=None if args.randomization is None else args.randomization.resolve(),
+        iterations=config.iterations,
+        overlay=args.overlay,
+        init_states=init_path,
+        no_init_states=no_init,
+        demo_init=args.demo_init,
+        export=not args.no_export,
+        verbose=args.verbose,
+    )
+    print(f"train: all {len(subtasks)} sub-tasks of {args.task} {grouping} -> {out}", file=sys.stderr)
+
+    def progress(sub, iterations):
+        return TrainingProgress(iterations, desc=sub.label)
+
+    try:
+        run_all_subtasks(subtasks, base, out, EvalPlan(conditions, episodes=args.eval_episodes),
+                         package=args.package, log=lambda m: print(m, file=sys.stderr), progress=progress)
+    except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"train: summary in {out / 'summary.md'}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

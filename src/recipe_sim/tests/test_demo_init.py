@@ -1,4 +1,7 @@
-"""Demo-initialised PPO: the scripted expert, demonstration collection, behaviour cloning, critic warm-up."""
+"""Demo-initialised PPO: demonstrations from the closed-loop expert, behaviour cloning, critic warm-up.
+
+The experts themselves are tested in test_experts.py.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +12,18 @@ import pytest
 import torch
 
 from recipe_common.config import ConfigError
+from recipe_sim.experts import make_expert
 from recipe_sim.ppo.checkpoint import read_metadata
 from recipe_sim.ppo.config import config_from_file_dict, load_config
 from recipe_sim.ppo.demo_init import Demonstrations, clone_actor, collect_demonstrations
 from recipe_sim.ppo.envs import make_env, randomization_config, resolve_subtasks
-from recipe_sim.ppo.evaluation import deterministic_policy, run_episodes
+from recipe_sim.ppo.evaluation import deterministic_policy
 from recipe_sim.ppo.runner import RunInfo, SpecialistRunner
-from recipe_sim.scripted_expert import SCRIPT_STEPS, SideGraspExpert
 from recipe_sim.tasks.grasps import load_grasps
 from recipe_sim.train import main as train_main
 
-SHORT = {"episode_length": 40}  # the script ends at step 30; 10 steps of hold at the goal
+SHORT = {"episode_length": 40}  # the expert reaches, grasps and carries within about 30 steps
+PLAY_STEPS = 35
 
 
 def _env(n: int, obj: str = "can_medium", seed: int = 0, **kw):
@@ -27,32 +31,13 @@ def _env(n: int, obj: str = "can_medium", seed: int = 0, **kw):
     return sub, make_env(sub, n, seed, randomization_config(False), task_overrides=SHORT, **kw)
 
 
-def test_the_expert_lifts_a_can_to_its_goal_without_randomization():
-    _, env = _env(8)
-    try:
-        env.reset()
-        expert = SideGraspExpert(env)
-        batch = run_episodes(env, expert, 1)
-        # Measured: 8/8 with seed 0 (the benchmark: 94% of 32 nominal episodes).
-        assert batch.success.sum() >= 6, batch.success
-        # An object nowhere near the side-grasp workspace gets no plan: the expert holds the ready pose.
-        env.reset()
-        env.teleport([0], object_pose=np.array([[0.55, 0.0, env.table_top + 0.06, 1.0, 0.0, 0.0, 0.0]]))
-        expert.replan([0])
-        assert not expert.has_plan[0]
-        np.testing.assert_allclose(expert.joint_targets()[0], env.ready_q)
-    finally:
-        env.close()
-    assert SCRIPT_STEPS < SHORT["episode_length"]
-
-
 def test_the_lift_term_pays_while_the_expert_holds_the_can_up():
     _, env = _env(4)
     try:
         env.reset()
-        expert = SideGraspExpert(env)
+        expert = make_expert(env)
         lift = []
-        for _ in range(SCRIPT_STEPS + 5):
+        for _ in range(PLAY_STEPS):
             _, _, _, extras = env.step(expert())
             lift.append(float(extras["log"]["/reward/lift"]))
     finally:
@@ -65,30 +50,6 @@ def test_the_lift_term_pays_while_the_expert_holds_the_can_up():
     # stickers while it carries the can, so two tips stay in contact: measured 8.0 (the full weight, mean
     # of 4 envs) from step 29 on. (The earlier `wrap` grasp lost the second tip: 5.5 at step 20, 0 at 35.)
     assert lift[-1] > 0.75 * weight, lift
-
-
-def test_the_expert_refuses_envs_it_cannot_drive():
-    sub = resolve_subtasks("grasp_reach", "single:can_medium")[0]
-    env = make_env(sub, 2, 0, randomization_config(False), init_states=_packaged_init_states())
-    try:
-        with pytest.raises(ValueError, match="ready pose"):
-            SideGraspExpert(env)
-    finally:
-        env.close()
-    box = resolve_subtasks("box_lift", None)[0]
-    env = make_env(box, 2, 0, randomization_config(False))
-    try:
-        with pytest.raises(ValueError, match="grasp_reach"):
-            SideGraspExpert(env)
-    finally:
-        env.close()
-
-
-def _packaged_init_states():
-    from recipe_sim.ppo.envs import resolve_init_states
-
-    path, _ = resolve_init_states("grasp_reach", True, None)
-    return path
 
 
 def test_collection_keeps_only_successful_episodes_and_cloning_fits_them(tmp_path):
@@ -207,10 +168,10 @@ def test_demo_init_config_is_validated():
 
 
 def test_cloned_policy_grasps_and_lifts_like_the_expert(tmp_path):
-    """After cloning 12 nominal episodes, the deterministic clone lifts the can in fresh episodes."""
+    """After cloning 32 nominal episodes, the deterministic clone lifts the can in fresh episodes."""
     sub, env = _env(8, seed=1)
     try:
-        demos = collect_demonstrations(env, episodes=12, max_rounds=4)
+        demos = collect_demonstrations(env, episodes=32, max_rounds=8)
         cfg = load_config(profile="tiny").with_overrides(num_envs=8)
         runner = SpecialistRunner(env, cfg, tmp_path, RunInfo(sub.task, sub.label, sub.objects, 0))
         untrained = _max_lift(deterministic_policy(runner.actor))
@@ -220,7 +181,7 @@ def test_cloned_policy_grasps_and_lifts_like_the_expert(tmp_path):
     finally:
         env.close()
     assert (untrained > 0.03).sum() == 0, untrained  # the untrained actor holds the ready pose
-    # Measured: 5/8 episodes lift the can by more than 3 cm (the expert: 8/8 succeed on the same seed).
+    # Measured: 5-6/8 episodes lift the can by more than 3 cm in three runs (12 demonstrations: 1-3/8).
     assert (cloned > 0.03).sum() >= 3, cloned
 
 
@@ -233,7 +194,7 @@ def _max_lift(policy) -> np.ndarray:
         z0 = env.physics.qpos[:, oa + 2].copy()
         top = np.zeros(env.num_envs)
         obs = env.get_observations()
-        for _ in range(SCRIPT_STEPS + 5):
+        for _ in range(SHORT["episode_length"] - 1):
             obs, _, _, _ = env.step(policy(obs))
             top = np.maximum(top, env.physics.qpos[:, oa + 2] - z0)
         return top

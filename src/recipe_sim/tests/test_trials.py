@@ -4,8 +4,8 @@ import mujoco
 import numpy as np
 import pytest
 
+from recipe_sim.experts import make_expert
 from recipe_sim.randomization import RandomizationConfig
-from recipe_sim.scripted_expert import SideGraspExpert
 from recipe_sim.trials import TwinTrials
 from recipe_sim.twin import SimTwin
 from recipe_sim.vec_env import RecipeVecEnv
@@ -60,7 +60,7 @@ def test_the_twin_judge_agrees_with_the_env_on_a_scripted_grasp(twin):
     """Replay an env episode's states into the twin: the verdict flips at the same step."""
     env = RecipeVecEnv("grasp_reach", 1, objects=[OBJECT], seed=3,
                        randomization=RandomizationConfig.disabled())
-    expert = SideGraspExpert(env)
+    expert = make_expert(env)
     states, success_step = [], None
     for k in range(60):
         env.step(expert(None))

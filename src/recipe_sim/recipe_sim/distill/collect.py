@@ -102,9 +102,9 @@ def expert_source(task: str, objects: list[str], randomization_file: Path | None
     rand = randomization_config(True, path=path)
 
     def make_policy(env: Any) -> Callable[[Any], np.ndarray]:
-        from recipe_sim.scripted_expert import SideGraspExpert
+        from recipe_sim.experts import make_expert
 
-        expert = SideGraspExpert(env)
+        expert = make_expert(env)
         return lambda obs: expert(obs).numpy().astype(np.float64)
 
     name = "scripted_expert:" + "+".join(objects)

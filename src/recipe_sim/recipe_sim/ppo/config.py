@@ -81,6 +81,8 @@ class DemoInitConfig:
     hand_std: float  # and of the 12 hand entries (normalized)
     critic_warmup_iterations: int  # PPO iterations with the actor frozen while the critic learns its values
     ppo_learning_rate: float  # replaces algorithm.learning_rate: fine-tuning a clone needs smaller steps
+    dagger_rounds: int = 0  # rounds of DAgger after cloning (the clone drives, the expert relabels)
+    dagger_epochs: int = 8  # passes over all pairs so far after each round (from the current weights)
 
 
 @dataclass(frozen=True)
@@ -317,13 +319,17 @@ def _algorithm(raw: Any, where: str) -> AlgorithmConfig:
 def _demo_init(raw: Any, where: str) -> DemoInitConfig:
     ints = ("episodes", "max_rounds", "epochs", "batch_size")
     floats = ("learning_rate", "arm_std", "hand_std", "ppo_learning_rate")
-    config.require_keys(raw, where, {*ints, *floats, "critic_warmup_iterations"})
+    config.require_keys(
+        raw, where, {*ints, *floats, "critic_warmup_iterations"}, {"dagger_rounds", "dagger_epochs"}
+    )
     return DemoInitConfig(
         **{k: config.as_int(raw[k], f"{where}.{k}", minimum=1) for k in ints},
         **{k: config.as_float(raw[k], f"{where}.{k}", positive=True) for k in floats},
         critic_warmup_iterations=config.as_int(
             raw["critic_warmup_iterations"], f"{where}.critic_warmup_iterations", minimum=0
         ),
+        dagger_rounds=config.as_int(raw.get("dagger_rounds", 0), f"{where}.dagger_rounds", minimum=0),
+        dagger_epochs=config.as_int(raw.get("dagger_epochs", 8), f"{where}.dagger_epochs", minimum=1),
     )
 
 

@@ -1,19 +1,17 @@
-"""Demo-initialised PPO: clone a scripted expert's successful episodes into the actor, then PPO.
+"""Demo-initialised PPO: clone a scripted expert's successful episodes into the actor, DAgger, then PPO.
 
 Why: from a random actor, PPO on 2 CPU cores (about 4M env steps an hour) learns to touch the object
 but not to close the hand and lift it (the 60-minute grasp_reach run: 0% from the ready pose). The
-scripted side grasp (``recipe_sim.scripted_expert``) lifts the can open-loop in 84-94% of nominal
-episodes and 27-47% under the low-noise randomization profile. Cloning its successful episodes gives
-PPO a start that already grasps, and PPO can then improve it with the task's own reward. This is the
-simulated counterpart of the paper's human "play" data used for task-aware initialisation, used for
-the weights instead of only for the start states.
+closed-loop experts of ``recipe_sim.experts`` (one per task) succeed in most episodes under the training
+randomization. Cloning their successful episodes gives PPO a start that already does the task, and PPO can
+then improve it with the task's own reward. This is the simulated counterpart of the paper's human "play"
+data used for task-aware initialisation, used for the weights instead of only for the start states.
 
-What limits it (measured, ``./dev bench scripted_grasp``): the scripted grasp tolerates almost no error.
-Displacing the can by 1 cm after planning, toward the robot or away from the palm, drops its nominal
-success from 0.87 to 0.09 and 0.00. The clone adds its own error, a few hundredths of a radian (the
-joint-reading noise passes through a policy whose target follows the joint reading), so it succeeds less
-often than the script: 12-45% nominal, 3-22% under the low-noise profile (deterministic, 64 episodes,
-depending on the demonstration set).
+What limits plain cloning: the clone adds its own error (the joint-reading noise passes through a policy
+whose target follows the joint reading) and drifts into states the expert never visited. The earlier
+open-loop expert (keyed on the episode clock) could not say what to do there; the closed-loop experts act
+on the state, so DAgger can ask them: the clone drives, the expert labels every state it reaches, the
+actor is refit on all pairs so far.
 
 Steps (``train --demo-init``; settings in config/ppo.yaml ``demo_init``):
 
@@ -21,8 +19,9 @@ Steps (``train --demo-init``; settings in config/ppo.yaml ``demo_init``):
    episodes only (the paper's filter for distillation data), as (actor observation, expert action);
 2. fit the actor's observation normalizer to them and regress the actor's mean on the expert actions
    (MSE in the action head's units, so arm radians and hand units weigh alike);
-3. set the exploration std low (the grasp survives a few mm of noise, not a cm);
-4. train PPO with the actor frozen for ``critic_warmup_iterations``, so the first policy-gradient
+3. ``dagger_rounds`` rounds of DAgger in the same env (``dagger``);
+4. set the exploration std low (a grasp survives a few mm of noise, not a cm);
+5. train PPO with the actor frozen for ``critic_warmup_iterations``, so the first policy-gradient
    steps use a critic that has learned the values of the cloned policy, not random ones; then continue
    at ``ppo_learning_rate``.
 """
@@ -32,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +39,10 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
+from recipe_sim.experts import Expert, make_expert
 from recipe_sim.ppo.action_head import ActionAffine
 from recipe_sim.ppo.config import DemoInitConfig
 from recipe_sim.ppo.evaluation import SUCCESS_LOG_KEY
-from recipe_sim.scripted_expert import SideGraspExpert
-from recipe_sim.tasks.grasps import SideGrasp
 
 
 @dataclass(frozen=True)
@@ -74,12 +72,25 @@ class Demonstrations:
             "seconds": round(self.seconds, 1),
         }
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, key: str = "") -> Path:
+        """Write the pairs (``key``: what they were collected for, checked by ``load``)."""
         path = Path(path)
         np.savez_compressed(
-            path, obs=self.obs, actions=self.actions, episode=self.episode, episodes_run=self.episodes_run
+            path, obs=self.obs, actions=self.actions, episode=self.episode, episodes_run=self.episodes_run,
+            seconds=self.seconds, key=np.array(key),
         )
         return path
+
+    @classmethod
+    def load(cls, path: str | Path, key: str = "") -> Demonstrations | None:
+        """The demonstrations saved at ``path`` if they were collected for ``key``, else None."""
+        path = Path(path)
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as f:
+            if "key" not in f or str(f["key"]) != key:
+                return None
+            return cls(f["obs"], f["actions"], f["episode"], int(f["episodes_run"]), float(f["seconds"]))
 
 
 def collect_demonstrations(
@@ -88,17 +99,18 @@ def collect_demonstrations(
     max_rounds: int,
     policy_group: str = "policy",
     on_round: Callable[[int, int], None] | None = None,
-    grasp: SideGrasp | str | None = None,
+    expert: Expert | None = None,
+    **expert_kwargs: Any,
 ) -> Demonstrations:
-    """Run the scripted expert in ``env`` until ``episodes`` successful episodes are kept (or ``max_rounds``
-    x num_envs episodes were run); raises if none succeeded, naming what was tried.
+    """Run the task's closed-loop expert (``recipe_sim.experts``) in ``env`` until ``episodes`` successful
+    episodes are kept (or ``max_rounds`` x num_envs episodes were run); raises if none succeeded.
 
-    ``grasp``: the expert's grasp (a config/grasps.yaml name or a SideGrasp; default: that file's default).
+    ``expert``: the demonstrator (default ``make_expert(env, **expert_kwargs)``, e.g. ``grasp="wrap"``).
     """
     if episodes < 1 or max_rounds < 1:
         raise ValueError(f"episodes and max_rounds must be >= 1, got {episodes} and {max_rounds}")
     start = time.monotonic()
-    expert = SideGraspExpert(env, grasp)
+    expert = make_expert(env, **expert_kwargs) if expert is None else expert
     n = int(env.num_envs)
     obs = env.reset()
     buf_obs: list[list[np.ndarray]] = [[] for _ in range(n)]
@@ -132,9 +144,8 @@ def collect_demonstrations(
     if not kept_obs:
         raise RuntimeError(
             f"the scripted expert succeeded in none of {run} episodes on "
-            f"{getattr(env, 'object_names', '?')}; "
-            "demo init needs objects it can side-grasp (tall ones such as can_medium or cuboid_tall) "
-            "and a randomization it survives (see ./dev bench scripted_grasp)"
+            f"{getattr(env, 'object_names', '?')}; demo init needs objects and a randomization the "
+            "expert handles (see ./dev bench expert_success)"
         )
     episode = np.concatenate([np.full(len(x), j) for j, x in enumerate(kept_obs)])
     return Demonstrations(
@@ -204,3 +215,91 @@ def clone_actor(
         if on_epoch is not None:
             on_epoch(epoch, losses[-1])
     return losses
+
+
+def relabel_rollouts(
+    env: Any,
+    policy: Callable[[Any], torch.Tensor],
+    expert: Expert,
+    steps: int,
+    policy_group: str = "policy",
+) -> tuple[np.ndarray, np.ndarray]:
+    """DAgger: let ``policy`` drive ``env`` for ``steps`` steps and label every visited state with the
+    expert's action there -> (observations, expert actions).
+
+    The expert acts on the state, not on a clock (its phase follows what the learner did), so its label
+    is what it would do from wherever the learner went: the states a clone drifts into get corrected.
+    """
+    obs = env.get_observations()
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for _ in range(steps):
+        label = expert.act(obs)
+        xs.append(obs[policy_group].detach().cpu().numpy().astype(np.float32))
+        ys.append(label.numpy().astype(np.float32))
+        with torch.no_grad():
+            action = policy(obs)
+        obs, _, _, _ = env.step(action)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def dagger(
+    env: Any,
+    actor: torch.nn.Module,
+    demos: Demonstrations,
+    cfg: DemoInitConfig,
+    seed: int = 0,
+    policy_group: str = "policy",
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """``cfg.dagger_rounds`` rounds of DAgger after cloning: each runs the clone for one episode length in
+    every env of ``env``, adds the expert-labelled states to the data set and refits the actor on it
+    (``cfg.dagger_epochs`` passes, continuing from the current weights).
+
+    Returns a summary (pairs added per round, the clone's success in each round's rollouts).
+    """
+    start = time.monotonic()
+    expert = make_expert(env)
+    obs_sets, act_sets = [demos.obs], [demos.actions]
+    rounds: list[dict[str, Any]] = []
+    steps = int(env.max_episode_length)
+    epochs_cfg = replace(cfg, epochs=cfg.dagger_epochs)
+    for r in range(cfg.dagger_rounds):
+        actor.eval()
+        env.reset()
+        expert.reset()
+        successes: list[float] = []
+
+        def policy(o: Any) -> torch.Tensor:
+            return actor(o)
+
+        x, y = relabel_rollouts(_SuccessTap(env, successes), policy, expert, steps, policy_group)
+        obs_sets.append(x)
+        act_sets.append(y)
+        data = Demonstrations(np.concatenate(obs_sets), np.concatenate(act_sets),
+                              np.zeros(sum(len(o) for o in obs_sets), dtype=int), demos.episodes_run, 0.0)
+        losses = clone_actor(actor, data, epochs_cfg, seed=seed + r + 1, policy_group=policy_group)
+        rate = float(np.mean(successes)) if successes else math.nan
+        rounds.append({"pairs": len(x), "clone_success": rate, "loss_last": losses[-1]})
+        if log is not None:
+            log(f"dagger round {r + 1}/{cfg.dagger_rounds}: clone succeeded in {rate:.0%} of "
+                f"{len(successes)} episodes; {len(x)} relabelled pairs, loss {losses[-1]:.4f}")
+    actor.eval()
+    return {"rounds": rounds, "seconds": round(time.monotonic() - start, 1)}
+
+
+class _SuccessTap:
+    """Wraps an env to record the success flag of every episode that finishes (for DAgger's log)."""
+
+    def __init__(self, env: Any, sink: list[float]) -> None:
+        self._env, self._sink = env, sink
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+    def step(self, action: torch.Tensor) -> Any:
+        out = self._env.step(action)
+        done = out[2].detach().cpu().numpy()
+        if done.any():
+            self._sink.extend(out[3]["log"][SUCCESS_LOG_KEY].detach().cpu().numpy().reshape(-1).tolist())
+        return out

@@ -94,8 +94,8 @@ def package_specialist(checkpoint: Path, eval_json: Path, name: str, root: Path 
     meta = read_metadata(checkpoint)
     report = _read_json(Path(eval_json))
     exported = run_dir / "exported"
-    info = _read_json(exported / "policy.json")
-    if info.get("iteration") != meta.get("iteration"):
+    info = _read_json(exported / "policy.json") if (exported / "policy.json").is_file() else {}
+    if info.get("iteration") != meta.get("iteration"):  # another checkpoint, or a run trained --no-export
         exported = export_checkpoint(checkpoint, run_dir / f"exported_{meta.get('iteration')}")
         info = _read_json(exported / "policy.json")
     _check_consistent(meta, report, info, str(run_dir))

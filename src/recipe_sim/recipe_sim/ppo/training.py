@@ -24,7 +24,7 @@ import torch
 from recipe_sim.ppo.action_head import set_action_std
 from recipe_sim.ppo.checkpoint import CheckpointError, latest_checkpoint, metadata_path, read_metadata
 from recipe_sim.ppo.config import PPOConfig
-from recipe_sim.ppo.demo_init import Demonstrations, clone_actor, collect_demonstrations
+from recipe_sim.ppo.demo_init import Demonstrations, clone_actor, collect_demonstrations, dagger
 from recipe_sim.ppo.envs import SubTask, make_env
 from recipe_sim.ppo.runner import IterationStats, RunInfo, SpecialistRunner
 from recipe_sim.randomization import RandomizationConfig
@@ -83,7 +83,22 @@ def train_specialist(
     start = time.monotonic()
     if req.resume is not None:
         check_resume_compatible(req.resume, req.sub)
-    demos = collect_demos(req, log) if req.demo_init else None
+    demo_env = make_demo_env(req) if req.demo_init else None
+    try:
+        return _train(req, start, demo_env, on_iteration, log)
+    finally:
+        if demo_env is not None:
+            demo_env.close()
+
+
+def _train(
+    req: TrainRequest,
+    start: float,
+    demo_env: Any,
+    on_iteration: Callable[[IterationStats], None] | None,
+    log: Callable[[str], None] | None,
+) -> TrainResult:
+    demos = collect_demos(req, demo_env, log) if demo_env is not None else None
     env = make_env(
         req.sub,
         req.config.num_envs,
@@ -119,8 +134,9 @@ def train_specialist(
         )
         if req.resume is not None:
             runner.load(str(req.resume))
+            restore_demo_schedule(runner, req, info)
         if demos is not None:
-            info.extra["demo_init"] = clone_into(runner, demos, req, log)
+            info.extra["demo_init"] = clone_into(runner, demos, req, log, demo_env)
         budget = req.time_budget_s
         if budget is not None:
             budget = max(budget - (time.monotonic() - start), 1.0)
@@ -136,16 +152,15 @@ def train_specialist(
         env.close()
 
 
-def collect_demos(req: TrainRequest, log: Callable[[str], None] | None = None) -> Demonstrations:
-    """The scripted expert's successful episodes under the run's randomization, from the ready pose."""
-    cfg = req.config.demo_init
-    if cfg is None:
+def make_demo_env(req: TrainRequest) -> Any:
+    """The env the expert demonstrates in (and DAgger relabels in): the run's randomization, ready pose."""
+    if req.config.demo_init is None:
         raise ValueError(
             f"--demo-init: profile {req.config.profile!r} has no demo_init section (config/ppo.yaml)"
         )
     if req.resume is not None:
         raise ValueError("--demo-init starts a new specialist; it cannot be combined with --resume")
-    env = make_env(
+    return make_env(
         req.sub,
         req.config.num_envs,
         req.seed + 1,  # other episodes than the training env's first ones
@@ -155,16 +170,27 @@ def collect_demos(req: TrainRequest, log: Callable[[str], None] | None = None) -
         num_threads=req.config.env_threads,
         task_overrides=req.task_overrides,
     )
-    try:
-        def progress(run: int, kept: int) -> None:
-            if log is not None:
-                log(f"demonstrations: {kept}/{cfg.episodes} successful of {run} scripted episodes")
 
-        demos = collect_demonstrations(env, cfg.episodes, cfg.max_rounds, on_round=progress)
-    finally:
-        env.close()
+
+def collect_demos(req: TrainRequest, env: Any, log: Callable[[str], None] | None = None) -> Demonstrations:
+    """The scripted expert's successful episodes in the demo env (run's randomization, ready pose)."""
+    cfg = req.config.demo_init
+    assert cfg is not None
+
+    def progress(run: int, kept: int) -> None:
+        if log is not None:
+            log(f"demonstrations: {kept}/{cfg.episodes} successful of {run} scripted episodes")
+
+    key = demos_key(req)
+    saved = Demonstrations.load(req.run_dir / DEMOS_FILE, key)
+    if saved is not None and saved.episodes_kept >= cfg.episodes:
+        # A run started over (interrupted before its first checkpoint) reuses what it collected.
+        if log is not None:
+            log(f"demonstrations: reusing {saved.episodes_kept} episodes of {req.run_dir / DEMOS_FILE}")
+        return saved
+    demos = collect_demonstrations(env, cfg.episodes, cfg.max_rounds, on_round=progress)
     req.run_dir.mkdir(parents=True, exist_ok=True)
-    demos.save(req.run_dir / DEMOS_FILE)
+    demos.save(req.run_dir / DEMOS_FILE, key)
     if log is not None:
         s = demos.summary()
         log(
@@ -174,29 +200,68 @@ def collect_demos(req: TrainRequest, log: Callable[[str], None] | None = None) -
     return demos
 
 
+def demos_key(req: TrainRequest) -> str:
+    """What demonstrations depend on: task, objects, seed, randomization, task overrides, and the experts'
+    code and grasps (a digest of recipe_sim/experts/*.py and config/grasps.yaml)."""
+    import hashlib
+
+    from recipe_common.paths import config_path
+    from recipe_sim import experts
+
+    digest = hashlib.sha256()
+    for f in [*sorted(Path(experts.__file__).resolve().parent.glob("*.py")), config_path("grasps.yaml")]:
+        digest.update(Path(f).read_bytes())
+    return json.dumps({"task": req.sub.task, "objects": list(req.sub.objects), "seed": req.seed,
+                       "randomization": req.randomization.to_dict(), "overrides": req.task_overrides,
+                       "overlay": None if req.overlay is None else str(req.overlay),
+                       "experts": digest.hexdigest()[:16]}, sort_keys=True)
+
+
 def clone_into(
-    runner: SpecialistRunner, demos: Demonstrations, req: TrainRequest, log: Callable[[str], None] | None
+    runner: SpecialistRunner,
+    demos: Demonstrations,
+    req: TrainRequest,
+    log: Callable[[str], None] | None,
+    demo_env: Any = None,
 ) -> dict[str, Any]:
-    """Behaviour-clone ``demos`` into the runner's actor, lower its std, freeze it for the critic warm-up."""
+    """Behaviour-clone ``demos`` into the runner's actor (then ``dagger_rounds`` of DAgger in ``demo_env``),
+    lower its std, freeze it for the critic warm-up."""
     cfg = req.config.demo_init
     assert cfg is not None
     t = time.monotonic()
     losses = clone_actor(runner.actor, demos, cfg, seed=req.seed)
-    set_action_std(runner.actor, cfg.arm_std, cfg.hand_std)
-    runner.freeze_actor(cfg.critic_warmup_iterations, then_learning_rate=cfg.ppo_learning_rate)
     seconds = time.monotonic() - t
     if log is not None:
         log(
             f"behaviour cloning: {cfg.epochs} epochs, loss {losses[0]:.4f} -> {losses[-1]:.4f} "
             f"in {seconds:.1f} s"
         )
+    dagger_summary = None
+    if cfg.dagger_rounds > 0 and demo_env is not None:
+        dagger_summary = dagger(demo_env, runner.actor, demos, cfg, seed=req.seed, log=log)
+    set_action_std(runner.actor, cfg.arm_std, cfg.hand_std)
+    runner.freeze_actor(cfg.critic_warmup_iterations, then_learning_rate=cfg.ppo_learning_rate)
     return {
         **demos.summary(),
         "bc_loss_first": losses[0],
         "bc_loss_last": losses[-1],
         "bc_seconds": round(seconds, 1),
+        "dagger": dagger_summary,
         "demonstrations_file": DEMOS_FILE,
     }
+
+
+def restore_demo_schedule(runner: SpecialistRunner, req: TrainRequest, info: RunInfo) -> None:
+    """Resuming a demo-initialised run: keep its record and its fine-tuning schedule (the actor frozen for
+    what is left of the critic warm-up, then ``ppo_learning_rate``), not the profile's from-scratch rate."""
+    assert req.resume is not None
+    record = read_metadata(req.resume).get("demo_init")
+    cfg = req.config.demo_init
+    if not record or cfg is None:
+        return
+    info.extra["demo_init"] = record
+    left = max(cfg.critic_warmup_iterations - runner.current_learning_iteration, 0)
+    runner.freeze_actor(left, then_learning_rate=cfg.ppo_learning_rate)
 
 
 def check_resume_compatible(checkpoint: Path, sub: SubTask) -> None:

@@ -9,7 +9,7 @@ once parsed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,11 @@ class SideGrasp:
 class GraspCatalog:
     default: str
     grasps: dict[str, SideGrasp]
+    objects: dict[str, str] = field(default_factory=dict)  # catalog object -> grasp name (others: default)
+
+    def for_object(self, obj: str) -> SideGrasp:
+        """The grasp config/grasps.yaml assigns to a catalog object (the default grasp if none)."""
+        return self.get(self.objects.get(obj))
 
     def get(self, name: str | None = None) -> SideGrasp:
         """The named grasp, or the default one when ``name`` is None."""
@@ -100,7 +105,8 @@ def load_grasps(path: str | Path | None = None) -> GraspCatalog:
     path = config_path(CONFIG_FILE) if path is None else Path(path)
     data = load_yaml(path, FORMAT)
     try:
-        check_keys(data, ("format", "default", "grasps"), "grasps.yaml", required=("default", "grasps"))
+        check_keys(data, ("format", "default", "grasps", "objects"), "grasps.yaml",
+                   required=("default", "grasps"))
         grasps = data["grasps"]
         if not isinstance(grasps, Mapping) or not grasps:
             raise ValueError("grasps must be a non-empty mapping of name -> grasp")
@@ -108,6 +114,12 @@ def load_grasps(path: str | Path | None = None) -> GraspCatalog:
         default = data["default"]
         if default not in parsed:
             raise ValueError(f"default: {default!r} is not one of the grasps {sorted(parsed)}")
-        return GraspCatalog(str(default), parsed)
+        objects = data.get("objects") or {}
+        if not isinstance(objects, Mapping):
+            raise ValueError(f"objects must be a mapping of catalog object -> grasp name, got {objects!r}")
+        for obj, name in objects.items():
+            if name not in parsed:
+                raise ValueError(f"objects.{obj}: {name!r} is not one of the grasps {sorted(parsed)}")
+        return GraspCatalog(str(default), parsed, {str(k): str(v) for k, v in objects.items()})
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None

@@ -7,6 +7,10 @@ midline, reachable by both hands), 1 once the lifted block reaches it, 2 (succes
 (min_tips_in_contact tips on the stickers) lifted at the final goal (``final_goal`` region given for
 B = right, mirrored otherwise) for hold_steps steps.
 
+Stickers: the object's placement split by the sign of the object-local z: hand A is rewarded (and counted)
+on the upper half, hand B on the lower half, so that at the transfer point both hands can hold the block
+at once, one above the other (a placement with no points above or below gives both hands all points).
+
 Reward (paper Eq. 4): (1-a)(r_contact(A) + r_goal(transfer)) + a(r_contact(B) + r_goal(final)) with
 a = 1 from the transfer on, plus stage_bonuses[k] once when stage k completes. Hand coefficients:
 alpha for the left hand, beta for the right. The policy observes the goal of the current stage.
@@ -18,10 +22,17 @@ import numpy as np
 import torch
 
 from recipe_sim import success
+from recipe_sim.objects import ObjectSpec
 from recipe_sim.rewards import goal_reward, hand_contact_reward, handover_reward, newly_completed_stages
-from recipe_sim.tasks.base import LEFT, RIGHT, Frame, StepOutcome, Task
+from recipe_sim.tasks.base import LEFT, RIGHT, Frame, StepOutcome, Task, sticker_points
 
 _DIRECTION_SIDE_A = {"left_to_right": LEFT, "right_to_left": RIGHT}
+
+
+def split_by_height(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(upper half, lower half) of local sticker points by the sign of z (all points if a half is empty)."""
+    upper, lower = pts[pts[:, 2] > 1e-9], pts[pts[:, 2] < -1e-9]
+    return (upper if len(upper) else pts), (lower if len(lower) else pts)
 
 
 class HandoverTask(Task):
@@ -34,6 +45,14 @@ class HandoverTask(Task):
         self.progress = torch.zeros(n, dtype=torch.long)
         self.transfer_goal = torch.zeros(n, 3)
         self.final_goal = torch.zeros(n, 3)
+        self._upper = torch.zeros(n, self.max_stickers, 3)  # hand A's stickers (object-local)
+        self._lower = torch.zeros(n, self.max_stickers, 3)  # hand B's
+
+    def set_objects(self, env_ids: np.ndarray, specs: list[ObjectSpec], scales: np.ndarray) -> None:
+        for k, (spec, sc) in enumerate(zip(specs, scales, strict=True)):
+            upper, lower = split_by_height(sticker_points(spec, float(sc), self.cfg.sticker_count))
+            self._upper[env_ids[k]] = self.pad(upper)
+            self._lower[env_ids[k]] = self.pad(lower)
 
     def spawn_positions(self, env_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         n = len(env_ids)
@@ -56,6 +75,9 @@ class HandoverTask(Task):
             self.cfg.final_goal.sample(rng, n, self.table_top, mirror_y=a_right), dtype=torch.float32
         )
         self.progress[ids] = 0
+        a_left = (self.side_a[ids] == LEFT)[:, None, None]
+        self.stickers_left[ids] = torch.where(a_left, self._upper[ids], self._lower[ids])
+        self.stickers_right[ids] = torch.where(a_left, self._lower[ids], self._upper[ids])
         self._update_goal()
 
     def _update_goal(self) -> None:

@@ -88,17 +88,19 @@ def solve_palm_pose(
     iters: int = 300,
     rot_weight: float = 0.3,
     damping: float = 1e-2,
+    limits: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float, float]:
     """Arm joints (7,) putting the palm at ``pos`` with orientation ``rot`` -> (q, pos err m, rot err rad).
 
     Damped least squares on the 6-D site Jacobian (rotation rows weighted by ``rot_weight`` m/rad).
-    ``data.qpos`` is the start and holds the solution afterwards; joints are clipped to their limits.
+    ``data.qpos`` is the start and holds the solution afterwards; joints are clipped to their limits
+    (``limits``: the actuated (lower, upper) arrays, to save looking them up in a loop).
     """
     s = SIDE_INDEX[side]
     n = robot_spec.NUM_ARM_JOINTS_PER_SIDE
     arm = slice(s * n, (s + 1) * n)
     qadr, dadr = index.actuated_qpos_adr[arm], index.actuated_dof_adr[arm]
-    lo, hi = robot_spec.actuated_limits(index.hand)
+    lo, hi = robot_spec.actuated_limits(index.hand) if limits is None else limits
     site = int(index.palm_sites[s])
     jacp, jacr = np.zeros((3, model.nv)), np.zeros((3, model.nv))
     target_quat, cur_quat, err_quat = np.zeros(4), np.zeros(4), np.zeros(4)

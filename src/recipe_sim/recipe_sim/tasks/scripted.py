@@ -1,6 +1,6 @@
 """A scripted side grasp: joint targets that put a hand beside an upright object, close it and lift.
 
-Used by the grasp_reach demonstrator (recipe_sim.scripted_expert), the init-state play, the env
+Used by the init-state play, the env
 benchmark (a contact-rich grasp state) and the task tests (a physical success). The grasp's shape (palm
 offset from the object centre, palm roll and yaw relative to the ready orientation, hand preshape during
 the reach and the closed hand) comes from config/grasps.yaml (recipe_sim.tasks.grasps). The default,
@@ -75,3 +75,23 @@ def plan_side_grasp(
     lifted = closed.copy()
     lifted[arm] = arm_at(np.asarray(obj_pos, dtype=np.float64) + offset + np.array([0.0, 0.0, lift]))
     return GraspPlan(approach=approach, closed=closed, lifted=lifted)
+
+
+# The open-loop timing of a side grasp in policy steps (10 Hz): reach from the ready pose with the hand
+# preshaped, close, carry to the goal. Perception's sim check replays it for a deterministic, repeatable
+# motion in front of the cameras; the demonstrators of demo-initialised PPO are the closed-loop experts.
+REACH_STEPS, CLOSE_STEPS, CARRY_STEPS = 10, 6, 14
+SCRIPT_STEPS = REACH_STEPS + CLOSE_STEPS + CARRY_STEPS
+
+
+def script_targets(ready_q: np.ndarray, grasp: GraspPlan, carry: np.ndarray, k: int) -> np.ndarray:
+    """(26,) joint targets of policy step ``k`` of the open-loop side grasp (linear in joint space)."""
+    if k < REACH_STEPS:
+        return ready_q + (grasp.approach - ready_q) * (k + 1) / REACH_STEPS
+    k -= REACH_STEPS
+    if k < CLOSE_STEPS:
+        return grasp.approach + (grasp.closed - grasp.approach) * (k + 1) / CLOSE_STEPS
+    k -= CLOSE_STEPS
+    if k < CARRY_STEPS:
+        return grasp.closed + (carry - grasp.closed) * (k + 1) / CARRY_STEPS
+    return carry.copy()

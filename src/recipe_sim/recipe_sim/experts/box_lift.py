@@ -1,0 +1,152 @@
+"""Closed-loop box-lift expert: both palms on opposite faces of the box, squeeze, lift to the goal.
+
+Phases (per env, from the state):
+
+* ``approach``: both palms go beside the box, ``approach_gap`` outside the two faces that point most
+  nearly along the world y axis (the box may be yawed by the spawn noise), at the box's centre height,
+  hands open. When both palms are within ``arrive_tol`` of those points: ``squeeze``.
+* ``squeeze``: the palm targets move ``squeeze_depth`` inside the faces (the arm PD presses the palms on
+  the box), fingers slightly flexed. A yawed box turns square between the palms. Once both palms are no
+  farther from the box centre than the face plus ``contact_slack``: ``lift``.
+* ``lift``: the squeeze targets rise to the goal height (following the box in x/y, so a box that slid is
+  still pressed from both sides).
+* ``retreat``: the box dropped or escaped (its centre farther than ``lost_distance`` from the midpoint of
+  the palms, or back on the table while the palms are above it): open, back off to the approach points
+  raised by ``retreat_height``; then ``approach`` again.
+
+Palm orientation: the ready pose's (palms facing each other, fingers forward), turned about z by the
+box's yaw folded into +-45 degrees and clipped to ``max_palm_yaw`` (default 0: flat palms square a yawed
+box between them as they squeeze; under the low-noise profile, 64 episodes: lift_box_wide 97% vs 88% with
+palms turned up to 0.3 rad; and the policy, which does not observe the box's yaw, can imitate it). The
+box's yaw still sets how far out the palms approach and how deep they press (its extent along y).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recipe_sim.experts.base import Expert, WorldState, quat_yaw, rot_z
+
+LEFT, RIGHT = 0, 1
+SIGN = (1.0, -1.0)
+
+
+class BoxLiftExpert(Expert):
+    kind = "box_lift"
+    PHASES = ("spread", "approach", "squeeze", "lift", "retreat")
+
+    def __init__(
+        self,
+        env: Any,
+        approach_gap: float = 0.05,
+        squeeze_depth: float = 0.05,
+        palm_x: float = -0.06,
+        palm_z: float = 0.0,
+        arrive_tol: float = 0.02,
+        contact_slack: float = 0.035,
+        lost_distance: float = 0.12,
+        retreat_height: float = 0.08,
+        max_palm_yaw: float = 0.0,
+        above_clearance: float = 0.04,
+        finger_flex: float = 0.3,
+        arm_step: float = 0.12,
+    ) -> None:
+        super().__init__(env, arm_step=arm_step)
+        self.approach_gap, self.squeeze_depth = approach_gap, squeeze_depth
+        self.palm_x, self.palm_z = palm_x, palm_z
+        self.arrive_tol, self.contact_slack = arrive_tol, contact_slack
+        self.lost_distance, self.retreat_height = lost_distance, retreat_height
+        self.max_palm_yaw, self.finger_flex = max_palm_yaw, finger_flex
+        self.above_clearance = above_clearance
+        self._grip = np.zeros((self.num_envs, 2))
+
+    def _palm_yaw(self, i: int, s: WorldState) -> tuple[float, float]:
+        """(box yaw, palm yaw): the box's yaw folded to the face pair nearest +-y, clipped to what the wrists
+        reach."""
+        yaw = float(quat_yaw(s.obj_quat[i : i + 1])[0])
+        folded = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
+        return yaw, float(np.clip(folded, -self.max_palm_yaw, self.max_palm_yaw))
+
+    def _support(self, i: int, box_yaw: float, palm_yaw: float) -> float:
+        """Half width of the box along the palms' normal (both palms share it)."""
+        size = self.object_size(i)
+        hx, hy = (size[0], size[1]) if size.size >= 2 else (size[0], size[0])
+        rel = box_yaw - palm_yaw
+        return float(hx * abs(np.sin(rel)) + hy * abs(np.cos(rel)))
+
+    def _palm_targets(self, centre: np.ndarray, gap: float, z: float, palm_yaw: float,
+                      support: float) -> list[np.ndarray]:
+        """Palm points at ``palm_x`` in front of the box centre (x, y) whose (yawed) palm planes lie ``gap``
+        outside the box (negative: inside, a squeeze), at height ``z``."""
+        sn, cs = np.sin(palm_yaw), np.cos(palm_yaw)
+        c = centre
+        lat_left = (support + gap + self.palm_x * sn) / cs
+        lat_right = (support + gap - self.palm_x * sn) / cs
+        return [np.array([c[0] + self.palm_x, c[1] + lat_left, z]),
+                np.array([c[0] + self.palm_x, c[1] - lat_right, z])]
+
+    def _gaps(self, i: int, s: WorldState, palm_yaw: float, support: float) -> list[float]:
+        """Measured distance of each palm outside the box along its normal (negative: pressed in)."""
+        sn, cs = np.sin(palm_yaw), np.cos(palm_yaw)
+        normals = [np.array([-sn, cs]), np.array([sn, -cs])]
+        return [float((s.palms[i, k, :2] - s.obj_pos[i, :2]) @ normals[k]) - support for k in (LEFT, RIGHT)]
+
+    def _start(self, env_ids: np.ndarray, s: WorldState) -> None:
+        self._grip[env_ids] = s.obj_pos[env_ids, :2]
+
+    def _desired(self, i: int, s: WorldState) -> np.ndarray:
+        out = self.ready_q.copy()
+        box_yaw, yaw = self._palm_yaw(i, s)
+        support = self._support(i, box_yaw, yaw)
+        mid = 0.5 * (s.palms[i, LEFT] + s.palms[i, RIGHT])
+        lifted_by = s.obj_pos[i, 2] - s.rest_z[i]
+        z_grip = s.obj_pos[i, 2] + self.palm_z
+        z_above = s.obj_pos[i, 2] + self.object_size(i)[-1] + self.above_clearance
+        live = s.obj_pos[i, :2]
+        gaps = self._gaps(i, s, yaw, support)
+        at_grip = abs(mid[2] - z_grip) < 0.04 or lifted_by > 0.01
+        on_box = max(gaps) < self.contact_slack and np.linalg.norm(s.obj_pos[i] - mid) <= self.lost_distance
+        if self.PHASES[self.phase[i]] in ("spread", "approach", "retreat") and on_box and at_grip:
+            # Both palms already on the box (a learner being relabelled got there its own way): squeeze.
+            self.set_phase(i, "squeeze")
+            self._grip[i] = live
+        if self.in_phase(i, "squeeze") and lifted_by > 0.01:
+            self.set_phase(i, "lift")
+        if self.in_phase(i, "lift") or self.in_phase(i, "squeeze"):
+            lost = np.linalg.norm(s.obj_pos[i] - mid) > self.lost_distance
+            dropped = self.in_phase(i, "lift") and lifted_by < 0.01 and mid[2] - s.obj_pos[i, 2] > 0.06
+            if lost or dropped:
+                self.set_phase(i, "retreat")
+        if self.in_phase(i, "spread"):
+            # Palms out to the approach width above the box top first, so they never come down on an edge.
+            targets = self._palm_targets(live, self.approach_gap, max(z_above, z_grip), yaw, support)
+            if all(self.palm_error(s, i, k, targets[k]) < 2 * self.arrive_tol for k in (LEFT, RIGHT)):
+                self.set_phase(i, "approach")
+        if self.in_phase(i, "approach"):
+            targets = self._palm_targets(live, self.approach_gap, z_grip, yaw, support)
+            errors = [self.palm_error(s, i, k, targets[k]) for k in (LEFT, RIGHT)]
+            # Arrived, or as close as the arms get (a target at the edge of the reach): squeeze from there.
+            settled = self.dwell[i] >= 6 and max(self.arm_speed(s, i, k) for k in (LEFT, RIGHT)) < 0.05
+            if max(errors) < self.arrive_tol or (settled and max(errors) < 2.5 * self.arrive_tol):
+                self.set_phase(i, "squeeze")
+                self._grip[i] = live  # squeeze about where the box was, not where it is pushed to
+        if self.in_phase(i, "squeeze"):
+            targets = self._palm_targets(self._grip[i], -self.squeeze_depth, z_grip, yaw, support)
+            if max(gaps) < self.contact_slack and self.dwell[i] >= 2:
+                self.set_phase(i, "lift")
+        if self.in_phase(i, "lift"):
+            targets = self._palm_targets(self._grip[i], -self.squeeze_depth, s.goal[i, 2] + self.palm_z, yaw,
+                                         support)
+        if self.in_phase(i, "retreat"):
+            targets = self._palm_targets(live, self.approach_gap, z_above, yaw, support)
+            if all(self.palm_error(s, i, k, targets[k]) < 2 * self.arrive_tol for k in (LEFT, RIGHT)):
+                self.set_phase(i, "approach")
+        flex = self.finger_flex if self.in_phase(i, "squeeze") or self.in_phase(i, "lift") else 0.0
+        for k in (LEFT, RIGHT):
+            rot = rot_z(yaw) @ self.ik.ready_rot[k]
+            q_arm, _ = self.ik.solve(i, k, targets[k], rot)
+            self.arm_move(out, s, i, k, q_arm)
+            self.hand_to(out, k, flex)
+        return out

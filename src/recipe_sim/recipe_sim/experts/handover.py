@@ -1,0 +1,184 @@
+"""Closed-loop handover expert, both directions: A grasps the block's upper half and carries it to the
+transfer point, B grasps its lower half, A lets go and withdraws, B carries it to the final goal.
+
+Phases (per env; A and B from the task's ``side_a``):
+
+* ``a_pregrasp``, ``a_reach``, ``a_close``: hand A's side grasp (``handover_upper`` of config/grasps.yaml) of
+  the block where it is now, as in the grasp_reach expert; B holds the ready pose.
+* ``a_carry``: A carries the block to the transfer point. Arrived (block within ``transfer_tol`` of it, or
+  the task's stage says the transfer happened): ``b_pregrasp``.
+* ``b_pregrasp``, ``b_reach``, ``b_close``: A holds the block at the transfer point while B grasps its lower
+  half (``handover_lower``), following the block.
+* ``a_release``: A opens (B holds); after ``release_steps``: ``b_carry``.
+* ``b_carry``: B carries the block to the final goal (raised if needed so that it counts as lifted); A goes
+  back to the ready pose.
+
+Recovery: whichever hand is meant to hold the block and no longer does (the block farther than
+``lost_distance`` from where that hand's grasp holds it) opens; if the task's transfer stage is already done
+and the block lies on B's side, B picks it up (``b_pregrasp``), otherwise A starts over (``a_pregrasp``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recipe_sim.experts.base import Expert, WorldState
+from recipe_sim.experts.grasp_reach import GraspTargets
+from recipe_sim.success import HANDOVER_TRANSFER_DONE
+from recipe_sim.tasks.grasps import load_grasps
+
+_A_HOLDS = ("a_carry", "b_pregrasp", "b_reach", "b_close")  # phases in which hand A holds the block
+
+
+class HandoverExpert(Expert):
+    kind = "handover"
+    PHASES = ("a_pregrasp", "a_reach", "a_close", "a_carry", "b_pregrasp", "b_reach", "b_close",
+              "a_release", "b_carry")
+
+    def __init__(
+        self,
+        env: Any,
+        grasp_a: str = "handover_upper",
+        grasp_b: str = "handover_lower",
+        arrive_tol: float = 0.012,
+        close_steps: int = 4,
+        release_steps: int = 3,
+        transfer_tol: float = 0.02,
+        lost_distance: float = 0.06,
+        pregrasp: tuple[float, float, float] = (0.0, 0.03, 0.05),
+        lift_margin: float = 0.015,
+        arm_step: float = 0.06,
+    ) -> None:
+        super().__init__(env, arm_step=arm_step)
+        catalog = load_grasps()
+        self.ga = GraspTargets(self, catalog.get(grasp_a))
+        self.gb = GraspTargets(self, catalog.get(grasp_b))
+        self.arrive_tol, self.close_steps, self.release_steps = arrive_tol, close_steps, release_steps
+        self.transfer_tol, self.lost_distance = transfer_tol, lost_distance
+        self.pregrasp = np.asarray(pregrasp, dtype=np.float64)
+        self.lift_height = float(env.task.success_params.lift_height)
+        self.lift_margin = lift_margin
+        n = self.num_envs
+        self.side_a = np.zeros(n, dtype=int)
+        self._latched = np.zeros((n, 7))
+        self._pickup = np.zeros(n, dtype=bool)  # B picks a dropped block up from the table (after transfer)
+
+    def _start(self, env_ids: np.ndarray, s: WorldState) -> None:
+        self.side_a[env_ids] = self.env.task.side_a.numpy()[env_ids]
+        self._pickup[env_ids] = False
+
+    def _lifted_point(self, p: np.ndarray, s: WorldState, i: int) -> np.ndarray:
+        out = p.copy()
+        out[2] = max(out[2], s.rest_z[i] + self.lift_height + self.lift_margin)
+        return out
+
+    def _grasp_phase(self, i: int, s: WorldState, out: np.ndarray, who: str) -> None:
+        """pregrasp -> reach -> close of hand ``who`` ('a' or 'b') on the block where it is now."""
+        a = int(self.side_a[i])
+        side = a if who == "a" else 1 - a
+        gt = self.ga if who == "a" else self.gb
+        sgn = 1.0 if side == 0 else -1.0
+        obj = s.obj_pos[i]
+        hand = gt.grasp.preshape
+        quat = s.obj_quat[i]
+        if self.in_phase(i, f"{who}_pregrasp"):
+            palm = gt.palm(side, obj, self.pregrasp * np.array([1.0, sgn, 1.0]), quat)
+            q_arm, ok = gt.arm(i, side, palm)
+            if self.palm_error(s, i, side, palm) < 2 * self.arrive_tol or not ok:
+                self.set_phase(i, f"{who}_reach")
+        if self.in_phase(i, f"{who}_reach"):
+            palm = gt.palm(side, obj, None, quat)
+            q_arm, _ = gt.arm(i, side, palm)
+            err = self.palm_error(s, i, side, palm)
+            # Arrived, or as near as it gets (the action noise shakes the palm by about a centimetre).
+            if err < self.arrive_tol or (self.dwell[i] >= 8 and err < 2.5 * self.arrive_tol):
+                self.set_phase(i, f"{who}_close")
+                self._latched[i] = q_arm
+        if self.in_phase(i, f"{who}_close"):
+            q_arm, hand = self._latched[i], gt.grasp.closure
+            if self.dwell[i] >= self.close_steps and self.hand_speed(s, i, side) < 0.5:
+                self.set_phase(i, "a_carry" if who == "a" else "a_release")
+        self.arm_move(out, s, i, side, q_arm)
+        self.hand_to(out, side, hand)
+
+    def _holds(self, i: int, s: WorldState, who: str) -> bool:
+        a = int(self.side_a[i])
+        side = a if who == "a" else 1 - a
+        gt = self.ga if who == "a" else self.gb
+        return bool(np.linalg.norm(s.obj_pos[i] - (s.palms[i, side] - gt.offset[side])) <= self.lost_distance)
+
+    def _grips(self, i: int, s: WorldState, who: str) -> bool:
+        """Hand ``who`` holds the block with its fingers closed."""
+        side = int(self.side_a[i]) if who == "a" else 1 - int(self.side_a[i])
+        gt = self.ga if who == "a" else self.gb
+        closed = self.finger_closure(s, i, side) >= 0.6 * float(np.mean(gt.grasp.closure[2:]))
+        return closed and self._holds(i, s, who)
+
+    def _desired(self, i: int, s: WorldState) -> np.ndarray:
+        out = self.ready_q.copy()
+        task = self.env.task
+        a = int(self.side_a[i])
+        b = 1 - a
+        phase = self.PHASES[self.phase[i]]
+        transferred = int(task.progress[i]) >= HANDOVER_TRANSFER_DONE
+        # Skip ahead when the state is already further on (a learner being relabelled got there its own way).
+        if phase in ("a_pregrasp", "a_reach") and self._grips(i, s, "a"):
+            self.set_phase(i, "a_carry")
+            phase = "a_carry"
+        if phase in ("b_pregrasp", "b_reach") and self._grips(i, s, "b"):
+            self.set_phase(i, "a_release" if self._holds(i, s, "a") else "b_carry")
+            phase = self.PHASES[self.phase[i]]
+        # Recovery: the hand meant to hold the block lost it.
+        who = "b" if phase == "b_carry" else ("a" if phase in _A_HOLDS and not self._pickup[i] else None)
+        if who is not None and not self._holds(i, s, who):
+            self._pickup[i] = transferred and who == "b"
+            self.set_phase(i, "b_pregrasp" if self._pickup[i] else "a_pregrasp")
+            phase = self.PHASES[self.phase[i]]
+        if phase in ("a_pregrasp", "a_reach", "a_close"):
+            self._grasp_phase(i, s, out, "a")
+            return out
+        if phase == "a_carry":
+            goal = self._lifted_point(task.transfer_goal[i].numpy().astype(np.float64), s, i)
+            q_arm, _ = self.ga.arm(i, a, goal + (s.palms[i, a] - s.obj_pos[i]))  # held as it is in the hand
+            self.arm_move(out, s, i, a, q_arm)
+            self.hand_to(out, a, self.ga.grasp.closure)
+            if not (transferred or np.linalg.norm(s.obj_pos[i] - goal) < self.transfer_tol):
+                return out
+            self.set_phase(i, "b_pregrasp")
+            phase = "b_pregrasp"
+        if phase in ("b_pregrasp", "b_reach", "b_close"):
+            if self._pickup[i]:  # B picks the block up from the table; A keeps clear
+                self.hand_to(out, a, 0.0)
+            else:  # A holds still at the transfer point while B grasps
+                self.arm_move(out, s, i, a, self._latched_a(i, s, a))
+                self.hand_to(out, a, self.ga.grasp.closure)
+            self._grasp_phase(i, s, out, "b")
+            if not self.in_phase(i, "a_release"):
+                return out
+            if self._pickup[i]:
+                self.set_phase(i, "b_carry")
+            phase = self.PHASES[self.phase[i]]
+        if phase == "a_release":
+            self.arm_move(out, s, i, b, self._latched[i])
+            self.hand_to(out, b, self.gb.grasp.closure)
+            self.arm_move(out, s, i, a, self._latched_a(i, s, a))
+            self.hand_to(out, a, 0.0)
+            if self.dwell[i] < self.release_steps:
+                return out
+            self.set_phase(i, "b_carry")
+        # b_carry: B to the final goal, A back to the ready pose.
+        goal = self._lifted_point(task.final_goal[i].numpy().astype(np.float64), s, i)
+        q_arm, _ = self.gb.arm(i, b, goal + (s.palms[i, b] - s.obj_pos[i]))
+        self.arm_move(out, s, i, b, q_arm)
+        self.hand_to(out, b, self.gb.grasp.closure)
+        self.arm_move(out, s, i, a, self.ready_q[a * 7 : (a + 1) * 7])
+        self.hand_to(out, a, 0.0)
+        return out
+
+    def _latched_a(self, i: int, s: WorldState, a: int) -> np.ndarray:
+        """A's arm at the transfer point (its IK answer, cached per env)."""
+        goal = self._lifted_point(self.env.task.transfer_goal[i].numpy().astype(np.float64), s, i)
+        q_arm, _ = self.ga.arm(i, a, self.ga.palm(a, goal))
+        return q_arm
