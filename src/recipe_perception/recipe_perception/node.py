@@ -38,17 +38,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sys
 import threading
 import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -56,10 +53,9 @@ from std_srvs.srv import Trigger
 
 from recipe_common import frames
 from recipe_common.cameras import camera_table
-from recipe_common.config import ConfigError
 from recipe_common.policy_image import PolicyImageSpec
-from recipe_common.ros.executor import MultiThreadedExecutor
 from recipe_common.ros.params import declare_fields
+from recipe_common.ros.process import run_nodes
 from recipe_interfaces.msg import ObjectState
 from recipe_perception import extrinsics as extrinsics_mod
 from recipe_perception.config import NODE_NAME, PerceptionConfig
@@ -490,25 +486,7 @@ class PerceptionNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node: PerceptionNode | None = None
-    code = 0
-    try:
-        node = PerceptionNode()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ConfigError, ValueError, OSError, ImportError) as exc:
-        print(f"perception: {exc}", file=sys.stderr)
-        code = 2
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_nodes(lambda: [PerceptionNode()], args, name="perception", num_threads=3)
 
 
 if __name__ == "__main__":

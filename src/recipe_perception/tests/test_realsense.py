@@ -82,10 +82,31 @@ class Rig:
         rclpy.try_shutdown(context=self.ctx)
 
 
+class _GatedSource(RealSenseSource):
+    """The real playback source, opened only once the test's subscriptions have matched: a fast
+    (not real-time) playback would otherwise publish its first frames before discovery on a busy host."""
+
+    gate = threading.Event()
+
+    def open(self) -> None:
+        self.gate.wait(20.0)
+        super().open()
+
+
+def _gated_factory(name, serial, playback, c):
+    return _GatedSource(serial=serial, playback=playback, width=c.width, height=c.height, fps=c.fps,
+                        color=c.enable_color, align=c.align_depth, realtime=c.playback_realtime,
+                        loop=c.playback_loop, stamp_mode=c.stamp_mode or None, timeout_ms=c.frame_timeout_ms)
+
+
 def test_playback_publishes_like_realsense2_camera(recording):
     t0 = time.time()
-    rig = Rig({"playback": str(recording), "playback_realtime": False})
+    _GatedSource.gate.clear()
+    rig = Rig({"playback": str(recording), "playback_realtime": False}, source_factory=_gated_factory)
     try:
+        pubs = rig.node.workers[0].pubs.values()
+        assert rig.wait(lambda: all(p.get_subscription_count() > 0 for p in pubs), 15.0)
+        _GatedSource.gate.set()
         assert rig.wait(lambda: any("playback finished" in s.message for s in rig.statuses()), 15.0)
         depth, info = rig.got["depth/image_rect_raw"], rig.got["depth/camera_info"]
         assert len(depth) == N and len(info) == N

@@ -17,7 +17,9 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,30 +75,60 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
+    torch.set_num_threads(args.threads)
+    try:
+        plan = _plan(args)
+    except LookupError as exc:
+        print(f"eval: error: {_message(exc)}", file=sys.stderr)
+        return 1
+    start = time.monotonic()
+    try:
+        summary = _run_conditions(args, plan)
+    except ValueError as exc:
+        print(f"eval: error: {_message(exc)}", file=sys.stderr)
+        return 1
+    out = args.out or args.checkpoint.resolve().parent / "eval"  # made once there are results to write
+    out.mkdir(parents=True, exist_ok=True)
+    _write_report(args, plan, summary, out, time.monotonic() - start)
+    if args.video > 0:
+        _record_video(args, plan, out / "episodes.mp4")
+    overall = ", ".join(f"{c} {100 * (summary[c]['_overall']['success_rate'] or 0):.1f}%" for c in summary)
+    print(
+        f"eval: overall success: {overall}\n  wrote {out / 'eval.json'} and {out / 'eval.png'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the options resolve to before any episode runs: the checkpoint's metadata and the conditions."""
+
+    meta: dict
+    init_states: Any
+    randomizations: dict  # condition -> RandomizationConfig
+    objects: list[str]
+
+    @property
+    def task_overrides(self) -> dict | None:
+        return self.meta.get("task_overrides") or None
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    """Read the checkpoint's metadata and resolve objects and conditions before anything runs; any
+    problem (missing or unreadable checkpoint, bad randomization file, unknown object) is a LookupError
+    whose message names it."""
     from recipe_common.config import ConfigError
     from recipe_sim.objects import load_catalog
     from recipe_sim.ppo.checkpoint import CheckpointError, read_metadata
-    from recipe_sim.ppo.envs import SubTask, make_env, recorded_init_states
-    from recipe_sim.ppo.evaluation import (
-        VideoRecorder,
-        condition_randomization,
-        deterministic_policy,
-        evaluate_objects,
-        load_actor,
-        objects_of,
-        plot_success,
-        run_episodes,
-        summarize,
-    )
-    from recipe_sim.ppo.export import ExportError
+    from recipe_sim.ppo.envs import recorded_init_states
+    from recipe_sim.ppo.evaluation import condition_randomization, objects_of
 
-    torch.set_num_threads(args.threads)
     try:
         meta = read_metadata(args.checkpoint)
         init_states = recorded_init_states(meta) if args.start == "init" else None
-        rand_path = args.randomization
         rands = {
-            c: condition_randomization(c, args.force_scale, args.force_probability, rand_path)
+            c: condition_randomization(c, args.force_scale, args.force_probability, args.randomization)
             for c in args.conditions
         }
         objects = objects_of(meta, args.objects)
@@ -104,18 +136,23 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [o for o in objects if o not in catalog]
         if unknown:
             raise KeyError(f"--objects: unknown object(s) {unknown}; objects.yaml has {sorted(catalog)}")
-    except (CheckpointError, ConfigError, FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"eval: error: {_message(exc)}", file=sys.stderr)
-        return 1
-    out = args.out or args.checkpoint.resolve().parent / "eval"  # made once there are results to write
-    overrides = meta.get("task_overrides") or None
-    results: dict = {}
-    start = time.monotonic()
+    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as exc:
+        raise LookupError(_message(exc)) from exc
+    return _Plan(meta, init_states, rands, objects)
+
+
+def _run_conditions(args: argparse.Namespace, plan: _Plan) -> dict:
+    """Per-condition, per-object success (``summarize``'s table); loader errors become ValueError."""
+    from recipe_common.config import ConfigError
+    from recipe_sim.ppo.checkpoint import CheckpointError
+    from recipe_sim.ppo.evaluation import deterministic_policy, evaluate_objects, load_actor, summarize
+    from recipe_sim.ppo.export import ExportError
 
     def policy_for(env):
         actor, _ = load_actor(args.checkpoint, env)
         return deterministic_policy(actor)
 
+    results: dict = {}
     for condition in args.conditions:
 
         def progress(name, batch, condition=condition):
@@ -127,15 +164,20 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             results[condition] = evaluate_objects(
-                meta["task"], objects, rands[condition], args.episodes, args.num_envs, args.seed,
-                policy_for, init_states=init_states, task_overrides=overrides, threads=args.threads,
-                on_object=progress,
+                plan.meta["task"], plan.objects, plan.randomizations[condition], args.episodes, args.num_envs,
+                args.seed, policy_for, init_states=plan.init_states, task_overrides=plan.task_overrides,
+                threads=args.threads, on_object=progress,
             )
-        except (CheckpointError, ConfigError, ExportError, ValueError) as exc:
-            print(f"eval: error: {_message(exc)}", file=sys.stderr)
-            return 1
-    summary = summarize(results)
-    out.mkdir(parents=True, exist_ok=True)
+        except (CheckpointError, ConfigError, ExportError) as exc:
+            raise ValueError(_message(exc)) from exc
+    return summarize(results)
+
+
+def _write_report(args: argparse.Namespace, plan: _Plan, summary: dict, out: Path, wall_s: float) -> None:
+    """eval.json (the table plus what produced it) and eval.png."""
+    from recipe_sim.ppo.evaluation import plot_success
+
+    meta = plan.meta
     report = {
         "checkpoint": str(args.checkpoint),
         "task": meta["task"],
@@ -147,37 +189,38 @@ def main(argv: list[str] | None = None) -> int:
         "conditions": summary,
         "force": {"scale": args.force_scale, "probability": args.force_probability},
         "start": args.start,
-        "randomization": "config/randomization.yaml" if rand_path is None else str(rand_path),
-        "wall_time_s": time.monotonic() - start,
+        "randomization": str(args.randomization or "config/randomization.yaml"),
+        "wall_time_s": wall_s,
     }
     (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_success(summary, out / "eval.png", f"{meta['task']} {meta['object_group']} @ it {meta['iteration']}")
-    if args.video > 0:
-        sub = SubTask(meta["task"], f"single:{objects[0]}", 0, (objects[0],))
-        env = make_env(
-            sub,
-            1,
-            args.seed,
-            rands[args.conditions[0]],
-            init_states=init_states,
-            no_init_states=init_states is None,
-            num_threads=1,
-            task_overrides=overrides,
-        )
-        try:
-            actor, _ = load_actor(args.checkpoint, env)
-            recorder = VideoRecorder(env)
-            run_episodes(env, deterministic_policy(actor), args.video, on_step=recorder)
-            recorder.write(out / "episodes.mp4", fps=1.0 / float(env.dt))
-            recorder.close()
-        finally:
-            env.close()
-    overall = ", ".join(f"{c} {100 * (summary[c]['_overall']['success_rate'] or 0):.1f}%" for c in summary)
-    print(
-        f"eval: overall success: {overall}\n  wrote {out / 'eval.json'} and {out / 'eval.png'}",
-        file=sys.stderr,
+
+
+def _record_video(args: argparse.Namespace, plan: _Plan, path: Path) -> None:
+    """``args.video`` episodes of the first object under the first condition, one env, as an MP4."""
+    from recipe_sim.ppo.envs import SubTask, make_env
+    from recipe_sim.ppo.evaluation import VideoRecorder, deterministic_policy, load_actor, run_episodes
+
+    obj = plan.objects[0]
+    sub = SubTask(plan.meta["task"], f"single:{obj}", 0, (obj,))
+    env = make_env(
+        sub,
+        1,
+        args.seed,
+        plan.randomizations[args.conditions[0]],
+        init_states=plan.init_states,
+        no_init_states=plan.init_states is None,
+        num_threads=1,
+        task_overrides=plan.task_overrides,
     )
-    return 0
+    try:
+        actor, _ = load_actor(args.checkpoint, env)
+        recorder = VideoRecorder(env)
+        run_episodes(env, deterministic_policy(actor), args.video, on_step=recorder)
+        recorder.write(path, fps=1.0 / float(env.dt))
+        recorder.close()
+    finally:
+        env.close()
 
 
 def _check_args(args: argparse.Namespace) -> str:

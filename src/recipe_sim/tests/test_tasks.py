@@ -76,6 +76,21 @@ def test_bad_task_config_names_the_key(patch, message):
         parse_task("grasp_reach", raw, base_dir=None)
 
 
+def test_the_file_is_parsed_once_per_version(tmp_path):
+    path = tmp_path / "config" / "tasks.yaml"
+    path.parent.mkdir()
+    text = config_path("tasks.yaml").read_text()
+    path.write_text(text)
+    first = load_task_configs(path)
+    assert load_task_configs(path) is first  # the env, its task and the trials share one parse
+    path.write_text(text.replace("episode_length: 100", "episode_length: 90", 1) + "\n")
+    again = load_task_configs(path)
+    assert again is not first and again.get("grasp_reach").episode_length == 90
+    path.write_text("tasks: [\n")
+    with pytest.raises(Exception, match=r"tasks\.yaml"):
+        load_task_configs(path)
+
+
 def test_overrides_are_validated():
     cfg = load_task_configs().get("box_lift")
     assert cfg.with_overrides({"episode_length": 7}).episode_length == 7
@@ -280,11 +295,12 @@ def test_handover_scripted_stages_and_success():
     _run(env, [hold], outcomes)
     assert env.task.progress.tolist() == [1, 1] and not outcomes
     assert env.get_observations()["policy"][:, 29:32].numpy() == pytest.approx(env.task.final_goal.numpy())
-    # Env 0: the block sits against hand B's (right) index and middle fingertips, which is where its final
+    # Env 0: the block's lower half sits against hand B's (right) index and middle fingertips, where its final
     # goal is put; env 1: the block at its final goal with hand B far away.
     tips = env.physics.tips()[0, 1]
     block = env.object_specs[0]
-    spot = 0.5 * (tips[1] + tips[2]) + np.array([0.0, block.size[1] + 0.012, 0.0])
+    # Hand B's stickers are the block's lower half: its fingertips face the middle of that half.
+    spot = 0.5 * (tips[1] + tips[2]) + np.array([0.0, block.size[1] + 0.012, 0.5 * block.size[2]])
     env.task.final_goal[0] = torch.as_tensor(spot, dtype=torch.float32)
     far = env.task.final_goal[1].numpy().astype(np.float64)
     env.teleport([0, 1], object_pose=np.array([[*spot, 1, 0, 0, 0], [*far, 1, 0, 0, 0]]))

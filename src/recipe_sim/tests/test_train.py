@@ -81,7 +81,7 @@ def test_group_and_init_state_resolution():
     assert [s.label for s in resolve_subtasks("grasp_reach", "shape")] == ["shape[0]", "shape[1]", "shape[2]"]
     (only,) = resolve_subtasks("grasp_reach", "single:ball_small")
     assert only.objects == ("ball_small",) and only.slug == "single_ball_small"
-    assert resolve_subtasks("box_lift", None)[0].objects == ("lift_box",)
+    assert resolve_subtasks("box_lift", None)[0].objects == ("lift_box", "lift_box_small", "lift_box_wide")
     with pytest.raises(ValueError, match="--subtask 5"):
         resolve_subtasks("grasp_reach", "mix", 5)
     with pytest.raises(KeyError, match="unknown object"):

@@ -3,7 +3,8 @@
 ``recipe_common.ros.shutdown.RosRunner`` owns signals and the ordered stop; this adds what every node
 executable of the workspace does around it: nodes that come from one ``compose()`` call (each node's own
 ``shutdown()`` runs at the stop), exit code 2 with one line on stderr for a configuration error (the
-message names the file or parameter), 1 for any other start-up failure, 0 after a signal.
+message names the file or parameter; an ImportError is an optional dependency the configuration asks for,
+such as sam2 or pyrealsense2), 1 for any other start-up failure, 0 after a signal.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def run_nodes(compose: Callable[[], Sequence[Any]], args: Sequence[str] | None =
             for node in compose():
                 ros.add(node, stop=getattr(node, "shutdown", None))
             ros.spin()
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, ValueError, FileNotFoundError, ImportError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:

@@ -18,24 +18,20 @@ keeps running (no crash loop). The end of a recording is logged and reported, an
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import deque
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
 from recipe_common.cameras import CameraTopics, Intrinsics, camera_table
-from recipe_common.config import ConfigError
-from recipe_common.ros.executor import MultiThreadedExecutor
 from recipe_common.ros.params import declare_fields
+from recipe_common.ros.process import run_nodes
 from recipe_perception.realsense.config import NODE_NAME, RealSenseConfig
 from recipe_perception.realsense.source import Frames, RealSenseSource, SourceError
 
@@ -245,25 +241,7 @@ class RealSenseNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node: RealSenseNode | None = None
-    code = 0
-    try:
-        node = RealSenseNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"realsense: {exc}", file=sys.stderr)
-        code = 2
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_nodes(lambda: [RealSenseNode()], args, name="realsense", num_threads=2)
 
 
 if __name__ == "__main__":

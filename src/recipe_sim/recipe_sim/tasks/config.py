@@ -9,6 +9,7 @@ overrides can never run a config the YAML loader would have rejected.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,8 +205,22 @@ def parse_task(name: str, raw: Any, base_dir: Path | None) -> TaskConfig:
 
 
 def load_task_configs(path: str | Path | None = None) -> TaskSuite:
-    """Read and validate config/tasks.yaml (or ``path``); errors name the file and the bad key."""
-    path = config_path(CONFIG_FILE) if path is None else Path(path)
+    """Read and validate config/tasks.yaml (or ``path``); errors name the file and the bad key.
+
+    An env, its task, the trials and the init-state play each ask for the suite; the file is parsed once
+    per version of it (path, modification time and size), so an edited file is read again.
+    """
+    path = (config_path(CONFIG_FILE) if path is None else Path(path)).resolve()
+    try:
+        st = path.stat()
+    except OSError:
+        return _parse_task_configs(path, -1, -1)  # load_yaml names the missing file
+    return _parse_task_configs(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_task_configs(path: Path, mtime_ns: int, size: int) -> TaskSuite:
+    """The parse behind ``load_task_configs`` (the suite and its configs are frozen, so sharing is safe)."""
     data = load_yaml(path, FORMAT)
     base_dir = path.resolve().parent.parent  # the workspace: config/ sits in it
     try:
