@@ -30,6 +30,8 @@ from recipe_perception.plane import Plane, fit_plane
 from recipe_perception.segmenter import Prompt, Segmentation, SegmenterInput
 from recipe_perception.self_filter import robot_mask
 
+AUTO_MIN_AREA_FRACTION = 0.2  # the auto prompt ignores blobs under this share of the largest blob's area
+
 
 @dataclass(frozen=True)
 class DepthSegmenterConfig:
@@ -256,8 +258,12 @@ class DepthSegmenter:
         s = cfg.scale
         p = self.prompt
         if p.kind == "auto":
+            # Fingertip fragments the self-filter leaves of the hands at the ready pose can sit nearer the
+            # workspace centre than the object's visible face (a box_lift box shows the face away from the
+            # robot, 10 cm behind its centre): only blobs of a real share of the largest one compete.
+            floor = AUTO_MIN_AREA_FRACTION * max(b.area for b in blobs)
             c = np.asarray(cfg.workspace_centre)
-            dist = [float(np.linalg.norm((b.median - c)[:2])) for b in blobs]
+            dist = [float(np.linalg.norm((b.median - c)[:2])) if b.area >= floor else np.inf for b in blobs]
             return blobs[int(np.argmin(dist))]
         if p.kind == "point":
             c = np.asarray(p.values)
