@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     from recipe_sim.ppo.config import load_config
     from recipe_sim.ppo.envs import randomization_config, resolve_init_states, resolve_subtasks
     from recipe_sim.ppo.progress import TrainingProgress, format_stats
-    from recipe_sim.ppo.training import TrainRequest, train_specialist
+    from recipe_sim.ppo.training import train_specialist
 
     try:
         config = load_config(args.config, args.profile).with_overrides(
@@ -192,21 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{config.num_envs} envs x {config.num_steps_per_env} steps -> {run_dir}",
             file=sys.stderr,
         )
-        req = TrainRequest(
-            sub=sub,
-            config=config,
-            run_dir=run_dir,
-            seed=args.seed,
-            randomization=randomization,
-            randomization_file=None if args.randomization is None else args.randomization.resolve(),
-            iterations=config.iterations,
-            overlay=args.overlay,
-            init_states=init_path,
-            no_init_states=no_init,
+        req = _request(
+            args, sub, config, run_dir, randomization, init_path, no_init,
             resume=args.resume,
-            demo_init=args.demo_init,
-            export=not args.no_export,
-            verbose=args.verbose,
             time_budget_s=None if args.time_budget_min is None else 60.0 * args.time_budget_min,
         )
         try:
@@ -226,6 +214,28 @@ def main(argv: list[str] | None = None) -> int:
             diffs = ", ".join(f"{k} {v:.1e}" for k, v in result.export_max_abs_diff.items())
             print(f"  exported {run_dir / 'exported'} (max |diff| vs torch actor: {diffs})", file=sys.stderr)
     return 0
+
+
+def _request(args, sub, config, run_dir, randomization, init_path, no_init, **extra):
+    """The TrainRequest the command line asks for (one sub-task, or the base of --all-subtasks)."""
+    from recipe_sim.ppo.training import TrainRequest
+
+    return TrainRequest(
+        sub=sub,
+        config=config,
+        run_dir=run_dir,
+        seed=args.seed,
+        randomization=randomization,
+        randomization_file=None if args.randomization is None else args.randomization.resolve(),
+        iterations=config.iterations,
+        overlay=args.overlay,
+        init_states=init_path,
+        no_init_states=no_init,
+        demo_init=args.demo_init,
+        export=not args.no_export,
+        verbose=args.verbose,
+        **extra,
+    )
 
 
 def _remove_failed_run(run_dir: Path, existed: bool) -> None:
@@ -248,7 +258,6 @@ def _all_subtasks(args, config, subtasks, init_path, no_init, randomization) -> 
     from recipe_sim.ppo.all_subtasks import EvalPlan, run_all_subtasks, standard_conditions
     from recipe_sim.ppo.checkpoint import CheckpointError
     from recipe_sim.ppo.progress import TrainingProgress
-    from recipe_sim.ppo.training import TrainRequest
 
     grouping = subtasks[0].grouping
     out = args.out or workspace_dir() / "runs" / args.task / grouping.replace(":", "_")
@@ -257,21 +266,7 @@ def _all_subtasks(args, config, subtasks, init_path, no_init, randomization) -> 
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 2
-    base = TrainRequest(
-        sub=subtasks[0],
-        config=config,
-        run_dir=out,
-        seed=args.seed,
-        randomization=randomization,
-        randomization_file=None if args.randomization is None else args.randomization.resolve(),
-        iterations=config.iterations,
-        overlay=args.overlay,
-        init_states=init_path,
-        no_init_states=no_init,
-        demo_init=args.demo_init,
-        export=not args.no_export,
-        verbose=args.verbose,
-    )
+    base = _request(args, subtasks[0], config, out, randomization, init_path, no_init)
     print(f"train: all {len(subtasks)} sub-tasks of {args.task} {grouping} -> {out}", file=sys.stderr)
 
     def progress(sub, iterations):

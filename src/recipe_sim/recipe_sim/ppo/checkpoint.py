@@ -14,7 +14,6 @@ metadata file that was copied next to the wrong checkpoint is caught.
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import pickle
 import zipfile
@@ -30,6 +29,7 @@ from recipe_common.checkpoint_io import (
     file_sha256,
     git_commit,
     json_number,
+    read_json_object,
     write_json,
 )
 
@@ -174,12 +174,7 @@ def read_metadata(checkpoint: str | Path, verify_hash: bool = True) -> dict[str,
     path = metadata_path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"{path}: no metadata next to checkpoint {Path(checkpoint).name}")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: malformed JSON: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
+    meta = read_json_object(path, CheckpointError)
     missing = [k for k in REQUIRED_METADATA_KEYS if k not in meta]
     if missing:
         raise CheckpointError(f"{path}: missing field(s) {missing}")
