@@ -284,9 +284,13 @@ def check_params_file(path: str | Path) -> DriverConfig:
         raise in_file(path, exc) from None
 
 
-def params_files(args: Sequence[str]) -> list[str]:
-    """The ``--params-file FILE`` values of the ROS arguments in ``args`` (argv including the program)."""
-    out: list[str] = []
+# ROS arguments that take a value (``-p`` and ``--params-file`` are read; the others are skipped over).
+_VALUE_FLAGS = ("-p", "--param", "--params-file", "-r", "--remap", "--log-level", "-e", "--enclave")
+
+
+def _ros_arg_values(args: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(flag, value) of each value-taking argument inside ``--ros-args ... [--]`` (None: value missing)."""
+    out: list[tuple[str, str | None]] = []
     in_ros = False
     it = iter(args)
     for arg in it:
@@ -294,8 +298,16 @@ def params_files(args: Sequence[str]) -> list[str]:
             in_ros = True
         elif arg == "--":
             in_ros = False
-        elif in_ros and arg == "--params-file":
-            value = next(it, None)
+        elif in_ros and arg in _VALUE_FLAGS:
+            out.append((arg, next(it, None)))
+    return out
+
+
+def params_files(args: Sequence[str]) -> list[str]:
+    """The ``--params-file FILE`` values of the ROS arguments in ``args`` (argv including the program)."""
+    out: list[str] = []
+    for flag, value in _ros_arg_values(args):
+        if flag == "--params-file":
             if value is None:
                 raise ConfigError("--params-file needs a file name")
             out.append(value)
@@ -305,19 +317,10 @@ def params_files(args: Sequence[str]) -> list[str]:
 def param_override_names(args: Sequence[str]) -> list[str]:
     """Parameter names of the ``-p name:=value`` / ``--param name:=value`` ROS arguments in ``args``."""
     names: list[str] = []
-    in_ros = False
-    it = iter(args)
-    for arg in it:
-        if arg == "--ros-args":
-            in_ros = True
-        elif arg == "--":
-            in_ros = False
-        elif in_ros and arg in ("-p", "--param"):
-            value = next(it, "")
-            name = value.split(":=", 1)[0]
+    for flag, value in _ros_arg_values(args):
+        if flag in ("-p", "--param"):
+            name = (value or "").split(":=", 1)[0]
             names.append(name.rsplit(":", 1)[-1])  # "node:param" form: the parameter part
-        elif in_ros and arg in ("--params-file", "-r", "--remap", "--log-level", "-e", "--enclave"):
-            next(it, None)
     return names
 
 
