@@ -102,12 +102,13 @@ def test_episode_commands_holds_with_reasons_and_stops(node_and_peer):
     wrong_task = StartEpisode.Request(task="box_lift", goal=[0.3, 0.1, 0.2])
     res = peer.call(StartEpisode, "/policy/start", wrong_task)
     assert not res.success and "grasp_reach" in res.message
-    # The node refuses to start until the peer's first object position reached it (discovery can take
-    # seconds on a busy host); that refusal is the only one allowed here.
+    # The node refuses to start until the peer's first joint state and object position reached it
+    # (discovery can take seconds on a busy host); those refusals are the only ones allowed here.
     deadline = time.monotonic() + 30.0
     while True:
         res = peer.call(StartEpisode, "/policy/start", StartEpisode.Request(goal=[0.3, 0.1, 0.2]))
-        if res.success or time.monotonic() > deadline or "no object position yet" not in res.message:
+        waiting = "no object position yet" in res.message or "no joint state yet" in res.message
+        if res.success or time.monotonic() > deadline or not waiting:
             break
         time.sleep(0.2)
     assert res.success, res.message
