@@ -135,6 +135,25 @@ def test_playback_publishes_like_realsense2_camera(recording):
         rig.close()
 
 
+def test_a_starved_playback_is_not_the_end_of_the_recording(recording):
+    """A read timeout while the playback device still plays (its thread starved on a busy host; here a
+    1 ms timeout) must not end the recording early: every frame arrives, then None at the real end."""
+    src = RealSenseSource(playback=str(recording), width=848, height=480, fps=30, color=True, align=False,
+                          realtime=False, loop=False, timeout_ms=1)
+    src.open()
+    try:
+        numbers = []
+        for _ in range(100_000):
+            f = src.read()
+            if f is None:
+                break
+            if f.depth_mm is not None:
+                numbers.append(f.frame_number)
+        assert f is None and numbers == list(range(N))
+    finally:
+        src.close()
+
+
 def test_no_camera_or_wrong_serial_is_a_diagnostic_not_a_crash():
     if connected_serials():
         pytest.skip("a RealSense is connected to this machine")

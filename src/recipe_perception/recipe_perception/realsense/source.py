@@ -30,6 +30,9 @@ import numpy as np
 from recipe_common.cameras import Intrinsics
 
 STAMP_MODES = ("device", "now")
+# Seconds without a frame, with the playback device still "playing", after which a recording counts as
+# ended (a stuck or truncated file must not keep the node waiting for ever).
+_PLAYBACK_STALL_S = 30.0
 
 
 class SourceError(RuntimeError):
@@ -108,6 +111,7 @@ class RealSenseSource:
         self._offset: float | None = None
         self._last_number = -1
         self._last_color = -1
+        self._stalled_since: float | None = None
         self.device_name = ""
         self.device_serial = ""
 
@@ -177,7 +181,8 @@ class RealSenseSource:
         self._last_color = -1
 
     def read(self) -> Frames | None:
-        """The next frame set; None when a recording has ended. SourceError when frames stop coming."""
+        """The next frame set; None when a recording has ended (an empty set while a starved playback has
+        nothing new yet). SourceError when a device's frames stop coming."""
         import pyrealsense2 as rs
 
         if self._pipe is None:
@@ -186,10 +191,15 @@ class RealSenseSource:
             ok, fs = self._pipe.try_wait_for_frames(self.timeout_ms)
             if not ok:
                 if self.playback and not self.loop:
+                    if self._playback_running():
+                        # A starved playback thread (busy host), not the end of the file: nothing new
+                        # yet; returning lets the caller check for a stop request before reading again.
+                        return Frames(None, None, stamp_s=0.0, frame_number=self._last_number)
                     return None
                 raise SourceError(
                     f"{self.label}: no frames for {self.timeout_ms} ms (cable unplugged or USB reset?)"
                 )
+            self._stalled_since = None
             depth = fs.get_depth_frame()
             color = fs.get_color_frame() if self.color else None
             d_num = int(depth.get_frame_number()) if depth else -1
@@ -215,6 +225,24 @@ class RealSenseSource:
             if not new_depth:
                 out.stamp_s = out.color_stamp_s
         return out
+
+    def _playback_running(self) -> bool:
+        """Whether the recording still has frames to play. The end of a recording is the playback
+        device stopping, not a read timeout: on a busy host the playback thread can be starved longer
+        than ``timeout_ms``, and reading that as the end lost the last frames. A recording that stays
+        'playing' without a frame for ``_PLAYBACK_STALL_S`` is treated as ended."""
+        import pyrealsense2 as rs
+
+        now = time.monotonic()
+        if self._stalled_since is None:
+            self._stalled_since = now
+        if now - self._stalled_since >= _PLAYBACK_STALL_S:
+            return False
+        try:
+            status = self._pipe.get_active_profile().get_device().as_playback().current_status()
+        except RuntimeError:
+            return False
+        return status != rs.playback_status.stopped
 
     def _mm(self, frame: Any) -> np.ndarray:
         raw = np.asanyarray(frame.get_data())
