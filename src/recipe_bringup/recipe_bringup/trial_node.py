@@ -120,7 +120,7 @@ class TrialNode(Node):
                 trials.start(setup)
                 self._trial_id += 1
                 self._t0 = time.monotonic()
-            goal = trials.goal
+            goal, final_goal = trials.goal, trials.final_goal
             res.success = True
             res.trial_id = self._trial_id
             res.seed = seed
@@ -128,6 +128,7 @@ class TrialNode(Node):
             res.object_position = Point(x=float(setup.object_pose[0]), y=float(setup.object_pose[1]),
                                         z=float(setup.object_pose[2]))
             res.goal = [] if goal is None else [float(v) for v in goal]
+            res.final_goal = [] if final_goal is None else [float(v) for v in final_goal]
             res.time_limit = float(trials.time_limit_s)
             res.message = f"trial {self._trial_id} ({task}, seed {seed}) started"
             self.get_logger().info(res.message)

@@ -195,7 +195,8 @@ class TrialsClient(Node):
             deadline = time.monotonic() + track_timeout
             while not log.tracking and time.monotonic() < deadline:
                 self._sleep(0.05)
-            request = StartEpisode.Request(goal=list(reset.goal), goal_frame=WORLD)
+            request = StartEpisode.Request(goal=list(reset.goal), final_goal=list(reset.final_goal),
+                                           goal_frame=WORLD)
             deadline = time.monotonic() + START_RETRY_S
             while True:  # inputs can be briefly stale on a busy machine: the node says so, try again
                 start = self._call(self._start, request, "start the policy", 10.0)

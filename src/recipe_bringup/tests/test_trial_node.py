@@ -43,7 +43,7 @@ def test_reset_brings_the_robot_to_ready_and_places_the_object(stack):
     res = _call(reset, ResetTrial.Request(seed=11))
     assert res.success, res.message
     assert res.trial_id == 1 and res.seed == 11 and res.object_name == "can_medium"
-    assert len(res.goal) == 3 and res.time_limit == pytest.approx(10.0)
+    assert len(res.goal) == 3 and len(res.final_goal) == 0 and res.time_limit == pytest.approx(10.0)
     twin = driver.backend.twin
     gt = twin.ground_truth()
     ready = trials._trials.ready_q

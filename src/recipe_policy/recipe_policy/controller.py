@@ -13,6 +13,9 @@ sent; ``recipe_policy.node`` is the thin ROS shell that feeds it messages and pu
 4. the runtime's blended action becomes joint targets; for one-hand tasks the idle arm and hand keep the
    episode's start pose, as the training env holds them (``idle_arm: hold``).
 
+Handover episodes have two goals: the policy observes the transfer point until the block is lifted there,
+then the final goal (``recipe_common.handover_stages``: the training env's rule on perceived positions).
+
 HOLDING sends nothing: the driver's watchdog holds the pose, so a made-up command can never go out.
 HOLDING ends by itself at the first tick whose checks pass again.
 """
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recipe_common import robot_spec
+from recipe_common.handover_stages import HandoverGoals, TransferRule
 from recipe_common.observation import policy_state
 from recipe_common.tasks import task_info
 from recipe_policy.interface import DeployablePolicy
@@ -89,6 +93,8 @@ class PolicyController:
         self.state = IDLE
         self.reason = "waiting for an episode start"
         self.goal: np.ndarray | None = None
+        self.stages: HandoverGoals | None = None  # handover: the goal per stage
+        self._transfer_rule: TransferRule | None = None
         self.chunk_index = 0
         self._q: Stamped | None = None
         self._obj: Stamped | None = None
@@ -117,7 +123,10 @@ class PolicyController:
 
     # --- episode --------------------------------------------------------------------------------------
 
-    def start(self, goal_world: np.ndarray | None, task: str = "", side: str = "") -> tuple[bool, str]:
+    def start(self, goal_world: np.ndarray | None, task: str = "", side: str = "",
+              final_goal_world: np.ndarray | None = None) -> tuple[bool, str]:
+        """Begin an episode. ``goal_world``: the task's goal (handover: the transfer point);
+        ``final_goal_world``: handover only, where hand B takes the block."""
         if task and task != self.spec.task:
             return False, f"this policy runs task {self.spec.task!r}, not {task!r}"
         if side not in ("", *robot_spec.SIDES):
@@ -131,6 +140,12 @@ class PolicyController:
             goal = np.asarray(goal_world, dtype=np.float64)
         elif goal_world is not None and len(goal_world):
             return False, f"task {self.spec.task!r} has no goal"
+        handover = self.spec.task == "handover"
+        final = None if final_goal_world is None or not len(final_goal_world) else final_goal_world
+        if handover and (final is None or np.shape(final) != (3,) or not np.isfinite(final).all()):
+            return False, "task 'handover' needs a finite 3-d final_goal (where hand B takes the block)"
+        if not handover and final is not None:
+            return False, f"task {self.spec.task!r} has no final_goal (only handover has two goals)"
         now = self.clock()
         missing = self._stale_inputs(now)
         if missing:
@@ -146,6 +161,14 @@ class PolicyController:
             self._hold_action = robot_spec.joint_targets_to_action(self._q.value[:robot_spec.ACTION_DIM],
                                                                    self.spec.hand)
         self._hold_mask, self.goal = hold_mask, goal
+        self.stages = None
+        if handover:
+            if self._transfer_rule is None:
+                self._transfer_rule = TransferRule.load()
+            assert goal is not None and final is not None
+            # rest height: the block's centre as perceived now, standing on the table (as training's rest_z)
+            self.stages = HandoverGoals(goal, np.asarray(final, dtype=np.float64), float(self._obj.value[2]),
+                                        self._transfer_rule)
         self.runtime.reset()
         self.policy.reset()
         self.state, self.reason, self.chunk_index = RUNNING, "episode started", 0
@@ -190,6 +213,8 @@ class PolicyController:
             return self._hold(stale)
         assert self._q is not None
         obj = self._obj.value if self._obj is not None else np.zeros(3)
+        if self.stages is not None:
+            self.goal = self.stages.update(obj)
         goal = self.goal if self.spec.has_goal else None
         state = policy_state(self._q.value[:robot_spec.ACTION_DIM], obj, goal)
         depth = self._depth.value if self.spec.uses_depth and self._depth is not None else None

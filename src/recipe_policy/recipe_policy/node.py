@@ -205,19 +205,23 @@ class PolicyNode(Node):
     # --- services ---------------------------------------------------------------------------------------
 
     def _on_start(self, req: StartEpisode.Request, res: StartEpisode.Response) -> StartEpisode.Response:
-        goal = None
-        if len(req.goal):
-            frame = req.goal_frame or BASE
+        goals = {}
+        for field in ("goal", "final_goal"):
+            value = getattr(req, field)
+            goals[field] = None
+            if not len(value):
+                continue
+            if len(value) != 3:
+                res.success, res.message = False, f"{field} must have 3 numbers, got {len(value)}"
+                return res
             try:
-                goal = to_world(np.asarray(req.goal, dtype=np.float64), frame)
+                goals[field] = to_world(np.asarray(value, dtype=np.float64), req.goal_frame or BASE)
             except ValueError as exc:
                 res.success, res.message = False, str(exc)
                 return res
-            if goal.shape != (3,):
-                res.success, res.message = False, f"goal must have 3 numbers, got {len(req.goal)}"
-                return res
         with self._lock:
-            res.success, res.message = self.controller.start(goal, req.task, req.side)
+            res.success, res.message = self.controller.start(goals["goal"], req.task, req.side,
+                                                             goals["final_goal"])
         self.get_logger().info(f"start: {res.message}")
         return res
 

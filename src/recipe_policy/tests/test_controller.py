@@ -25,10 +25,11 @@ class Clock:
 class FakePolicy:
     """Returns a fixed action (or NaN, or takes simulated time) so each path can be forced."""
 
-    def __init__(self, clock: Clock, *, kind="specialist", depth=False, horizon=1, period=0.1) -> None:
+    def __init__(self, clock: Clock, *, kind="specialist", depth=False, horizon=1, period=0.1,
+                 task="grasp_reach") -> None:
         from recipe_common.policy_image import PolicyImageSpec
 
-        self.spec = PolicySpec(kind=kind, task="grasp_reach", hand="fourier", objects=("can_medium",),
+        self.spec = PolicySpec(kind=kind, task=task, hand="fourier", objects=("can_medium",),
                                has_goal=True, uses_depth=depth, uses_object_pos=True, n_obs_steps=1,
                                action_horizon=horizon, action_dt=0.1, inference_period=period,
                                depth=PolicyImageSpec(8, 8, 58.0) if depth else None)
@@ -212,3 +213,43 @@ def test_diffusion_chunks_are_inferred_at_5hz_and_commanded_at_10hz():
     ticks = run(ctrl, clock, 10)
     assert all(t.state == RUNNING for t in ticks)
     assert policy.calls == 5 and ctrl.chunk_index == 5
+
+
+def test_handover_swaps_the_goal_once_the_block_is_lifted_at_the_transfer_point():
+    from recipe_common.handover_stages import TO_FINAL, TO_TRANSFER, TransferRule
+
+    rule = TransferRule.load()
+    ctrl, policy, clock = make(task="handover")
+    feed(ctrl, clock)
+    transfer, final = np.array([0.3, 0.0, 1.1]), np.array([0.3, -0.2, 1.1])
+    assert not ctrl.start(transfer)[0]  # the final goal is required
+    ok, msg = ctrl.start(transfer, final_goal_world=final)
+    assert ok, msg
+    run(ctrl, clock, ticks=2)
+    np.testing.assert_allclose(policy.last_states[0, -3:], transfer)
+    # carried near the transfer point but not yet lifted enough: still the transfer goal
+    low = transfer.copy()
+    low[2] = OBJ[2] + 0.5 * rule.lift_height
+    ctrl.set_object(clock.t, low)
+    clock.t += 0.1
+    ctrl.set_joint_state(clock.t, READY)
+    ctrl.tick()
+    assert ctrl.stages.stage == TO_TRANSFER
+    # at the transfer point, lifted: the policy sees the final goal from this tick on
+    for pos in (transfer + np.array([0.0, 0.5 * rule.goal_tolerance, 0.0]), OBJ):
+        clock.t += 0.1
+        ctrl.set_joint_state(clock.t, READY)
+        ctrl.set_object(clock.t, pos)
+        assert ctrl.tick().state == RUNNING
+        assert ctrl.stages.stage == TO_FINAL
+        np.testing.assert_allclose(policy.last_states[0, -3:], final)  # and never back (as in training)
+    # a new episode starts at the transfer stage again
+    feed(ctrl, clock)
+    assert ctrl.start(transfer, final_goal_world=final)[0] and ctrl.stages.stage == TO_TRANSFER
+
+
+def test_only_handover_takes_a_final_goal():
+    ctrl, _, clock = make()
+    feed(ctrl, clock)
+    ok, msg = ctrl.start(GOAL, final_goal_world=GOAL)
+    assert not ok and "final_goal" in msg

@@ -102,6 +102,9 @@ def test_episode_commands_holds_with_reasons_and_stops(node_and_peer):
     wrong_task = StartEpisode.Request(task="box_lift", goal=[0.3, 0.1, 0.2])
     res = peer.call(StartEpisode, "/policy/start", wrong_task)
     assert not res.success and "grasp_reach" in res.message
+    bad_final = StartEpisode.Request(goal=[0.3, 0.1, 0.2], final_goal=[0.3, 0.1])
+    res = peer.call(StartEpisode, "/policy/start", bad_final)
+    assert not res.success and "final_goal must have 3 numbers" in res.message
     # The node refuses to start until the peer's first joint state and object position reached it
     # (discovery can take seconds on a busy host); those refusals are the only ones allowed here.
     deadline = time.monotonic() + 30.0

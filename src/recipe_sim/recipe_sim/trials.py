@@ -29,6 +29,7 @@ from recipe_sim.rewards import load_reward_configs
 from recipe_sim.tasks import make_task
 from recipe_sim.tasks.base import Frame, rest_height, sticker_points
 from recipe_sim.tasks.config import load_task_configs
+from recipe_sim.tasks.handover import HandoverTask
 from recipe_sim.tasks.poses import MIRROR, configured_left_palm, ready_pose
 from recipe_sim.twin import SimTwin
 
@@ -92,7 +93,19 @@ class TwinTrials:
 
     @property
     def goal(self) -> np.ndarray | None:
-        return self.task.goal[0].numpy().astype(np.float64) if self.task.has_goal else None
+        """The goal the policy starts with (handover: the transfer point)."""
+        if not self.task.has_goal:
+            return None
+        if isinstance(self.task, HandoverTask):
+            return self.task.transfer_goal[0].numpy().astype(np.float64)
+        return self.task.goal[0].numpy().astype(np.float64)
+
+    @property
+    def final_goal(self) -> np.ndarray | None:
+        """handover: where hand B takes the block after the transfer; None for the other tasks."""
+        if isinstance(self.task, HandoverTask):
+            return self.task.final_goal[0].numpy().astype(np.float64)
+        return None
 
     def path_to_ready(self) -> list[np.ndarray]:
         """Joint targets (26,) to pass through, in order, from the twin's current pose to ``ready_q``."""
@@ -198,6 +211,10 @@ def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds:
                 env.task.goal[i] = trials.task.goal[0]
             if hasattr(trials.task, "side"):
                 env.task.side[i] = trials.task.side[0]
+            if isinstance(trials.task, HandoverTask):
+                assert isinstance(env.task, HandoverTask)
+                env.task.set_episode(i, int(trials.task.side_a[0]), trials.task.transfer_goal[0],
+                                     trials.task.final_goal[0])
         env.teleport(np.arange(len(seeds)), q=np.tile(env.ready_q, (len(seeds), 1)), object_pose=poses)
         act = ChunkController(env, policy, RuntimeConfig(), latency_s)
         obs = env.get_observations()

@@ -177,3 +177,26 @@ def test_shape_errors_name_the_argument():
         success.grasp_reach_success(torch.zeros(2, 3), GOAL[0], torch.zeros(3), counter)
     with pytest.raises(ValueError, match="counter must be an integer"):
         success.grasp_reach_success(torch.zeros(2, 3), GOAL[0], REST_Z, torch.zeros(2))
+
+
+def test_the_policy_nodes_handover_goal_swap_is_the_training_detectors():
+    """recipe_common.handover_stages (the node's goal swap, on perceived positions) fires exactly where
+    the sim's handover detector marks the transfer done, both with the thresholds of config/rewards.yaml."""
+    from recipe_common.handover_stages import TransferRule
+    from recipe_sim.rewards import load_reward_configs
+
+    params = load_reward_configs()["handover"].success
+    rule = TransferRule.load()
+    assert (rule.lift_height, rule.goal_tolerance) == (params.lift_height, params.goal_tolerance)
+    rng = np.random.default_rng(0)
+    transfer = torch.tensor([[0.30, 0.0, REST_Z + 0.12]])
+    final = torch.tensor([[0.30, -0.2, REST_Z + 0.12]])
+    n = 2000
+    pos = transfer + torch.as_tensor(rng.normal(0.0, 0.04, size=(n, 3)), dtype=torch.float32)
+    sb, tb = torch.zeros(n, 1, 3), torch.full((n, 4, 3), 5.0)
+    prog, _, _ = success.handover_step(torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long),
+                                       pos, REST_Z, transfer.expand(n, 3), final.expand(n, 3), sb, tb, params)
+    sim = (prog == success.HANDOVER_TRANSFER_DONE).numpy()
+    node = np.array([rule.transfer_done(p, REST_Z, transfer[0].numpy()) for p in pos.double().numpy()])
+    assert 0.1 < sim.mean() < 0.9  # both outcomes sampled
+    assert (sim == node).mean() > 0.998  # float32 vs float64 on the boundary

@@ -44,6 +44,7 @@ def test_start_places_the_object_and_picks_goal_and_hand_from_the_state(twin):
     assert side == (0 if setup.object_pose[1] >= 0 else 1)  # closer hand at the mirror-symmetric ready pose
     goal = trials.goal
     assert goal is not None and (goal[1] >= 0) == (side == 0)
+    assert trials.final_goal is None  # only handover has a second goal
     assert trials.judge().state == "running"
 
 
@@ -94,3 +95,33 @@ def test_time_out_and_final_verdicts_stay(twin):
         v = trials.judge()
     assert v.state == "timeout" and v.final
     assert trials.judge() == v
+
+
+def test_handover_trials_give_both_goals_and_sim_episodes_can_take_them():
+    """A handover trial reports the transfer point (the goal the policy starts with) and the final goal; a
+    closed-loop sim env given that episode (HandoverTask.set_episode) has the same direction, goals and
+    per-hand stickers, so deploy and sim are compared on the same episodes."""
+    import torch
+
+    tw = SimTwin(object_name="handover_block")
+    env = RecipeVecEnv("handover", 1, objects=["handover_block"], seed=0,
+                       randomization=RandomizationConfig.disabled())
+    try:
+        trials = TwinTrials(tw, "handover")
+        tw.reset(trials.ready_q)
+        trials.start(trials.draw(5))
+        task = trials.task
+        np.testing.assert_allclose(trials.goal, task.transfer_goal[0].numpy())
+        np.testing.assert_allclose(trials.final_goal, task.final_goal[0].numpy())
+        assert np.linalg.norm(trials.goal - trials.final_goal) > 0.05
+        env.reset()
+        other = 1 - int(task.side_a[0])
+        env.task.set_episode(0, other, task.final_goal[0], task.transfer_goal[0])  # something else first
+        env.task.set_episode(0, int(task.side_a[0]), task.transfer_goal[0], task.final_goal[0])
+        assert int(env.task.side_a[0]) == int(task.side_a[0]) and int(env.task.progress[0]) == 0
+        assert torch.equal(env.task.goal[0], task.transfer_goal[0])
+        assert torch.equal(env.task.stickers_left[0], task.stickers_left[0])
+        assert torch.equal(env.task.stickers_right[0], task.stickers_right[0])
+    finally:
+        env.close()
+        tw.close()

@@ -80,6 +80,19 @@ class HandoverTask(Task):
         self.stickers_right[ids] = torch.where(a_left, self._lower[ids], self._upper[ids])
         self._update_goal()
 
+    def set_episode(self, env_id: int, side_a: int, transfer_goal: torch.Tensor,
+                    final_goal: torch.Tensor) -> None:
+        """Give env ``env_id`` another episode's direction and goals (stage 0, stickers per hand to match):
+        closed-loop sim runs of the twin's trials start where those trials start."""
+        i = int(env_id)
+        self.side_a[i] = int(side_a)
+        self.transfer_goal[i], self.final_goal[i] = transfer_goal, final_goal
+        self.progress[i] = 0
+        a_left = bool(self.side_a[i] == LEFT)
+        self.stickers_left[i] = self._upper[i] if a_left else self._lower[i]
+        self.stickers_right[i] = self._lower[i] if a_left else self._upper[i]
+        self._update_goal()
+
     def _update_goal(self) -> None:
         self.goal = torch.where(
             (self.progress >= success.HANDOVER_TRANSFER_DONE)[:, None], self.final_goal, self.transfer_goal
