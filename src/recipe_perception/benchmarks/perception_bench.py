@@ -20,11 +20,13 @@ the issue's limit: median <= 1 cm, p95 <= 2 cm, >= 95% tracked, <= 30 ms.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -44,9 +46,11 @@ LIMITS = {"median_m": 0.01, "p95_m": 0.02, "tracked": 0.95, "latency_s": 0.030}
 GRASP_PHASES = ("close", "lift", "hold")
 
 
-def run_condition(objects: list[str], episodes: int, noisy: bool, seed: int, tripod: tuple | None = None
-                  ) -> list[dict]:
+def run_condition(objects: list[str], episodes: int, noisy: bool, seed: int, tripod: tuple | None = None,
+                  overrides: dict[str, Any] | None = None, joint_offset_rad: float = 0.0) -> list[dict]:
     cfg = load_perception_config()
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
     noise = D435Noise()
     rows: list[dict] = []
     for name in tqdm(objects, desc="noisy" if noisy else "clean"):
@@ -63,13 +67,17 @@ def run_condition(objects: list[str], episodes: int, noisy: bool, seed: int, tri
             )
             rng = np.random.default_rng(seed)
             noise_rng = np.random.default_rng(seed + 1)
+            offset_rng = np.random.default_rng(seed + 2)
             for ep in range(episodes):
                 pipe.reset(0.0)
+                # A real robot's joint readings and model are off by some mrad (encoder offsets, link
+                # tolerances): the self-filter then draws the robot slightly off where the camera sees it.
+                offsets = offset_rng.normal(0.0, joint_offset_rad, size=len(scene.joint_names))
                 for f in scene.grasp_lift(rng):
                     depth = noise.apply(f.depth_m, noise_rng) if noisy else f.depth_m
                     est = pipe.process(
                         DepthFrame(depth, scene.intrinsics, 0.1 * f.step, "", 1.0),
-                        (f.joint_names, f.joint_positions),
+                        (f.joint_names, f.joint_positions + offsets),
                     )
                     err = (
                         float(np.linalg.norm(est.position - f.object_base))
@@ -174,6 +182,20 @@ def plot(results: dict, out: Path) -> Path:
     return path
 
 
+def _overrides(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as PerceptionConfig fields, each value of the type of the configured one."""
+    cfg = load_perception_config()
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not hasattr(cfg, key):
+            raise SystemExit(f"perception_bench: --set {item!r}: expected KEY=VALUE with KEY a field of "
+                             f"config/perception.yaml's perception parameters")
+        current = getattr(cfg, key)
+        out[key] = type(current)(float(text)) if isinstance(current, (int, float)) else text
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--objects", nargs="+", default=list(OBJECTS))
@@ -183,7 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--tripod", type=float, nargs=6, default=None, metavar=("X", "Y", "Z", "LX", "LY", "LZ"),
                    help="third-view camera position and look-at point (world, m) instead of scene.yaml's")
+    p.add_argument("--joint-offset-rad", type=float, default=0.0,
+                   help="std of a constant per-episode error of the joint positions the self-filter draws "
+                        "the robot from (a real robot's calibration), e.g. 0.01")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="perception parameters instead of config/perception.yaml's, to compare settings "
+                        "(e.g. robot_margin_m=0.015)")
     a = p.parse_args(argv)
+    overrides = _overrides(a.set)
     tripod = None if a.tripod is None else (np.array(a.tripod[:3]), np.array(a.tripod[3:]))
     out = a.out or workspace_dir() / "runs" / "perception_bench" / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -192,9 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {os.getloadavg()[0]:.1f}"
     )
     t0 = time.monotonic()
-    results = {"clean": run_condition(a.objects, a.episodes, False, a.seed, tripod)}
+    results = {"clean": run_condition(a.objects, a.episodes, False, a.seed, tripod, overrides,
+                                      a.joint_offset_rad)}
     if not a.no_noise:
-        results["D435 noise"] = run_condition(a.objects, a.episodes, True, a.seed, tripod)
+        results["D435 noise"] = run_condition(a.objects, a.episodes, True, a.seed, tripod, overrides,
+                                                     a.joint_offset_rad)
     summary: dict = {}
     for cond, rows in results.items():
         s = summarise(rows)

@@ -60,7 +60,7 @@ class PerceptionConfig:
     segmenter: str = "depth"
     hand: str = robot_spec.DEFAULT_HAND
     self_filter: bool = True
-    self_filter_padding_m: float = 0.01
+    self_filter_padding_m: float = 0.0
     hand_attachment: bool = True
     # bad and stale input
     max_frame_age_s: float = 0.5

@@ -39,7 +39,7 @@ class RobotSelfFilter:
         cam_to_base: np.ndarray,
         intrinsics: Intrinsics,
         hand: str = robot_spec.DEFAULT_HAND,
-        padding_m: float = 0.01,
+        padding_m: float = 0.0,
     ) -> None:
         os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco's first import: headless rendering
         import mujoco
