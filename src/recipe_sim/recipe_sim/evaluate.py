@@ -1,8 +1,10 @@
 """``eval``: success rate of a PPO specialist over N episodes per object, under several conditions.
 
 Conditions: ``nominal`` (no domain randomization), ``randomized`` (paper Table IV as configured in
-config/randomization.yaml, which includes its random object force) and ``pushes`` (no randomization
-except random forces on the object; --force-scale / --force-probability make them harsher).
+config/randomization.yaml, which includes its random object force), ``pushes`` (no randomization
+except random forces on the object; --force-scale / --force-probability make them harsher) and
+``disturb-poke`` / ``-pull`` / ``-push`` / ``-drag`` (one scripted disturbance per episode, as the paper's
+Fig. 6 shows people poking, pulling, pushing and dragging the object; ``disturbances`` = all four).
 Writes ``eval.json`` and ``eval.png`` (bars per object and condition) and, with ``--video N``, an MP4 of
 N episodes from the third-view camera.
 
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recipe_sim.disturbances import CONDITIONS as DISTURBANCE_CONDITIONS
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -35,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--conditions",
         nargs="+",
         default=["nominal", "randomized", "pushes"],
-        choices=["nominal", "randomized", "pushes"],
+        choices=["nominal", "randomized", "pushes", *DISTURBANCE_CONDITIONS, "disturbances"],
+        help="nominal, randomized, pushes, disturb-poke/-pull/-push/-drag; disturbances = the four",
     )
     p.add_argument("--num-envs", type=int, default=25, help="parallel envs per object (default 25)")
     p.add_argument("--seed", type=int, default=1000, help="evaluation seed (keep apart from training seeds)")
@@ -69,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    expand = {"disturbances": DISTURBANCE_CONDITIONS}  # the four scripted ones, in place
+    args.conditions = list(dict.fromkeys(c for cond in args.conditions for c in expand.get(cond, [cond])))
     problem = _check_args(args)
     if problem:
         print(f"eval: error: {problem}", file=sys.stderr)
@@ -145,7 +152,13 @@ def _run_conditions(args: argparse.Namespace, plan: _Plan) -> dict:
     """Per-condition, per-object success (``summarize``'s table); loader errors become ValueError."""
     from recipe_common.config import ConfigError
     from recipe_sim.ppo.checkpoint import CheckpointError
-    from recipe_sim.ppo.evaluation import deterministic_policy, evaluate_objects, load_actor, summarize
+    from recipe_sim.ppo.evaluation import (
+        condition_disturbance,
+        deterministic_policy,
+        evaluate_objects,
+        load_actor,
+        summarize,
+    )
     from recipe_sim.ppo.export import ExportError
 
     def policy_for(env):
@@ -166,7 +179,7 @@ def _run_conditions(args: argparse.Namespace, plan: _Plan) -> dict:
             results[condition] = evaluate_objects(
                 plan.meta["task"], plan.objects, plan.randomizations[condition], args.episodes, args.num_envs,
                 args.seed, policy_for, init_states=plan.init_states, task_overrides=plan.task_overrides,
-                threads=args.threads, on_object=progress,
+                threads=args.threads, on_object=progress, disturbance=condition_disturbance(condition),
             )
         except (CheckpointError, ConfigError, ExportError) as exc:
             raise ValueError(_message(exc)) from exc

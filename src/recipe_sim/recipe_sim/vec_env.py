@@ -136,6 +136,7 @@ class RecipeVecEnv(VecEnv):
         self._action_lag = LagBuffer(self.rand_cfg.action_lag, self.num_envs, rng_action_lag)
         self._frame_lag = LagBuffer(self.rand_cfg.frame_lag, self.num_envs, rng_frame_lag)
         self._force = ObjectForce(self.rand_cfg.object_force, self.num_envs, rng_force)
+        self._disturbance: Any = None  # recipe_sim.disturbances.ScriptedDisturbance (set_disturbance)
 
     def _make_task(self, templates: dict[str, Any], init_states: str | Path | None) -> None:
         """The task (rewards, success, goals), the ready pose and the task-aware initial states."""
@@ -212,6 +213,8 @@ class RecipeVecEnv(VecEnv):
             targets = np.where(hold.numpy(), self._reset_targets, targets)
         self.physics.ctrl[:, self.index.actuator_ids] = targets
         self.physics.xfrc[:, self.index.object_body, :3] = self._force.step(self.dt, self._masses())
+        if self._disturbance is not None:
+            self._apply_disturbance()
         self.applied_ctrl = self.physics.ctrl.copy()
         self.applied_force = self.physics.xfrc[:, self.index.object_body, :3].copy()
         diverged = self.physics.step(self.substeps)
@@ -237,6 +240,28 @@ class RecipeVecEnv(VecEnv):
             self._reset_envs(done_ids)
         self._obs = self._compute_obs()
         return self._obs, reward.to(self.device), dones.to(self.device), extras
+
+    def set_disturbance(self, kind: str | None, seed: int = 0) -> None:
+        """One scripted disturbance per episode from now on (``recipe_sim.disturbances``: poke, pull, push,
+        drag), on top of the randomization's random force; None switches it off. For evaluation: an
+        episode then counts as a success only if the task succeeds after its disturbance began."""
+        from recipe_sim.disturbances import ScriptedDisturbance
+
+        self._disturbance = None if kind is None else ScriptedDisturbance(
+            kind, self.num_envs, self.dt, np.random.default_rng(seed))
+
+    def _apply_disturbance(self) -> None:
+        assert self._disturbance is not None
+        ph, idx = self.physics, self.index
+        oa, od = idx.object_qpos_adr, idx.object_dof_adr
+        force, torque = self._disturbance.step(
+            self.episode_length_buf.cpu().numpy(), ph.qpos[:, oa : oa + 3], ph.qvel[:, od : od + 3],
+            ph.palms(), self._masses(), self._scales[:, PRIVILEGED_KEYS.index("object_friction")],
+            self._rest_z - self.table_top)
+        ph.xfrc[:, idx.object_body, :3] += force
+        ph.xfrc[:, idx.object_body, 3:6] = torque
+        # What counts is success after the disturbance (recovering from it), not a success it interrupted.
+        self._ep_success[self._disturbance.started_now] = False
 
     def reset(self, env_ids: Sequence[int] | np.ndarray | None = None) -> TensorDict:
         """Start new episodes in ``env_ids`` (all when None) and return the observations. rsl-rl never calls
@@ -417,6 +442,8 @@ class RecipeVecEnv(VecEnv):
         self._reset_targets[ids] = q
         self._prev_actions[ids] = robot_spec.joint_targets_to_action(q, self.hand)
         self._force.reset(ids)
+        if self._disturbance is not None:
+            self._disturbance.reset(ids)
         self._action_lag.reset(ids)
         self._frame_lag.reset(ids)
         self._ep_success[ids] = False

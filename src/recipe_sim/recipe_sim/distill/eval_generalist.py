@@ -11,7 +11,9 @@ Same episodes: every env runs exactly one episode per object and condition (as m
 so the initial states, randomization draws and per-step noise sequences are identical for every policy
 evaluated with the same seed; the specialists named by ``--specialists`` (default: the packaged
 specialists of the generalist's dataset) run on them too. Conditions: nominal / randomized (``
---randomization``, default the low-noise training profile) / pushes. Episodes start from the ready pose.
+--randomization``, default the low-noise training profile) / pushes / disturb-poke, -pull, -push, -drag
+(``recipe_sim.disturbances``: one scripted disturbance per episode, the paper's Fig. 6; ``disturbances`` =
+the four). Episodes start from the ready pose.
 Writes ``eval.json`` and ``eval.png`` (and with ``--video N`` an MP4 of N episodes of the first policy).
 
 Example::
@@ -37,9 +39,10 @@ from recipe_common.checkpoint_io import write_json
 from recipe_common.policy_image import PolicyImageSpec, to_policy_image
 from recipe_policy.interface import DeployablePolicy
 from recipe_policy.runtime import ActionChunkRuntime, ObservationWindow, RuntimeConfig
+from recipe_sim.disturbances import CONDITIONS as DISTURBANCE_CONDITIONS
 
 DEFAULT_RANDOMIZATION = "randomization_low_noise.yaml"
-CONDITIONS = ("nominal", "randomized", "pushes")
+CONDITIONS = ("nominal", "randomized", "pushes", *DISTURBANCE_CONDITIONS)
 
 
 def predict_many(policy: DeployablePolicy, states: np.ndarray, depths: np.ndarray | None) -> np.ndarray:
@@ -147,8 +150,10 @@ def evaluate_policy_on_object(
     threads: int = 2,
     on_step: Callable[[Any], None] | None = None,
     episode_length: int | None = None,
+    disturbance: str | None = None,
 ) -> tuple[Any, RuntimeStats]:
-    """One episode in each of ``episodes`` envs (seeded: the same episodes for every policy)."""
+    """One episode in each of ``episodes`` envs (seeded: the same episodes for every policy); with
+    ``disturbance``, one scripted disturbance of that kind per episode (``recipe_sim.disturbances``)."""
     from recipe_sim.ppo.evaluation import run_episodes
     from recipe_sim.vec_env import RecipeVecEnv
 
@@ -167,6 +172,8 @@ def evaluate_policy_on_object(
         task_overrides=overrides,
     )
     try:
+        if disturbance is not None:
+            env.set_disturbance(disturbance, seed)
         ctl = ChunkController(env, policy, runtime, latency_s)
         batch = run_episodes(env, ctl, 1, on_step=on_step)
     finally:
@@ -237,7 +244,7 @@ def evaluate(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Success per condition, policy and object (seed + k for object k, as ``eval`` does)."""
-    from recipe_sim.ppo.evaluation import condition_randomization
+    from recipe_sim.ppo.evaluation import condition_disturbance, condition_randomization
 
     tasks = {p.spec.task for p in policies.values()}
     if len(tasks) != 1:
@@ -254,7 +261,8 @@ def evaluate(
             for k, obj in enumerate(objects):
                 t0 = time.perf_counter()
                 batch, st = evaluate_policy_on_object(
-                    pol, task, obj, rand, episodes, seed + k, runtime, latency_s, threads
+                    pol, task, obj, rand, episodes, seed + k, runtime, latency_s, threads,
+                    disturbance=condition_disturbance(cond),
                 )
                 rows[obj] = {
                     "success_rate": batch.success_rate,
@@ -298,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
         "distilled from; pass none to skip)",
     )
     p.add_argument("--objects", nargs="+", default=None, help="objects (default: the first policy's)")
-    p.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    p.add_argument("--conditions", nargs="+", default=["nominal", "randomized", "pushes"],
+                   choices=[*CONDITIONS, "disturbances"],
+                   help="nominal, randomized, pushes, disturb-poke/-pull/-push/-drag; disturbances: the four")
     p.add_argument("--episodes", type=int, default=64, help="episodes per object and condition (one per env)")
     p.add_argument(
         "--seed", type=int, default=4242, help="evaluation seed (keep apart from training/collection)"
@@ -335,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     from recipe_policy.loading import load_policy
 
     a = build_parser().parse_args(argv)
+    expand = {"disturbances": DISTURBANCE_CONDITIONS}  # the four scripted ones, in place
+    a.conditions = list(dict.fromkeys(c for cond in a.conditions for c in expand.get(cond, [cond])))
     if a.episodes < 1:
         print("eval_generalist: error: --episodes must be >= 1", file=sys.stderr)
         return 2

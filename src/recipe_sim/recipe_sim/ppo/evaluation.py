@@ -18,13 +18,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from recipe_sim.disturbances import CONDITIONS as DISTURBANCE_CONDITIONS
 from recipe_sim.ppo.action_head import install_action_head
 from recipe_sim.ppo.checkpoint import check_state_matches, load_checkpoint, read_metadata
 from recipe_sim.ppo.config import PPOConfig, config_from_dict
 from recipe_sim.randomization import RandomizationConfig
 
 SUCCESS_LOG_KEY = "/episode/success"
-CONDITIONS = ("nominal", "randomized", "pushes")
+CONDITIONS = ("nominal", "randomized", "pushes", *DISTURBANCE_CONDITIONS)
+
+
+def condition_disturbance(condition: str) -> str | None:
+    """The scripted disturbance of a condition (``disturb-poke`` -> ``poke``), None for the others."""
+    return condition.removeprefix("disturb-") if condition in DISTURBANCE_CONDITIONS else None
 
 PolicyFn = Callable[[Any], torch.Tensor]
 
@@ -134,12 +140,12 @@ def condition_randomization(
     path: str | Path | None = None,
 ) -> RandomizationConfig:
     """nominal: all off; randomized: Table IV (config/randomization.yaml, or ``path``); pushes: only
-    random forces."""
+    random forces; disturb-*: all off (the scripted disturbance comes from ``condition_disturbance``)."""
     from dataclasses import replace
 
     from recipe_sim.ppo.envs import randomization_config
 
-    if condition == "nominal":
+    if condition == "nominal" or condition in DISTURBANCE_CONDITIONS:
         return randomization_config(False, path=path)  # still checks that a given file exists
     if condition == "randomized":
         cfg = randomization_config(True, path=path)
@@ -280,8 +286,10 @@ def evaluate_objects(
     task_overrides: dict[str, Any] | None = None,
     threads: int = 2,
     on_object: Callable[[str, EpisodeBatch], None] | None = None,
+    disturbance: str | None = None,
 ) -> dict[str, EpisodeBatch]:
     """``episodes`` episodes per object, each object in its own env (seed ``seed + k`` for object k).
+    ``disturbance``: one scripted disturbance of that kind per episode (``recipe_sim.disturbances``).
 
     ``policy_for(env)`` builds the policy for that env (a checkpoint's actor, a scripted expert).
     Without ``init_states`` episodes start from the ready pose. ``on_object`` reports each object as
@@ -304,6 +312,8 @@ def evaluate_objects(
             task_overrides=task_overrides,
         )
         try:
+            if disturbance is not None:
+                env.set_disturbance(disturbance, seed + k)
             out[name] = take(run_episodes(env, policy_for(env), rounds), episodes)
         finally:
             env.close()
