@@ -122,6 +122,16 @@ class DiffusionPolicyModel(nn.Module):
 
     # --- inference -------------------------------------------------------------------------------------
 
+    def set_inference_steps(self, steps: int) -> None:
+        """Denoise in ``steps`` DDIM steps instead of the profile's (fewer: faster, possibly rougher chunks;
+        the training is the same, so this is a deployment choice, measured by eval_generalist)."""
+        if self.profile.diffusion.sampler == "ddpm":
+            raise ValueError("the DDPM sampler always takes every training step; only DDIM can take fewer")
+        most = self.profile.diffusion.train_steps
+        if not 1 <= int(steps) <= most:
+            raise ValueError(f"inference steps must be in 1..{most}, got {steps}")
+        self.infer_scheduler.set_timesteps(int(steps))
+
     @torch.no_grad()
     def sample(
         self, states: torch.Tensor, depths: torch.Tensor | None, generator: torch.Generator | None = None

@@ -309,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conditions", nargs="+", default=["nominal", "randomized", "pushes"],
                    choices=[*CONDITIONS, "disturbances"],
                    help="nominal, randomized, pushes, disturb-poke/-pull/-push/-drag; disturbances: the four")
+    p.add_argument("--inference-steps", type=int, default=None,
+                   help="DDIM steps per chunk for the generalists (default: their profile's)")
     p.add_argument("--episodes", type=int, default=64, help="episodes per object and condition (one per env)")
     p.add_argument(
         "--seed", type=int, default=4242, help="evaluation seed (keep apart from training/collection)"
@@ -353,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     try:
         policies = {label: load_policy(ref) for label, ref in _labelled(a.policy).items()}
+        if a.inference_steps is not None:
+            for pol in policies.values():
+                if hasattr(pol, "model"):  # generalists: DDIM steps per chunk
+                    pol.model.set_inference_steps(a.inference_steps)
         first = next(iter(policies.values()))
         specs = specialists_of(first) if a.specialists is None else a.specialists
         for ref in specs:
