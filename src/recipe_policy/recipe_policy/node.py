@@ -31,7 +31,7 @@ from std_srvs.srv import Trigger
 
 from recipe_common import robot_spec
 from recipe_common.cameras import DEFAULT_NAMESPACE, HEAD, CameraTopics, Intrinsics, camera_table
-from recipe_common.config import ConfigError, as_float, as_str
+from recipe_common.config import ConfigError, as_float, as_int, as_str
 from recipe_common.frames import BASE, WORLD, to_world
 from recipe_common.policy_image import to_policy_image
 from recipe_common.ros.params import read_node_config
@@ -58,6 +58,7 @@ class PolicyNodeConfig:
     max_object_age_s: float = 0.5
     max_depth_age_s: float = 0.5
     max_inference_s: float = 0.25
+    inference_steps: int = 0  # generalists: DDIM steps per chunk; 0 = the checkpoint's profile
     joint_state_topic: str = "/joint_states"
     command_topic: str = "/joint_commands"
     object_topic: str = "/object_state"
@@ -76,6 +77,7 @@ class PolicyNodeConfig:
             max_object_age_s=as_float(d["max_object_age_s"], "max_object_age_s", 0.01, 5.0),
             max_depth_age_s=as_float(d["max_depth_age_s"], "max_depth_age_s", 0.01, 5.0),
             max_inference_s=as_float(d["max_inference_s"], "max_inference_s", 0.001, 5.0),
+            inference_steps=as_int(d["inference_steps"], "inference_steps", 0, 1000),
             joint_state_topic=as_str(d["joint_state_topic"], "joint_state_topic", nonempty=True),
             command_topic=as_str(d["command_topic"], "command_topic", nonempty=True),
             object_topic=as_str(d["object_topic"], "object_topic", nonempty=True),
@@ -100,6 +102,11 @@ class PolicyNode(Node):
                 policy = load_policy(cfg.policy)
             except PolicyLoadError as exc:
                 raise ConfigError(f"policy: {exc}") from None
+        if cfg.inference_steps and hasattr(policy, "model"):
+            try:
+                policy.model.set_inference_steps(cfg.inference_steps)
+            except ValueError as exc:
+                raise ConfigError(f"inference_steps: {exc}") from None
         spec = policy.spec
         if spec.task != cfg.task:
             raise ValueError(f"policy {cfg.policy!r} runs task {spec.task!r}, task is set to {cfg.task!r}")
