@@ -213,8 +213,12 @@ class PolicyController:
             return self._hold(stale)
         assert self._q is not None
         obj = self._obj.value if self._obj is not None else np.zeros(3)
+        note = ""
         if self.stages is not None:
+            stage = self.stages.stage
             self.goal = self.stages.update(obj)
+            if self.stages.stage != stage:
+                note = "handover: the block reached the transfer point; the policy now sees the final goal"
         goal = self.goal if self.spec.has_goal else None
         state = policy_state(self._q.value[:robot_spec.ACTION_DIM], obj, goal)
         depth = self._depth.value if self.spec.uses_depth and self._depth is not None else None
@@ -242,8 +246,8 @@ class PolicyController:
         latency = None
         if self._latency_t_obs is not None:
             latency, self._latency_t_obs = self.clock() - self._latency_t_obs, None
-        self.state, self.reason = RUNNING, ""
-        return Tick(targets, RUNNING, "", inference_s, latency)
+        self.state, self.reason = RUNNING, note
+        return Tick(targets, RUNNING, note, inference_s, latency)
 
     def _infer(self, window: ObservationWindow) -> Tick | None:
         t0 = self.clock()

@@ -266,6 +266,8 @@ class PolicyNode(Node):
         status.observation_to_command = float(tick.latency_s) if tick.latency_s is not None else float("nan")
         status.chunk_index = chunk_index
         status.message = tick.reason
+        if tick.state == RUNNING and tick.reason:  # an event of a running episode (the handover's goal swap)
+            self.get_logger().info(tick.reason)
         self._status.publish(status)
 
     def _on_diagnostics(self) -> None:

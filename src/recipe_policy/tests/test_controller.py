@@ -236,11 +236,12 @@ def test_handover_swaps_the_goal_once_the_block_is_lifted_at_the_transfer_point(
     ctrl.tick()
     assert ctrl.stages.stage == TO_TRANSFER
     # at the transfer point, lifted: the policy sees the final goal from this tick on
-    for pos in (transfer + np.array([0.0, 0.5 * rule.goal_tolerance, 0.0]), OBJ):
+    for k, pos in enumerate((transfer + np.array([0.0, 0.5 * rule.goal_tolerance, 0.0]), OBJ)):
         clock.t += 0.1
         ctrl.set_joint_state(clock.t, READY)
         ctrl.set_object(clock.t, pos)
-        assert ctrl.tick().state == RUNNING
+        tick = ctrl.tick()
+        assert tick.state == RUNNING and (("transfer point" in tick.reason) == (k == 0))  # said once
         assert ctrl.stages.stage == TO_FINAL
         np.testing.assert_allclose(policy.last_states[0, -3:], final)  # and never back (as in training)
     # a new episode starts at the transfer stage again
