@@ -25,7 +25,8 @@ import numpy as np
 
 from recipe_bringup import embedded
 from recipe_bringup.stack import load_deploy_defaults
-from recipe_common.paths import workspace_dir
+from recipe_common.config import load_yaml
+from recipe_common.paths import config_path, workspace_dir
 from recipe_common.tasks import TASK_NAMES
 
 
@@ -34,7 +35,10 @@ def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int]) -> np.nd
     from recipe_policy.loading import load_policy
     from recipe_sim.trials import sim_success_on_trial_spawns
 
-    return sim_success_on_trial_spawns(load_policy(policy_ref), task, obj, seeds)
+    # The generalist denoises in as many steps as the deployed node does (config/policy_node.yaml).
+    params = load_yaml(config_path("policy_node.yaml"))["policy"]["ros__parameters"]
+    policy = load_policy(policy_ref, inference_steps=int(params.get("inference_steps", 0)))
+    return sim_success_on_trial_spawns(policy, task, obj, seeds)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,11 +70,19 @@ def resolve(ref: str | Path) -> Path:
     )
 
 
-def load_policy(ref: str | Path, fmt: str = "ts") -> DeployablePolicy:
+def load_policy(ref: str | Path, fmt: str = "ts", inference_steps: int = 0) -> DeployablePolicy:
     """Load a specialist (folder, name or exported file) or a generalist (safetensors, folder or name).
 
     ``fmt`` picks the exported format of a specialist folder: ``ts`` (TorchScript) or ``onnx``.
+    ``inference_steps``: a generalist's DDIM steps per chunk (0 = its profile's; specialists ignore it).
     """
+    policy = _load_policy(ref, fmt)
+    if inference_steps and hasattr(policy, "model"):
+        policy.model.set_inference_steps(inference_steps)
+    return policy
+
+
+def _load_policy(ref: str | Path, fmt: str) -> DeployablePolicy:
     path = resolve(ref)
     if path.is_dir():
         if (path / GENERALIST_FILE).is_file():

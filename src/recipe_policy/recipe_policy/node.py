@@ -99,12 +99,9 @@ class PolicyNode(Node):
             from recipe_policy.loading import PolicyLoadError, load_policy
 
             try:
-                policy = load_policy(cfg.policy)
+                policy = load_policy(cfg.policy, inference_steps=cfg.inference_steps)
             except PolicyLoadError as exc:
                 raise ConfigError(f"policy: {exc}") from None
-        if cfg.inference_steps and hasattr(policy, "model"):
-            try:
-                policy.model.set_inference_steps(cfg.inference_steps)
             except ValueError as exc:
                 raise ConfigError(f"inference_steps: {exc}") from None
         spec = policy.spec

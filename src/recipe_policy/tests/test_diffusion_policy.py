@@ -80,6 +80,19 @@ def test_depth_only_drops_the_object_position():
     assert not torch.allclose(model.condition(s, d), model.condition(s3, d))
 
 
+def test_fewer_ddim_steps_at_deployment_and_bad_counts_named():
+    prof = load_profile("tiny")
+    model = DiffusionPolicyModel(prof, True, (HEAD.near_m, HEAD.far_m)).eval()
+    assert len(model.infer_scheduler.timesteps) == prof.diffusion.inference_steps
+    model.set_inference_steps(2)
+    assert len(model.infer_scheduler.timesteps) == 2
+    s = torch.zeros(1, prof.n_obs_steps, 32)
+    d = torch.full((1, prof.n_obs_steps, 21, 21), 0.8)
+    assert torch.isfinite(model.sample(s, d)).all()
+    with pytest.raises(ValueError, match="inference steps must be in 1"):
+        model.set_inference_steps(0)
+
+
 def test_unet_shapes_and_horizon_check():
     net = ConditionalUnet1D(26, 10, (16, 32, 64), 3, 4, 8)
     out = net(torch.randn(3, 8, 26), torch.tensor([1, 2, 3]), torch.randn(3, 10))

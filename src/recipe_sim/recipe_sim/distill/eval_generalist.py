@@ -354,11 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(a.threads)
     try:
-        policies = {label: load_policy(ref) for label, ref in _labelled(a.policy).items()}
-        if a.inference_steps is not None:
-            for pol in policies.values():
-                if hasattr(pol, "model"):  # generalists: DDIM steps per chunk
-                    pol.model.set_inference_steps(a.inference_steps)
+        policies = {label: load_policy(ref, inference_steps=a.inference_steps or 0)
+                    for label, ref in _labelled(a.policy).items()}
         first = next(iter(policies.values()))
         specs = specialists_of(first) if a.specialists is None else a.specialists
         for ref in specs:
