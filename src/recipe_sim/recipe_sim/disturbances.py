@@ -32,6 +32,12 @@ import numpy as np
 
 KINDS = ("poke", "pull", "push", "drag")
 CONDITIONS = tuple(f"disturb-{k}" for k in KINDS)  # evaluation conditions: the nominal sim + one disturbance
+ALL = "disturbances"  # on a command line: the four conditions
+
+
+def expand_conditions(names: list[str]) -> list[str]:
+    """Condition names with ``disturbances`` replaced, in place, by the four ``disturb-*`` ones."""
+    return list(dict.fromkeys(c for name in names for c in (CONDITIONS if name == ALL else [name])))
 GRAVITY = 9.81
 
 

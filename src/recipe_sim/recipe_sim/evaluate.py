@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recipe_sim.disturbances import ALL as ALL_DISTURBANCES
 from recipe_sim.disturbances import CONDITIONS as DISTURBANCE_CONDITIONS
+from recipe_sim.disturbances import expand_conditions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--conditions",
         nargs="+",
         default=["nominal", "randomized", "pushes"],
-        choices=["nominal", "randomized", "pushes", *DISTURBANCE_CONDITIONS, "disturbances"],
+        choices=["nominal", "randomized", "pushes", *DISTURBANCE_CONDITIONS, ALL_DISTURBANCES],
         help="nominal, randomized, pushes, disturb-poke/-pull/-push/-drag; disturbances = the four",
     )
     p.add_argument("--num-envs", type=int, default=25, help="parallel envs per object (default 25)")
@@ -74,8 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    expand = {"disturbances": DISTURBANCE_CONDITIONS}  # the four scripted ones, in place
-    args.conditions = list(dict.fromkeys(c for cond in args.conditions for c in expand.get(cond, [cond])))
+    args.conditions = expand_conditions(args.conditions)
     problem = _check_args(args)
     if problem:
         print(f"eval: error: {problem}", file=sys.stderr)

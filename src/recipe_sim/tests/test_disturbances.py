@@ -84,3 +84,10 @@ def test_a_push_moves_the_object_in_the_env_and_nothing_moves_it_otherwise():
             env.close()
     assert np.all(moved[None] < 0.005)
     assert np.all(moved["push"] > 0.04) and np.all(moved["drag"] > 0.06)
+
+
+def test_disturbances_on_a_command_line_means_the_four_in_place():
+    from recipe_sim.disturbances import CONDITIONS, expand_conditions
+
+    assert expand_conditions(["nominal", "disturbances", "pushes"]) == ["nominal", *CONDITIONS, "pushes"]
+    assert expand_conditions(["disturb-poke", "disturbances"]) == list(CONDITIONS)

@@ -39,7 +39,9 @@ from recipe_common.checkpoint_io import write_json
 from recipe_common.policy_image import PolicyImageSpec, to_policy_image
 from recipe_policy.interface import DeployablePolicy
 from recipe_policy.runtime import ActionChunkRuntime, ObservationWindow, RuntimeConfig
+from recipe_sim.disturbances import ALL as ALL_DISTURBANCES
 from recipe_sim.disturbances import CONDITIONS as DISTURBANCE_CONDITIONS
+from recipe_sim.disturbances import expand_conditions
 
 DEFAULT_RANDOMIZATION = "randomization_low_noise.yaml"
 CONDITIONS = ("nominal", "randomized", "pushes", *DISTURBANCE_CONDITIONS)
@@ -307,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--objects", nargs="+", default=None, help="objects (default: the first policy's)")
     p.add_argument("--conditions", nargs="+", default=["nominal", "randomized", "pushes"],
-                   choices=[*CONDITIONS, "disturbances"],
+                   choices=[*CONDITIONS, ALL_DISTURBANCES],
                    help="nominal, randomized, pushes, disturb-poke/-pull/-push/-drag; disturbances: the four")
     p.add_argument("--inference-steps", type=int, default=None,
                    help="DDIM steps per chunk for the generalists (default: their profile's)")
@@ -347,8 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     from recipe_policy.loading import load_policy
 
     a = build_parser().parse_args(argv)
-    expand = {"disturbances": DISTURBANCE_CONDITIONS}  # the four scripted ones, in place
-    a.conditions = list(dict.fromkeys(c for cond in a.conditions for c in expand.get(cond, [cond])))
+    a.conditions = expand_conditions(a.conditions)
     if a.episodes < 1:
         print("eval_generalist: error: --episodes must be >= 1", file=sys.stderr)
         return 2
