@@ -59,6 +59,9 @@ class TwinFrame:
     object_base: np.ndarray  # true object centre (body frame origin) in base_link
 
 
+SPAWN_ATTEMPTS = 20
+
+
 class TwinScene:
     """The twin's tabletop with one catalog object, and the third-view D435 rendered like the driver does."""
 
@@ -148,14 +151,21 @@ class TwinScene:
         Frames every ``frame_every`` policy steps (10 Hz / 2 = the 5 Hz perception rate). The hand
         passes in front of the object and wraps it; the object ends up to ``lift_m`` above the table.
         """
-        self.reset()
         spawn = load_task_configs().get("grasp_reach").spawn
-        xy = spawn.sample(rng, 1, 0.0)[0, :2]
-        pos = self.place_object(xy, float(rng.uniform(-0.75, 0.75)))
-        side = "left" if pos[1] >= 0 else "right"
-        sgn = 1.0 if side == "left" else -1.0
         grasp = load_grasps().get()
-        plan = plan_side_grasp(self.model, self.index, self.ready_q, pos, side, lift=0.0, grasp=grasp)
+        for _ in range(SPAWN_ATTEMPTS):  # a spawn at the region's edge can be out of the grasp's reach
+            self.reset()
+            xy = spawn.sample(rng, 1, 0.0)[0, :2]
+            pos = self.place_object(xy, float(rng.uniform(-0.75, 0.75)))
+            side = "left" if pos[1] >= 0 else "right"
+            try:
+                plan = plan_side_grasp(self.model, self.index, self.ready_q, pos, side, lift=0.0, grasp=grasp)
+                break
+            except ValueError:
+                continue
+        else:
+            raise ValueError(f"no spawn of {SPAWN_ATTEMPTS} draws is reachable by the scripted side grasp")
+        sgn = 1.0 if side == "left" else -1.0
         try:
             goal = pos + np.array([0.0, sgn * 0.05, lift_m])
             carry = plan_side_grasp(
