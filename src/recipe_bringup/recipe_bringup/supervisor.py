@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipe_bringup.stack import ProcessDecl, ros_args
+from recipe_common.ros.shm import clean_stale_fastdds_files
 
 POLL_S = 0.1
 
@@ -143,6 +144,7 @@ class Supervisor:
                     p.kill()
                     p.wait()
                     self.killed.append(child.decl.key)
+                    clean_stale_fastdds_files()  # a killed participant cannot remove its /dev/shm files
             codes[child.decl.key] = None if p is None else p.returncode
             if child.logf is not None and not child.logf.closed:  # type: ignore[attr-defined]
                 child.logf.close()  # type: ignore[attr-defined]

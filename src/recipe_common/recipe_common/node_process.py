@@ -17,6 +17,8 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
+from recipe_common.ros.shm import clean_stale_fastdds_files
+
 
 class NodeProcess:
     def __init__(self, args: Sequence[str], log: Path, env: dict[str, str] | None = None,
@@ -62,6 +64,7 @@ class NodeProcess:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait()
+                clean_stale_fastdds_files()  # a participant ended by SIGKILL cannot remove its /dev/shm files
         self._finalizer.detach()
         if not self._logf.closed:
             self._logf.close()
@@ -83,5 +86,6 @@ def _kill_quietly(proc: subprocess.Popen, logf) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+            clean_stale_fastdds_files()
     if not logf.closed:
         logf.close()
