@@ -25,19 +25,18 @@ import numpy as np
 
 from recipe_bringup import embedded
 from recipe_bringup.stack import load_deploy_defaults
-from recipe_common.config import load_yaml
-from recipe_common.paths import config_path, workspace_dir
+from recipe_common.paths import workspace_dir
 from recipe_common.tasks import TASK_NAMES
 
 
 def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int]) -> np.ndarray:
     """The same policy on the same spawns in the vectorized env, through the node's runtime."""
     from recipe_policy.loading import load_policy
+    from recipe_policy.node import PolicyNodeConfig
     from recipe_sim.trials import sim_success_on_trial_spawns
 
     # The generalist denoises in as many steps as the deployed node does (config/policy_node.yaml).
-    params = load_yaml(config_path("policy_node.yaml"))["policy"]["ros__parameters"]
-    policy = load_policy(policy_ref, inference_steps=int(params.get("inference_steps", 0)))
+    policy = load_policy(policy_ref, inference_steps=PolicyNodeConfig.load().inference_steps)
     return sim_success_on_trial_spawns(policy, task, obj, seeds)
 
 

@@ -20,7 +20,6 @@ the issue's limit: median <= 1 cm, p95 <= 2 cm, >= 95% tracked, <= 30 ms.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import time
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from recipe_common.config import ConfigError
 from recipe_common.paths import workspace_dir
 from recipe_perception.config import load_perception_config
 from recipe_perception.depth_frame import DepthFrame
@@ -48,9 +48,7 @@ GRASP_PHASES = ("close", "lift", "hold")
 
 def run_condition(objects: list[str], episodes: int, noisy: bool, seed: int, tripod: tuple | None = None,
                   overrides: dict[str, Any] | None = None, joint_offset_rad: float = 0.0) -> list[dict]:
-    cfg = load_perception_config()
-    if overrides:
-        cfg = dataclasses.replace(cfg, **overrides)
+    cfg = load_perception_config(**(overrides or {}))
     noise = D435Noise()
     rows: list[dict] = []
     for name in tqdm(objects, desc="noisy" if noisy else "clean"):
@@ -193,6 +191,10 @@ def _overrides(items: list[str]) -> dict[str, Any]:
                              f"config/perception.yaml's perception parameters")
         current = getattr(cfg, key)
         out[key] = type(current)(float(text)) if isinstance(current, (int, float)) else text
+    try:
+        load_perception_config(**out)  # validated as the node would: a bad value fails before any episode
+    except ConfigError as exc:
+        raise SystemExit(f"perception_bench: --set: {exc}") from None
     return out
 
 

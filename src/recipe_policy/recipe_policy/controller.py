@@ -94,7 +94,8 @@ class PolicyController:
         self.reason = "waiting for an episode start"
         self.goal: np.ndarray | None = None
         self.stages: HandoverGoals | None = None  # handover: the goal per stage
-        self._transfer_rule: TransferRule | None = None
+        # Read once, at start-up (a bad config/rewards.yaml stops the node there, not at an episode start).
+        self._transfer_rule = TransferRule.load() if self.spec.task == "handover" else None
         self.chunk_index = 0
         self._q: Stamped | None = None
         self._obj: Stamped | None = None
@@ -163,8 +164,6 @@ class PolicyController:
         self._hold_mask, self.goal = hold_mask, goal
         self.stages = None
         if handover:
-            if self._transfer_rule is None:
-                self._transfer_rule = TransferRule.load()
             assert goal is not None and final is not None
             # rest height: the block's centre as perceived now, standing on the table (as training's rest_z)
             self.stages = HandoverGoals(goal, np.asarray(final, dtype=np.float64), float(self._obj.value[2]),

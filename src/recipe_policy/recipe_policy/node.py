@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,8 +32,18 @@ from std_srvs.srv import Trigger
 
 from recipe_common import robot_spec
 from recipe_common.cameras import DEFAULT_NAMESPACE, HEAD, CameraTopics, Intrinsics, camera_table
-from recipe_common.config import ConfigError, as_float, as_int, as_str
+from recipe_common.config import (
+    ConfigError,
+    as_float,
+    as_int,
+    as_str,
+    check_keys,
+    field_default,
+    in_file,
+    load_yaml,
+)
 from recipe_common.frames import BASE, WORLD, to_world
+from recipe_common.paths import config_path
 from recipe_common.policy_image import to_policy_image
 from recipe_common.ros.params import read_node_config
 from recipe_common.ros.process import run_nodes
@@ -46,6 +57,10 @@ STATES = {IDLE: PolicyStatus.STATE_IDLE, RUNNING: PolicyStatus.STATE_RUNNING,
 # OCCLUDED carries perception's best estimate (the hand that holds the object hides it, which is exactly
 # when the policy needs it); LOST and INITIALIZING carry none.
 USABLE_OBJECT = (ObjectState.STATUS_TRACKING, ObjectState.STATUS_OCCLUDED)
+
+
+NODE_NAME = "policy"
+PARAMS_FILE = "policy_node.yaml"
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,22 @@ class PolicyNodeConfig:
             camera_namespace=as_str(d["camera_namespace"], "camera_namespace"),
         )
 
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> PolicyNodeConfig:
+        """config/policy_node.yaml (or ``path``) read outside ROS (benchmarks), validated as the node does;
+        keys the file leaves out keep their defaults, unknown keys are errors."""
+        path = Path(path) if path is not None else config_path(PARAMS_FILE)
+        data = load_yaml(path)
+        try:
+            check_keys(data, [NODE_NAME], path.name, required=[NODE_NAME])
+            check_keys(data[NODE_NAME], ["ros__parameters"], NODE_NAME, required=["ros__parameters"])
+            params = dict(data[NODE_NAME]["ros__parameters"] or {})
+            names = [f.name for f in fields(cls)]
+            check_keys(params, names, f"{NODE_NAME}.ros__parameters")
+            return cls.from_dict({**{f.name: field_default(f) for f in fields(cls)}, **params})
+        except ConfigError as exc:
+            raise in_file(path, exc) from None
+
     def limits(self) -> Limits:
         return Limits(self.max_joint_state_age_s, self.max_object_age_s, self.max_depth_age_s,
                       self.max_inference_s)
@@ -93,7 +124,7 @@ class PolicyNodeConfig:
 class PolicyNode(Node):
     def __init__(self, policy: Any = None, **node_kwargs: Any) -> None:
         """``policy`` (a DeployablePolicy) replaces loading ``cfg.policy`` (tests, tools)."""
-        super().__init__("policy", **node_kwargs)
+        super().__init__(NODE_NAME, **node_kwargs)
         self.cfg = cfg = read_node_config(self, PolicyNodeConfig)
         if policy is None:
             from recipe_policy.loading import PolicyLoadError, load_policy

@@ -160,3 +160,18 @@ def test_a_bad_parameter_stops_the_node_with_its_name(tmp_path):
                            capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode == 2, r.stdout + r.stderr
         assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_params_file_reads_outside_ros_as_the_node_validates_it(tmp_path):
+    from recipe_common.config import ConfigError
+    from recipe_policy.node import PolicyNodeConfig
+
+    cfg = PolicyNodeConfig.load()
+    assert cfg.task == "grasp_reach" and cfg.inference_steps >= 0
+    bad = tmp_path / "policy_node.yaml"
+    bad.write_text("policy:\n  ros__parameters:\n    policy: x\n    infrence_steps: 4\n")
+    with pytest.raises(ConfigError, match=r"policy_node.yaml.*unknown key 'infrence_steps'"):
+        PolicyNodeConfig.load(bad)
+    bad.write_text("policy:\n  ros__parameters:\n    policy: x\n    inference_steps: -1\n")
+    with pytest.raises(ConfigError, match=r"policy_node.yaml.*inference_steps"):
+        PolicyNodeConfig.load(bad)

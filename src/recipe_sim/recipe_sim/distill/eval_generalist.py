@@ -40,11 +40,10 @@ from recipe_common.policy_image import PolicyImageSpec, to_policy_image
 from recipe_policy.interface import DeployablePolicy
 from recipe_policy.runtime import ActionChunkRuntime, ObservationWindow, RuntimeConfig
 from recipe_sim.disturbances import ALL as ALL_DISTURBANCES
-from recipe_sim.disturbances import CONDITIONS as DISTURBANCE_CONDITIONS
 from recipe_sim.disturbances import expand_conditions
+from recipe_sim.ppo.evaluation import CONDITIONS
 
 DEFAULT_RANDOMIZATION = "randomization_low_noise.yaml"
-CONDITIONS = ("nominal", "randomized", "pushes", *DISTURBANCE_CONDITIONS)
 
 
 def predict_many(policy: DeployablePolicy, states: np.ndarray, depths: np.ndarray | None) -> np.ndarray:
