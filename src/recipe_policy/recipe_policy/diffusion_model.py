@@ -10,6 +10,7 @@ states and actions by fitted ``RangeNormalizer`` buffers that live in the checkp
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -82,6 +83,9 @@ class DiffusionPolicyModel(nn.Module):
         near, far = depth_range_m
         self.register_buffer("depth_range", torch.tensor([near, far], dtype=torch.float32))
         self.train_scheduler, self.infer_scheduler = make_schedulers(profile)
+        # (encoder, unet) traced and frozen for one observation window (``trace_single``); a plain tuple so
+        # that the copies are not registered as submodules (they would appear twice in the state dict).
+        self._single: tuple[Any, Any] | None = None
 
     # --- inputs ----------------------------------------------------------------------------------------
 
@@ -89,11 +93,16 @@ class DiffusionPolicyModel(nn.Module):
         near, far = self.depth_range[0], self.depth_range[1]
         return (depths.clamp(near, far) - near) / (far - near) * 2.0 - 1.0
 
-    def condition(self, states: torch.Tensor, depths: torch.Tensor | None) -> torch.Tensor:
-        """(B, n, D) raw states, (B, n, H, W) metres -> (B, cond_dim)."""
+    def _encoder_inputs(
+        self, states: torch.Tensor, depths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         s = self.state_norm.normalize(states)
         d = self.normalize_depth(depths) if (depths is not None and self.profile.use_depth) else None
-        return self.encoder(s, d)
+        return s, d
+
+    def condition(self, states: torch.Tensor, depths: torch.Tensor | None) -> torch.Tensor:
+        """(B, n, D) raw states, (B, n, H, W) metres -> (B, cond_dim)."""
+        return self.encoder(*self._encoder_inputs(states, depths))
 
     # --- training --------------------------------------------------------------------------------------
 
@@ -133,15 +142,54 @@ class DiffusionPolicyModel(nn.Module):
         self.infer_scheduler.set_timesteps(int(steps))
 
     @torch.no_grad()
+    def trace_single(self) -> None:
+        """Trace and freeze the encoder and the UNet for batch 1, the policy node's one window per call.
+
+        A batch-1 call of the cpu profile pays per-module Python and dispatch overhead; the frozen
+        TorchScript graphs cut it: a 4-step call 27.7 -> 23.1 ms p50, 35.1 -> 28.5 ms p95 (interleaved A/B,
+        one thread, idle core), the same chunks to float rounding (a test checks). TorchScript is deprecated
+        in torch 2.13, but the exported specialists use it too, and ``torch.compile`` took 38 s to compile
+        for a smaller gain. The copies hold the weights of the moment: loading weights or switching to
+        training drops them (``load_state_dict``, ``train``).
+        """
+        if self.training:
+            raise RuntimeError("trace_single is for inference: call eval() first")
+        n, image = self.profile.n_obs_steps, self.profile.image
+        states = torch.zeros(1, n, self.state_dim)
+        depths = torch.zeros(1, n, image.height, image.width) if self.profile.use_depth else None
+        s, d = self._encoder_inputs(states, depths)
+        cond = self.encoder(s, d)
+        x = torch.zeros(1, self.profile.horizon, self.action_dim)
+        k = torch.zeros(1, dtype=torch.long)
+        # The shape checks in forward become constants (intended); the deprecation is said above.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            # tracing takes tensors only: a state-only encoder (no depth input) stays eager (it is an MLP)
+            enc = self.encoder if d is None else torch.jit.freeze(torch.jit.trace(self.encoder, (s, d)))
+            unet = torch.jit.freeze(torch.jit.trace(self.unet, (x, k, cond)))
+        self._single = (enc, unet)
+
+    def train(self, mode: bool = True) -> DiffusionPolicyModel:
+        if mode:
+            self._single = None
+        return super().train(mode)
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self._single = None
+        return super().load_state_dict(*args, **kwargs)
+
+    @torch.no_grad()
     def sample(
         self, states: torch.Tensor, depths: torch.Tensor | None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """(B, horizon, 26) raw action chunks for (B, n, D) states and (B, n, H, W) depths."""
-        cond = self.condition(states, depths)
         b = states.shape[0]
+        encoder, unet = self._single if (self._single is not None and b == 1) else (self.encoder, self.unet)
+        cond = encoder(*self._encoder_inputs(states, depths))
         x = torch.randn((b, self.profile.horizon, self.action_dim), generator=generator, device=states.device)
         sched = self.infer_scheduler
         for k in sched.timesteps:
-            eps = self.unet(x, k.expand(b), cond)
+            eps = unet(x, k.expand(b), cond)
             x = sched.step(eps, k, x, generator=generator).prev_sample
         return self.action_norm.unnormalize(x)

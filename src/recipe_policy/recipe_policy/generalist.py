@@ -101,6 +101,14 @@ class GeneralistPolicy:
         """The policy keeps no episode state (the observation window lives in the runtime)."""
         return None
 
+    def warm_up(self) -> None:
+        """Ready the one-window path for a 5 Hz loop: the traced networks (``trace_single``) and one call
+        on zeros (torch's first call allocates), so the first real inference is not an overrun."""
+        self.model.trace_single()
+        s = self.spec
+        depths = None if s.depth is None else torch.zeros(1, s.n_obs_steps, s.depth.height, s.depth.width)
+        self.model.sample(torch.zeros(1, s.n_obs_steps, s.state_dim), depths, torch.Generator())
+
     def predict(self, states: np.ndarray, depths: np.ndarray | None) -> np.ndarray:
         s, d = self.spec.check_inputs(states, depths)
         return self.predict_batch(s[None], None if d is None else d[None])[0]

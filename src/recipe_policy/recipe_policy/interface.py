@@ -115,3 +115,8 @@ class DeployablePolicy(Protocol):
     def reset(self) -> None:
         """Forget any internal state (call between episodes)."""
         ...
+
+    def warm_up(self) -> None:
+        """Get ready for a real-time loop (the node calls it once after loading): the first call after it
+        takes the steady-state time."""
+        ...

@@ -140,6 +140,7 @@ class PolicyNode(Node):
             raise ValueError(f"policy {cfg.policy!r} runs task {spec.task!r}, task is set to {cfg.task!r}")
         if spec.hand != cfg.hand:
             raise ValueError(f"policy {cfg.policy!r} is for the {spec.hand!r} hand, not {cfg.hand!r}")
+        policy.warm_up()
         self.controller = PolicyController(policy, cfg.limits(), clock=self._now)
         self._lock = threading.Lock()
         self._names = robot_spec.actuated_joint_names()

@@ -138,3 +138,8 @@ class SpecialistPolicy:
 
     def reset(self) -> None:
         return None
+
+    def warm_up(self) -> None:
+        """One call on zeros: the exported actor's first call (TorchScript profiling, ONNX allocation) is
+        the slow one, and it should not be the first command of an episode."""
+        self.actor(np.zeros((1, self.spec.state_dim)))

@@ -93,6 +93,28 @@ def test_fewer_ddim_steps_at_deployment_and_bad_counts_named():
         model.set_inference_steps(0)
 
 
+@pytest.mark.parametrize("use_depth", [True, False])
+def test_traced_single_window_gives_the_eager_chunks_and_is_dropped_on_new_weights(use_depth):
+    prof = load_profile("tiny").with_changes(use_depth=use_depth)
+    model = DiffusionPolicyModel(prof, True, (HEAD.near_m, HEAD.far_m))
+    model.state_norm.fit(np.random.default_rng(0).normal(size=(10, 32)))
+    model.action_norm.fit(np.random.default_rng(1).uniform(size=(10, 26)))
+    model.eval()
+    s = torch.randn(1, prof.n_obs_steps, 32)
+    d = torch.rand(1, prof.n_obs_steps, 21, 21) + 0.5 if use_depth else None
+    eager = model.sample(s, d, torch.Generator().manual_seed(3))
+    model.trace_single()
+    assert model._single is not None and not any("_single" in k for k in model.state_dict())
+    torch.testing.assert_close(model.sample(s, d, torch.Generator().manual_seed(3)), eager)
+    batch = model.sample(s.repeat(2, 1, 1), None if d is None else d.repeat(2, 1, 1, 1))  # eager for B > 1
+    assert batch.shape == (2, prof.horizon, 26)
+    model.load_state_dict(model.state_dict())
+    assert model._single is None  # a trace would hold the old weights
+    model.trace_single()
+    model.train()
+    assert model._single is None
+
+
 def test_unet_shapes_and_horizon_check():
     net = ConditionalUnet1D(26, 10, (16, 32, 64), 3, 4, 8)
     out = net(torch.randn(3, 8, 26), torch.tensor([1, 2, 3]), torch.randn(3, 10))

@@ -97,6 +97,37 @@ def test_inference_is_due_every_period_one_at_a_time_and_only_on_fresh_inputs():
     assert "stale observation" in rt.observation_window(0.6).reason
 
 
+def ticks_with_inferences(late: dict[int, float], skipped: range = range(0)) -> list[float]:
+    """10 s of 10 Hz command ticks (tick k at 0.1 k + late[k], none in ``skipped``), a 40 ms predict each
+    time one is due: the request times."""
+    rt = runtime()
+    requests = []
+    for k in range(100):
+        if k in skipped:
+            continue
+        t = 0.1 * k + late.get(k, 0.0)
+        rt.add_observation(t, state(0))
+        w = rt.request_inference(t)
+        if w is not None:
+            requests.append(t)
+            assert rt.add_chunk(const_chunk(MID), w.t_obs, t + 0.04)
+    return requests
+
+
+def test_inferences_stay_on_their_grid_when_ticks_run_late():
+    # Every 5th tick 70 ms late (a busy machine): a period counted from a late request makes the next
+    # on-time tick "not due" (130 ms < 150 ms) and loses that inference (4.86 Hz measured instead of 5).
+    late = {k: 0.07 for k in range(0, 100, 5)}
+    assert len(ticks_with_inferences(late)) == len(ticks_with_inferences({})) == 50
+
+
+def test_after_a_stall_the_grid_restarts_without_catch_up_calls():
+    requests = ticks_with_inferences({}, skipped=range(11, 15))  # no tick from 1.1 s to 1.4 s
+    gaps = np.diff(requests)
+    assert gaps.min() == pytest.approx(0.2)  # never two calls a tick apart to make up for the missed slot
+    assert len(requests) == 49  # the slots at 1.2 and 1.4 s are lost; 1.5 s starts a new grid: 1.7, 1.9, ...
+
+
 def test_latency_is_compensated_by_timestamps():
     rt = runtime()
     rows = np.tile(MID, (8, 1))
