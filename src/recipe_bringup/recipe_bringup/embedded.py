@@ -31,6 +31,7 @@ from recipe_bringup.stack import StackOptions, deploy_stack, load_deploy_default
 from recipe_common import robot_spec
 from recipe_common.cameras import camera_table
 from recipe_common.paths import config_dir, config_path, workspace_dir
+from recipe_common.ros.process import freeze_startup_objects
 from recipe_common.ros.shutdown import RosRunner
 from recipe_common.tasks import TASK_NAMES, TASKS
 
@@ -147,6 +148,8 @@ def run_trials_demo(a: argparse.Namespace) -> int:
                     print(f"[demo] recovered unfinished bags of an earlier run: {recovered}")
                 t0 = time.monotonic()
                 stack.start(client)
+                if not a.processes:
+                    freeze_startup_objects()  # the composed nodes, as run_nodes does for a node process
                 client.wait_ready()
                 print(f"[demo] stack up in {time.monotonic() - t0:.1f} s: " + ", ".join(p.key for p in procs),
                       flush=True)

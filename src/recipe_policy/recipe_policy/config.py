@@ -301,10 +301,11 @@ def runtime_from_dict(data: Any, where: str = "runtime") -> RuntimeConfig:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def load_runtime_config(path: str | Path | None = None) -> RuntimeConfig:
-    """``runtime:`` of config/policy.yaml: ensemble weights, re-anchoring fade, staleness limits."""
+def load_runtime_config(path: str | Path | None = None, **overrides: Any) -> RuntimeConfig:
+    """``runtime:`` of config/policy.yaml: ensemble weights, re-anchoring fade, staleness limits.
+    ``overrides`` replace keys of the file's section (to compare settings) and are validated the same way."""
     path, data = _load_raw(path)
     try:
-        return runtime_from_dict(data["runtime"])
+        return runtime_from_dict({**(data["runtime"] or {}), **overrides})
     except ConfigError as exc:
         raise config.in_file(path, exc) from None

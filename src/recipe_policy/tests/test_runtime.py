@@ -239,3 +239,8 @@ def test_runtime_config_comes_from_policy_yaml_and_is_checked(tmp_path):
     bad.write_text(text.replace("ensemble_decay: 0.5", "ensemble_decay: 0.5\n  ensemble_weight: 1"))
     with pytest.raises(ConfigError, match=r"policy.yaml.*ensemble_weight"):
         load_runtime_config(bad)
+    assert load_runtime_config(ensemble_decay=0.0).ensemble_decay == 0.0  # eval_generalist --runtime
+    with pytest.raises(ConfigError, match=r"policy.yaml.*ensemble_weight"):
+        load_runtime_config(ensemble_weight=1.0)
+    with pytest.raises(ConfigError, match="reanchor_fade_s"):
+        load_runtime_config(reanchor_fade_s=-1.0)

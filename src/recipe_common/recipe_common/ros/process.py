@@ -18,12 +18,25 @@ from recipe_common.config import ConfigError
 from recipe_common.ros.shutdown import RosRunner
 
 
+def freeze_startup_objects() -> None:
+    """Exempt everything built at start-up from the cyclic garbage collector.
+
+    A node process holds ~360k long-lived objects once torch, diffusers and rclpy are loaded, and a full
+    collection walks them all: 180 ms measured in a policy node, a pause in the middle of whatever tick it
+    lands on (a p99 latency, or an inference overrun). What start-up built lives until exit, so collect
+    once and freeze it; later collections see only the objects made while running.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_nodes(compose: Callable[[], Sequence[Any]], args: Sequence[str] | None = None, *,
               name: str = "node", num_threads: int = 4) -> int:
     try:
         with RosRunner(list(sys.argv if args is None else args), num_threads=num_threads) as ros:
             for node in compose():
                 ros.add(node, stop=getattr(node, "shutdown", None))
+            freeze_startup_objects()
             ros.spin()
     except (ConfigError, ValueError, FileNotFoundError, ImportError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)

@@ -328,10 +328,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.05,
         help="time from an observation to its chunk being usable (chunked policies; default 0.05)",
     )
+    p.add_argument("--runtime", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="action-chunk runtime settings instead of config/policy.yaml's (ensemble_decay=0)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--video", type=int, default=0, metavar="N", help="MP4 of N episodes of the first policy")
     return p
+
+
+def _runtime_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (values read as YAML scalars); the keys are checked by load_runtime_config."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--runtime {item!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(text)
+    return out
 
 
 def _labelled(refs: Sequence[str]) -> dict[str, str]:
@@ -362,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             policies[f"specialist:{Path(ref).name}"] = load_policy(ref)
         objects = a.objects or list(first.spec.objects)
         rand = a.randomization or config_path(DEFAULT_RANDOMIZATION)
-        runtime = load_runtime_config()
+        runtime = load_runtime_config(**_runtime_overrides(a.runtime))
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"eval_generalist: error: {exc}", file=sys.stderr)
         return 1
