@@ -19,7 +19,13 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from recipe_bringup.stack import StackOptions, deploy_stack, launch_parameters, load_deploy_defaults
+from recipe_bringup.stack import (
+    StackOptions,
+    command_prefix,
+    deploy_stack,
+    launch_parameters,
+    load_deploy_defaults,
+)
 from recipe_common.tasks import TASK_NAMES
 
 RECORD_TOPICS = ["/joint_states", "/joint_commands", "/object_state", "/policy/status", "/trial/status",
@@ -47,8 +53,9 @@ def _nodes(context, *_args, **_kwargs):
             params.append(f.name)
         # one node: name it; several share the process (the twin): each keeps its own name
         named = {"name": proc.nodes[0].name} if len(proc.nodes) == 1 else {}
+        prefix = {"prefix": " ".join(command_prefix(proc))} if command_prefix(proc) else {}
         actions.append(Node(package=proc.package, executable=proc.executable, output="screen",
-                            parameters=params, additional_env=dict(proc.env), **named))
+                            parameters=params, additional_env=dict(proc.env), **named, **prefix))
     if arg["record"].lower() == "true":
         actions.append(ExecuteProcess(cmd=["ros2", "bag", "record", "-s", "mcap", *RECORD_TOPICS],
                                       output="screen"))

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipe_bringup.stack import ProcessDecl, ros_args
+from recipe_bringup.stack import ProcessDecl, command_prefix, ros_args
 from recipe_common.ros.shm import clean_stale_fastdds_files
 
 POLL_S = 0.1
@@ -76,7 +76,7 @@ class Supervisor:
     # --- starting ---------------------------------------------------------------------------------------
 
     def command(self, decl: ProcessDecl) -> list[str]:
-        return [sys.executable, "-m", decl.module, *ros_args(decl, self.config_dir)]
+        return [*command_prefix(decl), sys.executable, "-m", decl.module, *ros_args(decl, self.config_dir)]
 
     def _spawn(self, child: Child) -> None:
         child.log.parent.mkdir(parents=True, exist_ok=True)

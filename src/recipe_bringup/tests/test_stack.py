@@ -11,6 +11,7 @@ import yaml
 
 from recipe_bringup.stack import (
     StackOptions,
+    command_prefix,
     deploy_stack,
     load_deploy_defaults,
     ros_args,
@@ -88,6 +89,8 @@ def test_launch_file_starts_exactly_the_declared_processes(monkeypatch, backend)
         values = yaml.safe_load(generated[0].read_text()) if generated else {}
         assert values == {n.name: {"ros__parameters": n.parameters} for n in proc.nodes if n.parameters}
         assert ("name" in node.kw) == (len(proc.nodes) == 1)
+        assert node.kw.get("prefix", "").split() == command_prefix(proc)
+    assert any(p.nice < 0 for p in procs)  # the policy asks for a higher priority in both runners
 
 
 def test_record_adds_ros2_bag_record(monkeypatch):
@@ -116,11 +119,12 @@ def test_supervisor_commands_carry_the_same_parameters():
     procs = deploy_stack(StackOptions(task="grasp_reach", backend="sim", policy="p", sim_object="can_medium"))
     sup = Supervisor(procs, ROOT / "config", ROOT / "log" / "test-supervisor")
     twin = sup.command(procs[0])
-    assert twin[1:3] == ["-m", "recipe_bringup.twin"]
+    assert twin[1:3] == ["-m", "recipe_bringup.twin"]  # normal priority: no prefix
     assert twin[3:] == ros_args(procs[0], ROOT / "config")
     assert "gr1_driver:sim_object:=can_medium" in twin and "trials:task:=grasp_reach" in twin
     policy = sup.command(procs[-1])
     assert "policy:policy:=p" in policy and "policy:task:=grasp_reach" in policy
+    assert policy[:3] == ["nice", "-n", str(procs[-1].nice)] and procs[-1].nice < 0
 
 
 def test_truth_object_source_replaces_perception_on_the_twin_only():
