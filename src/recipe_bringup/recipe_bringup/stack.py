@@ -177,9 +177,9 @@ def deploy_stack(opts: StackOptions) -> list[ProcessDecl]:
         compose="recipe_policy.node:PolicyNode",
         nodes=(NodeDecl("policy", "policy_node.yaml", {"task": opts.task, "policy": opts.policy,
                                                         "hand": opts.hand}),),
-        # The one latency-bound process of the workstation: on 2 shared cores, a generalist's
-        # observation-to-command p99 was 74 ms at normal priority and 46 ms at nice -5 (twin, perception
-        # and the trial recorder beside it).
+        # The one latency-bound process of the workstation: on 2 cores shared with the twin, perception and
+        # the trial recorder, a generalist's observation-to-command p99 over 20 trials was 75 ms at normal
+        # priority and 42 ms at nice -5 (docs/deploy.md).
         ready="service:/policy/start", nice=POLICY_NICE))
     return procs
 
