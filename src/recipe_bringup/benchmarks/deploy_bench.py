@@ -8,8 +8,9 @@ node, the twin's trial service) for N trials, then the vectorized env from the s
 hands (``recipe_sim.trials.sim_success_on_trial_spawns``) with the same policy. Prints and writes (JSON):
 observation-to-command latency through ROS (p50/p99), achieved policy and command rates against the
 policy's nominal rate (the limit), CPU use of each stack process, and success deploy vs sim with the
-trials where they disagree. The machine's load average is printed too: other work on the two cores slows
-every figure here.
+trials where they disagree and a paired test; the sim side also once through the driver's command path,
+to tell what the driver's filter costs from what the stack costs. The machine's load average is printed
+too: other work on the two cores slows every figure here.
 """
 
 from __future__ import annotations
@@ -29,15 +30,19 @@ from recipe_common.paths import workspace_dir
 from recipe_common.tasks import TASK_NAMES
 
 
-def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int]) -> np.ndarray:
-    """The same policy on the same spawns in the vectorized env, through the node's runtime."""
+def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int],
+                driver: bool = False) -> np.ndarray:
+    """The same policy on the same spawns in the vectorized env, through the node's runtime; with ``driver``
+    also through the driver's command path (start ramp, step and velocity caps, joint-limit margins)."""
+    from recipe_gr1_driver.command_path import driver_command_paths
     from recipe_policy.loading import load_policy
     from recipe_policy.node import PolicyNodeConfig
     from recipe_sim.trials import sim_success_on_trial_spawns
 
     # The generalist denoises in as many steps as the deployed node does (config/policy_node.yaml).
     policy = load_policy(policy_ref, inference_steps=PolicyNodeConfig.load().inference_steps)
-    return sim_success_on_trial_spawns(policy, task, obj, seeds)
+    return sim_success_on_trial_spawns(policy, task, obj, seeds,
+                                       command_path=driver_command_paths() if driver else None)
 
 
 def paired_test(deploy: np.ndarray, sim: np.ndarray) -> dict[str, float | int]:
@@ -80,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [r["seed"] for r in summary["results"]]
     deploy = np.array([r["outcome"] == "success" for r in summary["results"]])
     sim = sim_success(policy, a.task, obj, seeds)
+    sim_driver = sim_success(policy, a.task, obj, seeds, driver=True)
     from recipe_policy.loading import load_policy
 
     spec = load_policy(policy).spec
@@ -91,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before": load0, "load_average_after": os.getloadavg(),
         "deploy_success": float(deploy.mean()) if len(deploy) else None,
         "sim_success_same_spawns": None if sim is None else float(sim.mean()),
+        "sim_success_through_driver_path": float(sim_driver.mean()),
+        "paired_test_vs_sim_through_driver_path": paired_test(deploy, sim_driver),
         "disagreements": [] if sim is None else [
             s for s, d, m in zip(seeds, deploy, sim, strict=True) if d != m],
         "paired_test": None if sim is None else paired_test(deploy, sim),
@@ -111,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{t['deploy_only_failures']}, sim-only {t['sim_only_failures']}; exact McNemar "
                     f"p = {t['p_value']:.2f})")
     print(f"success: deploy {100 * report['deploy_success']:.0f}%{sim_text}")
+    t = report["paired_test_vs_sim_through_driver_path"]
+    print(f"sim through the driver's command path (ramp, step/velocity caps, limit margins): "
+          f"{100 * report['sim_success_through_driver_path']:.0f}% (deploy-only failures "
+          f"{t['deploy_only_failures']}, sim-only {t['sim_only_failures']}, p = {t['p_value']:.2f})")
     print(f"observation->command latency: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms "
           f"(inference p50 {inf['p50']:.1f} ms, p99 {inf['p99']:.1f} ms)")
     print(f"policy rate {summary['policy_rate_hz']:.2f} Hz of {nominal_rate:.1f} Hz nominal "

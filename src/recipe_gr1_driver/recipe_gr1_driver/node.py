@@ -50,9 +50,9 @@ from recipe_common.ros.process import freeze_startup_objects
 from recipe_common.ros.shutdown import RosRunner
 from recipe_gr1_driver.backends import Backend, DepthCameraSource, make_backend
 from recipe_gr1_driver.cameras import depth_m_to_mm, intrinsics
+from recipe_gr1_driver.command_path import build_controller
 from recipe_gr1_driver.config import NODE_NAME, DriverConfig, check_params_files
-from recipe_gr1_driver.controller import SafetyController
-from recipe_gr1_driver.safety import CommandRejected, SafetyFilter, SafetyLimits
+from recipe_gr1_driver.safety import CommandRejected
 
 N_ACT = robot_spec.ACTION_DIM
 CAMERA_MAX_DUTY = 0.5  # fraction of wall time the camera callback may spend rendering
@@ -91,10 +91,7 @@ class DriverNode(Node):
         super().__init__(NODE_NAME, **node_kwargs)
         self.cfg = self._read_config()
         cfg = self.cfg
-        limits = SafetyLimits.from_spec(cfg.hand, cfg.arm_margin, cfg.hand_margin, cfg.arm_velocity_scale,
-                                        cfg.arm_max_velocity, cfg.hand_max_velocity, cfg.max_step)
-        safety = SafetyFilter(limits, passive_names=robot_spec.hand_coupled_joint_names(cfg.hand))
-        self.controller = SafetyController(safety, cfg.watchdog_timeout, cfg.ramp_time)
+        self.controller = build_controller(cfg)
         if backend is None:
             backend = (backend_factory or make_backend)(cfg)
         self.backend = backend

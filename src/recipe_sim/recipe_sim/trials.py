@@ -15,7 +15,7 @@ returns the verdict. Pure simulation logic: the ROS service around it is recipe_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,7 +178,8 @@ class TwinTrials:
 def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds: Sequence[int],
                                 randomization: RandomizationConfig | None = None,
                                 env_randomization: RandomizationConfig | None = None,
-                                latency_s: float = 0.05) -> np.ndarray:
+                                latency_s: float = 0.05,
+                                command_path: Callable[[], Any] | None = None) -> np.ndarray:
     """(len(seeds),) bool: closed-loop sim episodes (the vectorized env, one env per seed) started where the
     twin's trials with those seeds start: same object pose, goal and active hand, the robot at the ready pose.
 
@@ -186,7 +187,10 @@ def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds:
     runtime the policy node uses (``recipe_sim.distill.eval_generalist.ChunkController``: rendered head depth
     for depth policies, chunks arriving ``latency_s`` after their observation). This is the sim side of
     "deploy success vs the same policy's closed-loop sim evaluation on the same spawns" (deploy_bench).
-    ``env_randomization`` defaults to none: the twin runs the nominal model too.
+    ``env_randomization`` defaults to none: the twin runs the nominal model too. ``command_path``: a
+    factory of what the robot's driver does between the policy and the joints
+    (``recipe_gr1_driver.command_path``; ``RecipeVecEnv.set_command_path``), None to command the actuators
+    directly as training does.
     """
     from recipe_policy.runtime import RuntimeConfig
     from recipe_sim.distill.eval_generalist import ChunkController
@@ -198,6 +202,7 @@ def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds:
     env = RecipeVecEnv(task, len(seeds), objects=[object_name], seed=0,
                        randomization=env_randomization or RandomizationConfig.disabled(),
                        depth_camera="head_depth" if policy.spec.uses_depth else None)
+    env.set_command_path(command_path)
     try:
         env.reset()
         poses = np.zeros((len(seeds), 7))

@@ -21,9 +21,9 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering default; read when mujoco is first imported
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -56,6 +56,17 @@ from recipe_sim.tasks.poses import configured_left_palm, ready_pose
 
 N_ARM = 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE
 SPAWN_CLEARANCE = 0.001  # m between a spawned object and the table top (no initial penetration)
+
+
+class CommandPath(Protocol):
+    """What stands between a policy's joint targets (26, rad) and the actuators, one per env
+    (``RecipeVecEnv.set_command_path``); the driver's is ``recipe_gr1_driver.command_path``."""
+
+    def reset(self, q: np.ndarray) -> Any: ...
+
+    def submit(self, q: np.ndarray, t: float) -> None: ...
+
+    def update(self, t: float) -> np.ndarray: ...
 
 
 class RecipeVecEnv(VecEnv):
@@ -169,6 +180,7 @@ class RecipeVecEnv(VecEnv):
         self.episode_draws: dict[str, np.ndarray] = {}
         self.applied_ctrl = np.zeros((n, self.physics.nu))
         self.applied_force = np.zeros((n, 3))
+        self._command_paths: list[CommandPath] | None = None
 
     def _make_depth(self, depth_camera: str) -> obs_mod.DepthObservations:
         cam = load_scene().cameras[depth_camera]
@@ -217,7 +229,10 @@ class RecipeVecEnv(VecEnv):
             self._apply_disturbance()
         self.applied_ctrl = self.physics.ctrl.copy()
         self.applied_force = self.physics.xfrc[:, self.index.object_body, :3].copy()
-        diverged = self.physics.step(self.substeps)
+        if self._command_paths is None:
+            diverged = self.physics.step(self.substeps)
+        else:
+            diverged = self._step_through_command_paths(targets)
 
         frame = self._frame(a, diverged)
         out = self.task.evaluate(frame)
@@ -240,6 +255,35 @@ class RecipeVecEnv(VecEnv):
             self._reset_envs(done_ids)
         self._obs = self._compute_obs()
         return self._obs, reward.to(self.device), dones.to(self.device), extras
+
+    def set_command_path(self, factory: Callable[[], CommandPath] | None) -> None:
+        """Put a command path between the policy's targets and the actuators, one per env (None: direct).
+
+        The robot's driver does not pass a policy's targets straight to the motors: it ramps a new command
+        source in, caps every joint's step and velocity and keeps a margin from the joint limits
+        (``recipe_gr1_driver.command_path``). With it here, the env's joints see what the robot's would,
+        at every physics substep: evaluate a policy as it will be deployed (deploy_bench's sim side).
+        Takes effect from the next reset or teleport of each env.
+        """
+        self._command_paths = None if factory is None else [factory() for _ in range(self.num_envs)]
+
+    def _step_through_command_paths(self, targets: np.ndarray) -> np.ndarray:
+        assert self._command_paths is not None
+        sub = self.dt / self.substeps
+        t0 = self.episode_length_buf.cpu().numpy() * self.dt
+        for i, path in enumerate(self._command_paths):
+            path.submit(targets[i], float(t0[i]))
+        diverged = np.zeros(self.num_envs, dtype=bool)
+        for k in range(self.substeps):
+            for i, path in enumerate(self._command_paths):
+                self.physics.ctrl[i, self.index.actuator_ids] = path.update(float(t0[i]) + k * sub)
+            diverged |= np.asarray(self.physics.step(1), dtype=bool)
+        return diverged
+
+    def _reset_command_paths(self, ids: np.ndarray, q: np.ndarray) -> None:
+        if self._command_paths is not None:
+            for i, qi in zip(ids, q, strict=True):
+                self._command_paths[int(i)].reset(qi)
 
     def set_disturbance(self, kind: str | None, seed: int = 0) -> None:
         """One scripted disturbance per episode from now on (``recipe_sim.disturbances``: poke, pull, push,
@@ -300,6 +344,7 @@ class RecipeVecEnv(VecEnv):
             qpos[:, idx.actuated_qpos_adr] = q
             eq = ph.models[0].eq_data[idx.coupling_eq_ids]
             qpos[:, idx.coupled_qpos_adr] = eq[:, 0] + eq[:, 1] * q[:, idx.coupling_actuated_index]
+            self._reset_command_paths(ids, q)  # a driver holds the pose the robot is in
             if hold_targets:
                 ph.ctrl[np.ix_(ids, idx.actuator_ids)] = q
                 self._reset_targets[ids] = q
@@ -440,6 +485,7 @@ class RecipeVecEnv(VecEnv):
         ph.refresh_sensors(ids)
 
         self._reset_targets[ids] = q
+        self._reset_command_paths(ids, q)
         self._prev_actions[ids] = robot_spec.joint_targets_to_action(q, self.hand)
         self._force.reset(ids)
         if self._disturbance is not None:
