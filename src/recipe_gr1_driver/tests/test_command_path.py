@@ -37,9 +37,10 @@ def test_the_env_applies_what_the_path_commands_and_resets_it_with_the_robot():
     env = RecipeVecEnv("grasp_reach", 2, objects=["can_medium"], seed=0,
                        randomization=RandomizationConfig.disabled())
     ready = env.ready_q.copy()
-    env.set_command_path(driver_command_paths())
-    env.reset()
     far = robot_spec.joint_targets_to_action(ready, env.hand)
+    env.set_command_path(driver_command_paths())
+    env.step(np.tile(far, (2, 1)).astype(np.float32))  # set mid-episode: the paths hold the current targets
+    env.reset()
     far[0] += 0.6
     actions = np.tile(far, (2, 1)).astype(np.float32)
     env.step(actions)

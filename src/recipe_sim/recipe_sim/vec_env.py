@@ -263,9 +263,15 @@ class RecipeVecEnv(VecEnv):
         source in, caps every joint's step and velocity and keeps a margin from the joint limits
         (``recipe_gr1_driver.command_path``). With it here, the env's joints see what the robot's would,
         at every physics substep: evaluate a policy as it will be deployed (deploy_bench's sim side).
-        Takes effect from the next reset or teleport of each env.
+        Each path starts holding the env's current joint targets and is reset with the robot at every
+        reset or teleport. For evaluation: the replay hooks (``applied_ctrl``) keep recording the policy's
+        targets, not the path's output.
         """
-        self._command_paths = None if factory is None else [factory() for _ in range(self.num_envs)]
+        if factory is None:
+            self._command_paths = None
+            return
+        self._command_paths = [factory() for _ in range(self.num_envs)]
+        self._reset_command_paths(np.arange(self.num_envs), self.physics.ctrl[:, self.index.actuator_ids])
 
     def _step_through_command_paths(self, targets: np.ndarray) -> np.ndarray:
         assert self._command_paths is not None
