@@ -91,6 +91,23 @@ def in_file(path: str | Path, exc: ConfigError) -> ConfigError:
     return exc if text.startswith(str(path)) else ConfigError(f"{path}: {text}")
 
 
+def load_node_params(path: str | Path, node: str, other_nodes: Iterable[str] = ()) -> dict[str, Any]:
+    """The ``<node>: ros__parameters:`` mapping of a ROS 2 params file, read outside ROS (benchmarks, tools).
+
+    The file may hold ``other_nodes``' sections too; any other top-level key, or a node section without
+    ``ros__parameters``, is a ConfigError naming the file. The parameters themselves are the caller's to
+    validate (wrap its errors with ``in_file``).
+    """
+    path = Path(path)
+    data = load_yaml(path)
+    try:
+        check_keys(data, [node, *other_nodes], path.name, required=[node])
+        check_keys(data[node], ["ros__parameters"], node, required=["ros__parameters"])
+        return dict(data[node]["ros__parameters"] or {})
+    except ConfigError as exc:
+        raise in_file(path, exc) from None
+
+
 # --------------------------------------------------------------------------- keys
 
 

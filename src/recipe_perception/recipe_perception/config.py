@@ -22,9 +22,8 @@ from recipe_common.config import (
     as_int,
     as_str,
     as_vector,
-    check_keys,
     in_file,
-    load_yaml,
+    load_node_params,
 )
 from recipe_common.paths import config_path
 from recipe_perception.depth_segmenter import DepthSegmenterConfig
@@ -193,13 +192,9 @@ class PerceptionConfig:
 def load_perception_config(path: str | Path | None = None, **overrides: Any) -> PerceptionConfig:
     """Read a ROS params file (``perception: ros__parameters: {...}``), default config/perception.yaml."""
     path = Path(path) if path is not None else config_path("perception.yaml")
-    data = load_yaml(path)
+    params = load_node_params(path, NODE_NAME, ["realsense"])
+    params.update(overrides)
     try:
-        check_keys(data, [NODE_NAME, "realsense"], str(path.name), required=[NODE_NAME])
-        node = data[NODE_NAME]
-        check_keys(node, ["ros__parameters"], NODE_NAME, required=["ros__parameters"])
-        params = dict(node["ros__parameters"] or {})
-        params.update(overrides)
         return PerceptionConfig.from_dict(params)
     except ConfigError as exc:
         raise in_file(path, exc) from None

@@ -40,7 +40,7 @@ from recipe_common.config import (
     check_keys,
     field_default,
     in_file,
-    load_yaml,
+    load_node_params,
 )
 from recipe_common.frames import BASE, WORLD, to_world
 from recipe_common.paths import config_path
@@ -105,11 +105,8 @@ class PolicyNodeConfig:
         """config/policy_node.yaml (or ``path``) read outside ROS (benchmarks), validated as the node does;
         keys the file leaves out keep their defaults, unknown keys are errors."""
         path = Path(path) if path is not None else config_path(PARAMS_FILE)
-        data = load_yaml(path)
+        params = load_node_params(path, NODE_NAME)
         try:
-            check_keys(data, [NODE_NAME], path.name, required=[NODE_NAME])
-            check_keys(data[NODE_NAME], ["ros__parameters"], NODE_NAME, required=["ros__parameters"])
-            params = dict(data[NODE_NAME]["ros__parameters"] or {})
             names = [f.name for f in fields(cls)]
             check_keys(params, names, f"{NODE_NAME}.ros__parameters")
             return cls.from_dict({**{f.name: field_default(f) for f in fields(cls)}, **params})
