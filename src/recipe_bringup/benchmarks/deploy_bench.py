@@ -28,21 +28,26 @@ from recipe_bringup import embedded
 from recipe_bringup.stack import load_deploy_defaults
 from recipe_common.paths import workspace_dir
 from recipe_common.tasks import TASK_NAMES
+from recipe_policy.interface import PolicySpec
 
 
-def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int],
-                driver: bool = False) -> np.ndarray:
-    """The same policy on the same spawns in the vectorized env, through the node's runtime; with ``driver``
-    also through the driver's command path (start ramp, step and velocity caps, joint-limit margins)."""
+def sim_success(policy_ref: str, task: str, obj: str,
+                seeds: list[int]) -> tuple[PolicySpec, np.ndarray, np.ndarray]:
+    """The same policy on the same spawns in the vectorized env, through the node's runtime: commanding the
+    actuators directly, and through the driver's command path (start ramp, step and velocity caps,
+    joint-limit margins). Returns the policy's spec and the two success arrays. Each run gets a freshly
+    loaded policy, so a generalist's sampler starts from the same seed in both."""
     from recipe_gr1_driver.command_path import driver_command_paths
     from recipe_policy.loading import load_policy
     from recipe_policy.node import PolicyNodeConfig
     from recipe_sim.trials import sim_success_on_trial_spawns
 
     # The generalist denoises in as many steps as the deployed node does (config/policy_node.yaml).
-    policy = load_policy(policy_ref, inference_steps=PolicyNodeConfig.load().inference_steps)
-    return sim_success_on_trial_spawns(policy, task, obj, seeds,
-                                       command_path=driver_command_paths() if driver else None)
+    steps = PolicyNodeConfig.load().inference_steps
+    direct = sim_success_on_trial_spawns(load_policy(policy_ref, inference_steps=steps), task, obj, seeds)
+    policy = load_policy(policy_ref, inference_steps=steps)
+    driven = sim_success_on_trial_spawns(policy, task, obj, seeds, command_path=driver_command_paths())
+    return policy.spec, direct, driven
 
 
 def paired_test(deploy: np.ndarray, sim: np.ndarray) -> dict[str, float | int]:
@@ -56,6 +61,11 @@ def paired_test(deploy: np.ndarray, sim: np.ndarray) -> dict[str, float | int]:
     n = deploy_only + sim_only
     p = 1.0 if n == 0 else float(binomtest(deploy_only, n, 0.5).pvalue)
     return {"deploy_only_failures": deploy_only, "sim_only_failures": sim_only, "p_value": p}
+
+
+def _paired_text(t: dict[str, float | int]) -> str:
+    return (f"deploy-only failures {t['deploy_only_failures']}, sim-only {t['sim_only_failures']}; "
+            f"exact McNemar p = {t['p_value']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = json.loads((out / "summary.json").read_text())
     seeds = [r["seed"] for r in summary["results"]]
     deploy = np.array([r["outcome"] == "success" for r in summary["results"]])
-    sim = sim_success(policy, a.task, obj, seeds)
-    sim_driver = sim_success(policy, a.task, obj, seeds, driver=True)
-    from recipe_policy.loading import load_policy
-
-    spec = load_policy(policy).spec
+    spec, sim, sim_driver = sim_success(policy, a.task, obj, seeds)
     nominal_rate = 1.0 / spec.inference_period
     lat, inf = summary["observation_to_command_ms"], summary["inference_ms"]
     report = {
@@ -96,12 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "composed" if a.composed else "processes", "object_source": a.object_source,
         "load_average_before": load0, "load_average_after": os.getloadavg(),
         "deploy_success": float(deploy.mean()) if len(deploy) else None,
-        "sim_success_same_spawns": None if sim is None else float(sim.mean()),
+        "sim_success_same_spawns": float(sim.mean()),
         "sim_success_through_driver_path": float(sim_driver.mean()),
         "paired_test_vs_sim_through_driver_path": paired_test(deploy, sim_driver),
-        "disagreements": [] if sim is None else [
-            s for s, d, m in zip(seeds, deploy, sim, strict=True) if d != m],
-        "paired_test": None if sim is None else paired_test(deploy, sim),
+        "disagreements": [s for s, d, m in zip(seeds, deploy, sim, strict=True) if d != m],
+        "paired_test": paired_test(deploy, sim),
         "observation_to_command_ms": lat, "inference_ms": inf,
         "policy_rate_hz": summary["policy_rate_hz"], "nominal_policy_rate_hz": nominal_rate,
         "command_rate_hz": summary["command_rate_hz"],
@@ -111,18 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n== deploy benchmark: {a.task}, {policy} ({spec.kind}), {len(seeds)} trials, {report['mode']}, "
           f"object from {a.object_source}; load average {load0[0]:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after")
-    sim_text = ""
-    if sim is not None:
-        t = report["paired_test"]
-        sim_text = (f", sim on the same spawns {100 * report['sim_success_same_spawns']:.0f}%, "
-                    f"disagree on seeds {report['disagreements']} (deploy-only failures "
-                    f"{t['deploy_only_failures']}, sim-only {t['sim_only_failures']}; exact McNemar "
-                    f"p = {t['p_value']:.2f})")
-    print(f"success: deploy {100 * report['deploy_success']:.0f}%{sim_text}")
-    t = report["paired_test_vs_sim_through_driver_path"]
+    print(f"success: deploy {100 * report['deploy_success']:.0f}%, sim on the same spawns "
+          f"{100 * report['sim_success_same_spawns']:.0f}%, disagree on seeds {report['disagreements']} "
+          f"({_paired_text(report['paired_test'])})")
     print(f"sim through the driver's command path (ramp, step/velocity caps, limit margins): "
-          f"{100 * report['sim_success_through_driver_path']:.0f}% (deploy-only failures "
-          f"{t['deploy_only_failures']}, sim-only {t['sim_only_failures']}, p = {t['p_value']:.2f})")
+          f"{100 * report['sim_success_through_driver_path']:.0f}% "
+          f"({_paired_text(report['paired_test_vs_sim_through_driver_path'])})")
     print(f"observation->command latency: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms "
           f"(inference p50 {inf['p50']:.1f} ms, p99 {inf['p99']:.1f} ms)")
     print(f"policy rate {summary['policy_rate_hz']:.2f} Hz of {nominal_rate:.1f} Hz nominal "
