@@ -194,3 +194,47 @@ def test_tiny_distillation_beats_an_untrained_policy(collected: Path, tmp_path: 
         error[name] = float(np.mean(tracker.errors))
         assert stats.inferences > 0 and stats.rejected == 0
     assert error["trained"] < 0.75 * error["untrained"], error  # measured: 0.028 vs 0.047 rad
+
+
+def test_dagger_collection_lets_the_learner_act_and_the_specialist_label(tmp_path: Path):
+    """With a learner, the generalist's chunks are what the robot is commanded, every episode is kept (none
+    of these 0.8 s episodes can succeed), and each recorded action is the specialist's own action for
+    what it observed in that state."""
+    from recipe_common import robot_spec
+    from recipe_policy.dataset import open_dataset
+    from recipe_sim.distill.collect import Collector, Learner, learner_from, specialist_source
+
+    commanded: list[np.ndarray] = []
+
+    class Spy(Learner):
+        def controller(self, env):
+            inner = super().controller(env)
+
+            def act(obs):
+                out = inner(obs)
+                commanded.append(out.numpy().copy())
+                return out
+
+            return act
+
+    source = specialist_source(SPECIALIST, None)
+    real = learner_from("grasp_reach", inference_steps=2, latency_s=0.05)
+    learner = Spy(real.policy, real.runtime, real.latency_s, real.record)
+    out = tmp_path / "dagger.zarr"
+    col = Collector(out, "grasp_reach", robot_spec.DEFAULT_HAND, PolicyImageSpec.for_camera(), 4, 1,
+                    append=False, overwrite=False, verify_replay=1, progress=False)
+    try:
+        col.run(source, 32, seed=31, episode_length=8, learner=learner)
+    finally:
+        col.close()
+    assert col.stats.episodes_kept == col.stats.episodes_run == 4 and col.stats.successes_kept == 0
+    ds = open_dataset(out, values=True)
+    src = ds.record["sources"][0]
+    assert src["kind"] == "dagger" and src["labeler"] == SPECIALIST and src["learner"]["ref"] == "grasp_reach"
+    ep = ds.episode(0, ["obs_state", "action", "depth"])
+    labels = load_policy(SPECIALIST).predict_batch(ep["obs_state"])
+    np.testing.assert_allclose(ep["action"], labels, atol=1e-5)
+    acted = np.stack(commanded)[:, 0]  # env 0 = episode 0
+    assert acted.shape == ep["action"].shape
+    assert np.abs(acted[2:, :14] - ep["action"][2:, :14]).max() > 1e-3  # the learner acted, not the labels
+    assert ep["depth"].shape == (8, 84, 84) and ep["depth"].min() > 0

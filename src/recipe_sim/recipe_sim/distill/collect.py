@@ -16,9 +16,17 @@ runs in two passes over each batch of episodes:
 Output: a zarr dataset (``recipe_policy.dataset``) that ``train_generalist`` reads; ``--append`` adds to
 an existing one (same task, hand and depth image).
 
+DAgger (``--learner REF``, Ross et al. 2011): a generalist drives the env instead, through the policy
+node's action-chunk runtime on the env's live head depth (as ``eval_generalist`` runs it), while the
+specialists label every state it visits with their own action. Every episode is kept: the states a
+learner drifts into before it drops or knocks the object are the ones the specialists' successful
+rollouts never show it. The same two passes record and render those episodes.
+
 Example::
 
     ./dev run collect --specialists grasp_reach_can_medium --steps 100000 --out runs/distill/grasp_reach.zarr
+    ./dev run collect --specialists grasp_reach_can_medium --learner grasp_reach --steps 40000 \
+        --out runs/distill/grasp_reach.zarr --append          # one DAgger round
 """
 
 from __future__ import annotations
@@ -45,7 +53,8 @@ from recipe_policy.specialist import read_specialist
 DEFAULT_EXPERT_RANDOMIZATION = "randomization_low_noise.yaml"
 FLUSH_EPISODES = 32  # render and append after this many kept episodes
 SUCCESS_FILTER = (
-    "episode kept iff extras['log']['/episode/success'] is true when it resets (paper Sec. III-C)"
+    "episode kept iff extras['log']['/episode/success'] is true when it resets (paper Sec. III-C); "
+    "sources of kind 'dagger' keep every episode"
 )
 
 
@@ -112,6 +121,40 @@ def expert_source(task: str, objects: list[str], randomization_file: Path | None
     return Source(name, "scripted_expert", task, list(objects), rand, make_policy, record)
 
 
+@dataclass
+class Learner:
+    """A deployable policy that drives the env during DAgger collection (the labels come from a Source)."""
+
+    policy: Any  # DeployablePolicy
+    runtime: Any  # RuntimeConfig
+    latency_s: float
+    record: dict[str, Any]
+
+    def controller(self, env: Any) -> Callable[[Any], Any]:
+        from recipe_sim.distill.eval_generalist import ChunkController
+
+        return ChunkController(env, self.policy, self.runtime, self.latency_s)
+
+
+def learner_from(ref: str, inference_steps: int, latency_s: float) -> Learner:
+    from recipe_policy.config import load_runtime_config
+    from recipe_policy.loading import load_policy
+
+    policy = load_policy(ref, inference_steps=inference_steps)
+    if not policy.spec.uses_depth:
+        raise ValueError(f"--learner {ref}: a DAgger learner is a depth policy (a generalist)")
+    path = resolve(ref)
+    weights = path / "policy.safetensors" if path.is_dir() else path
+    record = {
+        "ref": ref,
+        "kind": policy.spec.kind,
+        "sha256": file_sha256(weights) if weights.is_file() else None,
+        "inference_steps": inference_steps or None,
+        "latency_s": latency_s,
+    }
+    return Learner(policy, load_runtime_config(), latency_s, record)
+
+
 def step_fields(state_dim: int, depth: PolicyImageSpec, nq: int, nu: int) -> dict[str, Field]:
     return {
         "state": Field((state_dim,), "float32"),
@@ -154,6 +197,7 @@ class _Episode:
 class CollectStats:
     episodes_run: int = 0
     episodes_kept: int = 0
+    successes_kept: int = 0
     steps_kept: int = 0
     sim_s: float = 0.0
     render_s: float = 0.0
@@ -301,8 +345,16 @@ class Collector:
 
     # --- simulation -------------------------------------------------------------------------------------
 
-    def run(self, source: Source, steps: int, seed: int, episode_length: int | None = None) -> None:
-        """Simulate ``source`` until ``steps`` kept policy steps are in the dataset."""
+    def run(
+        self,
+        source: Source,
+        steps: int,
+        seed: int,
+        episode_length: int | None = None,
+        learner: Learner | None = None,
+    ) -> None:
+        """Simulate ``source`` until ``steps`` kept policy steps are in the dataset; with ``learner``, the
+        learner acts and ``source`` only labels (DAgger: every episode kept)."""
         from tqdm import tqdm
 
         from recipe_sim.vec_env import RecipeVecEnv
@@ -316,13 +368,18 @@ class Collector:
             objects=source.objects,
             seed=seed,
             randomization=source.randomization,
+            depth_camera="head_depth" if learner is not None else None,
             num_threads=self.threads,
             hand=self.hand,
             task_overrides=overrides,
         )
-        self.sources.append({**source.record, "seed": seed})
+        record = {**source.record, "seed": seed}
+        if learner is not None:
+            record.update(kind="dagger", labeler=source.name, learner=learner.record)
+        self.sources.append(record)
         source_id = len(self.sources) - 1
         policy = source.make_policy(env)
+        drive = learner.controller(env) if learner is not None else None
         idx, ph = env.index, env.physics
         oa = idx.object_qpos_adr
         n = env.num_envs
@@ -354,7 +411,8 @@ class Collector:
                 state = policy_state(qpos[:, idx.actuated_qpos_adr], qpos[:, oa : oa + 3], goal)
                 obs_state = obs["policy"].numpy()
                 actions = np.asarray(policy(obs), dtype=np.float64)
-                _, _, dones, extras = env.step(actions)
+                executed = actions if drive is None else drive(obs).numpy().astype(np.float64)
+                _, _, dones, extras = env.step(executed)
                 for i in range(n):
                     running[i].add(
                         state=state[i],
@@ -369,11 +427,12 @@ class Collector:
                     success = np.asarray(extras["log"]["/episode/success"].numpy(), dtype=bool).reshape(-1)
                     for k, i in enumerate(done_ids):
                         self.stats.episodes_run += 1
-                        if success[k] and done_steps < steps:
+                        if (success[k] or drive is not None) and done_steps < steps:
                             kept.append(running[i])
                             length = len(running[i].rows["action"])
                             done_steps += length
                             self.stats.episodes_kept += 1
+                            self.stats.successes_kept += int(success[k])
                             self.stats.steps_kept += length
                             bar.update(length)
                         running[i] = start(i)
@@ -438,6 +497,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-simulate the first N kept episodes from their first state and controls and require "
         "the recorded states bit for bit (default 2)",
     )
+    p.add_argument(
+        "--learner",
+        default=None,
+        metavar="REF",
+        help="DAgger: this generalist (load_policy ref) drives the env and the specialists/expert only "
+        "label its states; every episode is kept",
+    )
+    p.add_argument("--inference-steps", type=int, default=2,
+                   help="DDIM steps per chunk for --learner (default 2, what the policy node runs)")
+    p.add_argument("--latency-s", type=float, default=0.05,
+                   help="observation-to-chunk latency for --learner (as eval_generalist)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -460,6 +530,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         if a.expert:
             sources.append(expert_source(task, list(a.expert), a.randomization))
+        learner = learner_from(a.learner, a.inference_steps, a.latency_s) if a.learner else None
+        if learner is not None and learner.policy.spec.task != task:
+            raise ValueError(f"--learner {a.learner} is a {learner.policy.spec.task} policy, not {task}")
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"collect: error: {exc}", file=sys.stderr)
         return 1
@@ -480,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         for k, src in enumerate(sources):
-            col.run(src, per_source, a.seed + k, a.episode_length)
+            col.run(src, per_source, a.seed + k, a.episode_length, learner)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"collect: error: {exc}", file=sys.stderr)
         return 1
@@ -497,12 +570,15 @@ def main(argv: list[str] | None = None) -> int:
             "kept_steps_per_s": round(rate, 1),
             "episodes_run": s.episodes_run,
             "episodes_kept": s.episodes_kept,
+            "successes_kept": s.successes_kept,
             "sim_s": round(s.sim_s, 1),
             "render_s": round(s.render_s, 1),
             "write_s": round(s.write_s, 1),
             "load_avg_1m": os.getloadavg()[0],
         }
     )
+    if learner is not None:
+        print(f"DAgger: the learner succeeded in {s.successes_kept} of the {s.episodes_kept} kept episodes")
     print(
         f"kept {s.episodes_kept}/{s.episodes_run} episodes ({s.steps_kept} steps) in {wall:.0f} s "
         f"({rate:.0f} kept steps/s; sim {s.sim_s:.0f} s, render {s.render_s:.0f} s, "
