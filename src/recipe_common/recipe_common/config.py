@@ -62,6 +62,18 @@ def parse_yaml(text: str, where: str = "<string>") -> Any:
         raise ConfigError(f"{where}: malformed YAML: {exc}") from None
 
 
+def key_values(items: Iterable[str], option: str) -> dict[str, Any]:
+    """Command-line ``KEY=VALUE`` overrides (``--set``, ``--runtime``) with YAML-read values (``0.02``,
+    ``true``, ``[1, 2]``); the caller checks the keys against its own schema."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{option} {item!r}: expected KEY=VALUE")
+        out[key] = parse_yaml(text, f"{option} {key}")
+    return out
+
+
 def load_yaml(path: str | Path, expected_format: str | None = None) -> dict[str, Any]:
     """Read a YAML mapping (and check its ``format`` key when ``expected_format`` is given).
 

@@ -10,6 +10,7 @@ from recipe_common.config import (
     as_str,
     as_vector,
     check_keys,
+    key_values,
     load_yaml,
     parse_yaml,
     require_keys,
@@ -81,3 +82,13 @@ def test_good_values_pass_through():
     assert as_range([0.5, 1.5], "k", minimum=0.0) == (0.5, 1.5)
     np.testing.assert_array_equal(as_vector([1, 2, 3], "k", 3), [1.0, 2.0, 3.0])
     assert issubclass(ConfigError, ValueError)
+
+
+def test_command_line_overrides_read_values_as_yaml_and_name_the_option():
+    assert key_values(["a.b=0.02", "c=true", "d=[1, 2]", "e=x=y"], "--set") == {
+        "a.b": 0.02, "c": True, "d": [1, 2], "e": "x=y"
+    }
+    with pytest.raises(ConfigError, match="--runtime 'decay': expected KEY=VALUE"):
+        key_values(["decay"], "--runtime")
+    with pytest.raises(ConfigError, match="--set k: malformed YAML"):
+        key_values(["k=[1,"], "--set")

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from recipe_common.checkpoint_io import CheckpointError, file_sha256, git_commit, load_torch_weights
+from recipe_common.config import key_values
 from recipe_common.policy_image import PolicyImageSpec
 from recipe_policy.augment import augment_depth, augment_state
 from recipe_policy.config import PolicyProfile, load_profile, profile_from_dict
@@ -304,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-episodes", type=int, default=None, help="use only the first N episodes")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the profile's)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="profile settings (dotted keys of config/policy.yaml, values as YAML): "
+                   "augmentation.state.joint_pos_noise_rad=0.02")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -321,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             changes["training.steps"] = a.steps
         if a.seed is not None:
             changes["training.seed"] = a.seed
+        changes.update(key_values(a.set, "--set"))
         if changes:
             profile = profile.with_changes(**changes)
         if (a.out / STATE_FILE).exists() and not a.resume:

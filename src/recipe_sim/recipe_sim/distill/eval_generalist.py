@@ -336,19 +336,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _runtime_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs (values read as YAML scalars); the keys are checked by load_runtime_config."""
-    import yaml
-
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--runtime {item!r}: expected KEY=VALUE")
-        out[key] = yaml.safe_load(text)
-    return out
-
-
 def _labelled(refs: Sequence[str]) -> dict[str, str]:
     out = {}
     for r in refs:
@@ -358,6 +345,7 @@ def _labelled(refs: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from recipe_common.config import key_values
     from recipe_common.paths import config_path
     from recipe_policy.config import load_runtime_config
     from recipe_policy.loading import load_policy
@@ -377,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             policies[f"specialist:{Path(ref).name}"] = load_policy(ref)
         objects = a.objects or list(first.spec.objects)
         rand = a.randomization or config_path(DEFAULT_RANDOMIZATION)
-        runtime = load_runtime_config(**_runtime_overrides(a.runtime))
+        runtime = load_runtime_config(**key_values(a.runtime, "--runtime"))
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"eval_generalist: error: {exc}", file=sys.stderr)
         return 1
