@@ -25,6 +25,7 @@ ACTIVATIONS = ("elu", "relu", "mish", "gelu")
 BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
 PREDICTION_TYPES = ("epsilon", "sample")
 SAMPLERS = ("ddim", "ddpm")
+STATE_KEYS = ("state", "obs_state")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ class TrainingConfig:
     log_every: int
     torch_threads: int
     seed: int
+    # The dataset key that feeds the state input: "state" (true values; the augmentation adds the noise) or
+    # "obs_state" (what the specialist observed when it chose the action: noise and lag included, so the
+    # label's reaction to that noise is predictable from the input). Checkpoints without it used "state".
+    state_key: str = "state"
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,7 @@ _CHOICES = {
     "diffusion.beta_schedule": BETA_SCHEDULES,
     "diffusion.prediction_type": PREDICTION_TYPES,
     "diffusion.sampler": SAMPLERS,
+    "training.state_key": STATE_KEYS,
 }
 _POSITIVE = {
     "n_obs_steps",
@@ -232,12 +238,14 @@ _UNIT = {"training.ema_power", "training.ema_max_decay"} | {
 
 def _build(cls: type, data: Any, where: str, **extra: Any) -> Any:
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls) if f.name != "name"]
-    config.require_keys(data, where, names)
+    own = [f for f in fields(cls) if f.name != "name"]
+    defaults = {f.name: config.field_default(f) for f in own if _has_default(f)}
+    names = [f.name for f in own]
+    config.require_keys(data, where, [n for n in names if n not in defaults], list(defaults))
     kw = {}
     for n in names:
         key = f"{where}.{n}"
-        value = _convert(hints[n], data[n], key)
+        value = _convert(hints[n], data[n], key) if n in data else defaults[n]
         rel = key.split(".", 2)[-1] if key.startswith("profiles.") else key
         if rel in _CHOICES:
             config.as_str(value, key, _CHOICES[rel])
@@ -247,6 +255,12 @@ def _build(cls: type, data: Any, where: str, **extra: Any) -> Any:
             raise ConfigError(f"{key} must be in [0, 1], got {value}")
         kw[n] = value
     return cls(**kw, **extra)
+
+
+def _has_default(f: Any) -> bool:
+    import dataclasses
+
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
 def profile_from_dict(data: Mapping[str, Any], name: str) -> PolicyProfile:

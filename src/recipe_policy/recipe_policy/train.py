@@ -98,10 +98,12 @@ class Trainer:
         train_eps = [episodes[i] for i in train_eps]
         val_eps = [episodes[i] for i in val_eps]
         self.train = WindowSampler(
-            self.ds, train_eps, profile.n_obs_steps, profile.horizon, self.depth_spec, progress
+            self.ds, train_eps, profile.n_obs_steps, profile.horizon, self.depth_spec, progress,
+            state_key=t.state_key,
         )
         self.val = (
-            WindowSampler(self.ds, val_eps, profile.n_obs_steps, profile.horizon, self.depth_spec)
+            WindowSampler(self.ds, val_eps, profile.n_obs_steps, profile.horizon, self.depth_spec,
+                          state_key=t.state_key)
             if val_eps
             else None
         )

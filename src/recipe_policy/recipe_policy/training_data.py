@@ -68,6 +68,7 @@ class WindowSampler:
         depth: PolicyImageSpec | None,
         progress: bool = False,
         block: int = 4096,
+        state_key: str = "state",
     ) -> None:
         ends = ds.episode_ends
         starts = np.concatenate([[0], ends[:-1]])
@@ -85,7 +86,7 @@ class WindowSampler:
         new_starts = new_ends - lengths
         self.ep_start = np.repeat(new_starts, lengths)
         self.ep_last = np.repeat(new_ends - 1, lengths)
-        self.states = self._gather(ds, "state", rows, np.float32, block)
+        self.states = self._gather(ds, state_key, rows, np.float32, block)
         self.actions = self._gather(ds, "action", rows, np.float32, block)
         self.depths = None
         if depth is not None:

@@ -13,7 +13,12 @@ from recipe_policy.dataset import DatasetError, Field, create_dataset, open_data
 from recipe_policy.dataset_summary import main as summary_main
 from recipe_policy.training_data import WindowSampler
 
-STEPS = {"state": Field((4,), "float32"), "action": Field((3,), "float32"), "depth": Field((6, 5), "uint16")}
+STEPS = {
+    "state": Field((4,), "float32"),
+    "obs_state": Field((4,), "float32"),
+    "action": Field((3,), "float32"),
+    "depth": Field((6, 5), "uint16"),
+}
 EPISODE = {"object": Field((), "int64"), "draw": Field((2,), "float64")}
 RECORD = {
     "task": "grasp_reach",
@@ -28,6 +33,7 @@ RECORD = {
 def episode(t: int, k: int) -> tuple[dict, dict]:
     steps = {
         "state": np.full((t, 4), k, np.float32) + np.arange(t)[:, None],
+        "obs_state": np.full((t, 4), k + 0.5, np.float32) + np.arange(t)[:, None],
         "action": np.full((t, 3), 10 * k, np.float32) + np.arange(t)[:, None],
         "depth": np.full((t, 6, 5), 500 + k, np.uint16),
     }
@@ -136,6 +142,10 @@ def test_windows_pad_at_episode_edges(tmp_path: Path):
     assert act.tolist() == [[0, 0, 1, 2], [3, 4, 4, 4], [5, 5, 6, 7]]  # episode ends repeat the last action
     b = s.batch(np.array([4]))
     np.testing.assert_array_equal(b.actions[0, :, 0].numpy(), [3, 4, 4, 4])  # episode 0: action = row index
+    np.testing.assert_array_equal(b.states[0, :, 0].numpy(), [3, 4])
+    # The state input can be what the specialist observed instead (profile training.state_key).
+    seen = WindowSampler(ds, [0, 2], n_obs_steps=2, horizon=4, depth=None, state_key="obs_state")
+    np.testing.assert_array_equal(seen.batch(np.array([4])).states[0, :, 0].numpy(), [3.5, 4.5])
 
 
 def test_summary_command_writes_json_and_png(tmp_path: Path, capsys):

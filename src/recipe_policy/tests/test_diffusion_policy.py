@@ -13,7 +13,7 @@ from recipe_common.config import ConfigError
 from recipe_common.paths import config_path
 from recipe_common.policy_image import PolicyImageSpec
 from recipe_policy.augment import augment_depth, augment_state
-from recipe_policy.config import load_profile, profile_names
+from recipe_policy.config import load_profile, profile_from_dict, profile_names
 from recipe_policy.dataset import Field, create_dataset
 from recipe_policy.diffusion_model import DiffusionPolicyModel, state_columns
 from recipe_policy.train import STATE_FILE, Trainer
@@ -45,6 +45,13 @@ def test_profiles_extend_the_paper_and_bad_keys_are_named(tmp_path: Path):
         load_profile("paper", bad)
     with pytest.raises(ConfigError, match="unknown profile"):
         load_profile("gpu")
+    # training.state_key: checked; records written before it existed (no key) read as the true state.
+    assert paper.training.state_key == "state"
+    with pytest.raises(ConfigError, match="state_key must be one of"):
+        cpu.with_changes(**{"training.state_key": "noisy"})
+    old = cpu.to_dict()
+    del old["training"]["state_key"]
+    assert profile_from_dict({k: v for k, v in old.items() if k != "name"}, "cpu") == cpu
 
 
 def test_the_paper_profile_builds_and_takes_a_training_step():
