@@ -231,6 +231,13 @@ def test_dagger_collection_lets_the_learner_act_and_the_specialist_label(tmp_pat
     ds = open_dataset(out, values=True)
     src = ds.record["sources"][0]
     assert src["kind"] == "dagger" and src["labeler"] == SPECIALIST and src["learner"]["ref"] == "grasp_reach"
+    # A generalist trained on it knows its specialist (eval_generalist compares against it by default).
+    from types import SimpleNamespace
+
+    from recipe_sim.distill.eval_generalist import specialists_of
+
+    trained = SimpleNamespace(record={"dataset": {"sources": ds.record["sources"]}})
+    assert specialists_of(trained) == [SPECIALIST]
     ep = ds.episode(0, ["obs_state", "action", "depth"])
     labels = load_policy(SPECIALIST).predict_batch(ep["obs_state"])
     np.testing.assert_allclose(ep["action"], labels, atol=1e-5)

@@ -375,7 +375,9 @@ class Collector:
         )
         record = {**source.record, "seed": seed}
         if learner is not None:
-            record.update(kind="dagger", labeler=source.name, learner=learner.record)
+            record.update(
+                kind="dagger", labeler=source.name, labeler_kind=source.kind, learner=learner.record
+            )
         self.sources.append(record)
         source_id = len(self.sources) - 1
         policy = source.make_policy(env)

@@ -183,11 +183,15 @@ def evaluate_policy_on_object(
 
 
 def specialists_of(policy: DeployablePolicy) -> list[str]:
-    """The packaged specialists a generalist was distilled from (its dataset record)."""
+    """The packaged specialists a generalist was distilled from (its dataset record), DAgger labelers too."""
     rec = getattr(policy, "record", {}) or {}
-    return [
-        s["name"] for s in rec.get("dataset", {}).get("sources", []) or [] if s.get("kind") == "specialist"
-    ]
+    names: list[str] = []
+    for s in rec.get("dataset", {}).get("sources", []) or []:
+        if s.get("kind") == "specialist":
+            names.append(s["name"])
+        elif s.get("kind") == "dagger" and s.get("labeler_kind") == "specialist":  # collect --learner
+            names.append(s["labeler"])
+    return list(dict.fromkeys(names))
 
 
 def plot_comparison(report: dict[str, Any], path: Path) -> Path:
