@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "generalist_failures.py"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("generalist_failures", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import pytest
 
 
-def test_lag_finds_how_many_steps_one_command_sequence_trails_another():
-    b = _bench()
+@pytest.fixture(scope="module")
+def b(load_benchmark):
+    return load_benchmark("generalist_failures")
+
+
+def test_lag_finds_how_many_steps_one_command_sequence_trails_another(b):
     ref = np.cumsum(np.linspace(0.0, 1.0, 12))[:, None] * np.ones((1, 3))
     assert b._lag(ref, ref) == 0
     trailing = np.concatenate([ref[:2] * 0 + ref[0], ref[:-2]])  # the same commands two steps later
     assert b._lag(trailing, ref) == 2
 
 
-def test_first_contact_reports_the_step_bodies_and_closer_palm_distance():
-    b = _bench()
+def test_first_contact_reports_the_step_bodies_and_closer_palm_distance(b):
     row = lambda contacts: {  # noqa: E731
         "contacts": contacts,
         "palms": np.array([[[0.0, 0.1, 0.0], [0.0, -0.3, 0.0]]]),

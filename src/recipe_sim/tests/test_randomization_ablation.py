@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from recipe_common.paths import config_path
 from recipe_sim.randomization import CAMERA_ITEMS, RandomizationConfig
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "randomization_ablation.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("randomization_ablation", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("randomization_ablation")
 
 
 def test_without_switches_off_exactly_one_item():
