@@ -230,15 +230,20 @@ def as_list(value: Any, where: str, item: type, min_len: int = 0) -> list[Any]:
     return list(value)
 
 
+def has_default(f: Any) -> bool:
+    """Whether a dataclass field has a default (a value or a factory): an optional key of its section."""
+    import dataclasses
+
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
 def field_default(f: Any) -> Any:
     """The default of a dataclass field (its factory's value for mutable defaults)."""
     import dataclasses
 
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    raise TypeError(f"field {f.name!r} has no default")
+    if not has_default(f):
+        raise TypeError(f"field {f.name!r} has no default")
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
 @dataclass(frozen=True)

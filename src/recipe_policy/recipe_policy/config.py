@@ -239,7 +239,7 @@ _UNIT = {"training.ema_power", "training.ema_max_decay"} | {
 def _build(cls: type, data: Any, where: str, **extra: Any) -> Any:
     hints = typing.get_type_hints(cls)
     own = [f for f in fields(cls) if f.name != "name"]
-    defaults = {f.name: config.field_default(f) for f in own if _has_default(f)}
+    defaults = {f.name: config.field_default(f) for f in own if config.has_default(f)}
     names = [f.name for f in own]
     config.require_keys(data, where, [n for n in names if n not in defaults], list(defaults))
     kw = {}
@@ -255,12 +255,6 @@ def _build(cls: type, data: Any, where: str, **extra: Any) -> Any:
             raise ConfigError(f"{key} must be in [0, 1], got {value}")
         kw[n] = value
     return cls(**kw, **extra)
-
-
-def _has_default(f: Any) -> bool:
-    import dataclasses
-
-    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
 def profile_from_dict(data: Mapping[str, Any], name: str) -> PolicyProfile:

@@ -36,10 +36,11 @@ from recipe_policy.config import PolicyProfile, load_profile, profile_from_dict
 from recipe_policy.dataset import DatasetError, ReplayDataset, open_dataset
 from recipe_policy.diffusion_model import DiffusionPolicyModel
 from recipe_policy.generalist import depth_spec_for, policy_spec_for, save_generalist
+from recipe_policy.loading import GENERALIST_FILE
 from recipe_policy.training_data import WindowSampler, dataset_depth_spec, state_slices
 
 STATE_FILE = "train_state.pt"
-POLICY_FILE = "policy.safetensors"
+POLICY_FILE = GENERALIST_FILE  # what load_policy looks for in a run folder
 VAL_FRACTION = 0.05
 VAL_BATCHES = 4
 

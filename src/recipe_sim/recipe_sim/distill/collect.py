@@ -47,7 +47,7 @@ from recipe_common.checkpoint_io import file_sha256, git_commit
 from recipe_common.observation import policy_state
 from recipe_common.policy_image import PolicyImageSpec
 from recipe_policy.dataset import DEPTH_MM_PER_M, Field, ReplayDataset, create_dataset, open_dataset
-from recipe_policy.loading import resolve
+from recipe_policy.loading import GENERALIST_FILE, resolve
 from recipe_policy.specialist import read_specialist
 
 DEFAULT_EXPERT_RANDOMIZATION = "randomization_low_noise.yaml"
@@ -144,7 +144,7 @@ def learner_from(ref: str, inference_steps: int, latency_s: float) -> Learner:
     if not policy.spec.uses_depth:
         raise ValueError(f"--learner {ref}: a DAgger learner is a depth policy (a generalist)")
     path = resolve(ref)
-    weights = path / "policy.safetensors" if path.is_dir() else path
+    weights = path / GENERALIST_FILE if path.is_dir() else path
     record = {
         "ref": ref,
         "kind": policy.spec.kind,
