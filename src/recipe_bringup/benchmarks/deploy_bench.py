@@ -42,10 +42,10 @@ def sim_success(policy_ref: str, task: str, obj: str,
     from recipe_policy.node import PolicyNodeConfig
     from recipe_sim.trials import sim_success_on_trial_spawns
 
-    # The generalist denoises in as many steps as the deployed node does (config/policy_node.yaml).
-    steps = PolicyNodeConfig.load().inference_steps
-    direct = sim_success_on_trial_spawns(load_policy(policy_ref, inference_steps=steps), task, obj, seeds)
-    policy = load_policy(policy_ref, inference_steps=steps)
+    # The generalist samples as the deployed node does (config/policy_node.yaml).
+    sampling = PolicyNodeConfig.load().sampling()
+    direct = sim_success_on_trial_spawns(load_policy(policy_ref, **sampling), task, obj, seeds)
+    policy = load_policy(policy_ref, **sampling)
     driven = sim_success_on_trial_spawns(policy, task, obj, seeds, command_path=driver_command_paths())
     return policy.spec, direct, driven
 

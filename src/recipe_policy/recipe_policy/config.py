@@ -63,6 +63,11 @@ class DiffusionConfig:
     sampler: str  # ddim (few steps at deployment) or ddpm (all train_steps)
     inference_steps: int  # DDIM steps per predict call
     clip_sample: bool
+    # Scale of the Gaussian the sampler starts each chunk from: 1 = the textbook sampler; 0 = start from the
+    # prior's mean, so a DDIM chunk is a deterministic function of the observation window (low-temperature
+    # sampling: the most likely mode, none of the label noise resampled). A deployment choice, like
+    # inference_steps: the training is the same. Checkpoints without the key used 1.
+    initial_noise_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -224,7 +229,7 @@ _POSITIVE = {
     "training.log_every",
     "training.torch_threads",
 }
-_UNIT = {"training.ema_power", "training.ema_max_decay"} | {
+_UNIT = {"training.ema_power", "training.ema_max_decay", "diffusion.initial_noise_scale"} | {
     f"augmentation.depth.{k}"
     for k in (
         "noise_probability",

@@ -83,6 +83,7 @@ class DiffusionPolicyModel(nn.Module):
         near, far = depth_range_m
         self.register_buffer("depth_range", torch.tensor([near, far], dtype=torch.float32))
         self.train_scheduler, self.infer_scheduler = make_schedulers(profile)
+        self.initial_noise_scale = profile.diffusion.initial_noise_scale
         # (encoder, unet) traced and frozen for one observation window (``trace_single``); a plain tuple so
         # that the copies are not registered as submodules (they would appear twice in the state dict).
         self._single: tuple[Any, Any] | None = None
@@ -141,6 +142,21 @@ class DiffusionPolicyModel(nn.Module):
             raise ValueError(f"inference steps must be in 1..{most}, got {steps}")
         self.infer_scheduler.set_timesteps(int(steps))
 
+    def set_initial_noise_scale(self, scale: float) -> None:
+        """Start each chunk's denoising from ``scale`` x N(0, I) instead of the profile's scale (0: a
+        deterministic chunk per observation window; a deployment choice, measured by eval_generalist)."""
+        if not 0.0 <= float(scale) <= 1.0:
+            raise ValueError(f"initial noise scale must be in [0, 1], got {scale}")
+        self.initial_noise_scale = float(scale)
+
+    def sampling(self) -> dict[str, Any]:
+        """The sampler settings in use (evaluation reports record them beside the success they give)."""
+        return {
+            "sampler": self.profile.diffusion.sampler,
+            "inference_steps": len(self.infer_scheduler.timesteps),
+            "initial_noise_scale": self.initial_noise_scale,
+        }
+
     @torch.no_grad()
     def trace_single(self) -> None:
         """Trace and freeze the encoder and the UNet for batch 1, the policy node's one window per call.
@@ -188,6 +204,7 @@ class DiffusionPolicyModel(nn.Module):
         encoder, unet = self._single if (self._single is not None and b == 1) else (self.encoder, self.unet)
         cond = encoder(*self._encoder_inputs(states, depths))
         x = torch.randn((b, self.profile.horizon, self.action_dim), generator=generator, device=states.device)
+        x = x * self.initial_noise_scale
         sched = self.infer_scheduler
         for k in sched.timesteps:
             eps = unet(x, k.expand(b), cond)

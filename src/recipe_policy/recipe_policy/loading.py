@@ -70,15 +70,21 @@ def resolve(ref: str | Path) -> Path:
     )
 
 
-def load_policy(ref: str | Path, fmt: str = "ts", inference_steps: int = 0) -> DeployablePolicy:
+def load_policy(
+    ref: str | Path, fmt: str = "ts", inference_steps: int = 0, initial_noise_scale: float | None = None
+) -> DeployablePolicy:
     """Load a specialist (folder, name or exported file) or a generalist (safetensors, folder or name).
 
     ``fmt`` picks the exported format of a specialist folder: ``ts`` (TorchScript) or ``onnx``.
-    ``inference_steps``: a generalist's DDIM steps per chunk (0 = its profile's; specialists ignore it).
+    A generalist's sampler (specialists ignore both): ``inference_steps`` DDIM steps per chunk (0 = its
+    profile's), ``initial_noise_scale`` of the Gaussian each chunk starts from (None = its profile's).
     """
     policy = _load_policy(ref, fmt)
-    if inference_steps and hasattr(policy, "model"):
-        policy.model.set_inference_steps(inference_steps)
+    if hasattr(policy, "model"):
+        if inference_steps:
+            policy.model.set_inference_steps(inference_steps)
+        if initial_noise_scale is not None:
+            policy.model.set_initial_noise_scale(initial_noise_scale)
     return policy
 
 

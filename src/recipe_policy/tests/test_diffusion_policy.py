@@ -100,6 +100,37 @@ def test_fewer_ddim_steps_at_deployment_and_bad_counts_named():
         model.set_inference_steps(0)
 
 
+def test_initial_noise_scale_zero_gives_one_chunk_per_window_and_old_records_read_as_one():
+    prof = load_profile("tiny")
+    assert prof.diffusion.initial_noise_scale == 1.0
+    model = DiffusionPolicyModel(prof, True, (HEAD.near_m, HEAD.far_m))
+    model.state_norm.fit(np.random.default_rng(0).normal(size=(10, 32)))
+    model.action_norm.fit(np.random.default_rng(1).uniform(size=(10, 26)))
+    model.eval()
+    s = torch.randn(1, prof.n_obs_steps, 32)
+    d = torch.full((1, prof.n_obs_steps, 21, 21), 0.8)
+
+    def two_draws() -> tuple[torch.Tensor, torch.Tensor]:
+        return (model.sample(s, d, torch.Generator().manual_seed(1)),
+                model.sample(s, d, torch.Generator().manual_seed(2)))
+
+    a, b = two_draws()
+    assert not torch.allclose(a, b)  # the textbook sampler: a fresh chunk per draw
+    model.set_initial_noise_scale(0.0)
+    a, b = two_draws()
+    torch.testing.assert_close(a, b)  # DDIM from the prior's mean: deterministic
+    assert model.sampling() == {"sampler": "ddim", "inference_steps": prof.diffusion.inference_steps,
+                                "initial_noise_scale": 0.0}
+    with pytest.raises(ValueError, match=r"initial noise scale must be in \[0, 1\]"):
+        model.set_initial_noise_scale(1.5)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match=r"diffusion\.initial_noise_scale must be"):
+            prof.with_changes(**{"diffusion.initial_noise_scale": bad})
+    old = prof.to_dict()
+    del old["diffusion"]["initial_noise_scale"]
+    assert profile_from_dict({k: v for k, v in old.items() if k != "name"}, "tiny") == prof
+
+
 @pytest.mark.parametrize("use_depth", [True, False])
 def test_traced_single_window_gives_the_eager_chunks_and_is_dropped_on_new_weights(use_depth):
     prof = load_profile("tiny").with_changes(use_depth=use_depth)
@@ -216,4 +247,7 @@ def test_training_saves_ema_and_normalizers_and_resumes(tmp_path: Path):
     for k, v in raw6.items():
         torch.testing.assert_close(resumed.model.state_dict()[k], v)
     resumed.run()
-    assert resumed.step == 12 and load_generalist(out / "policy.safetensors").record["training"]["step"] == 12
+    final = load_generalist(out / "policy.safetensors").record["training"]
+    assert resumed.step == 12 and final["step"] == 12
+    # the executed row's held-out error, sampled as deployed, is recorded beside the denoising loss
+    assert np.isfinite(final["validation_executed_row_mse"]) and final["validation_executed_row_mse"] > 0

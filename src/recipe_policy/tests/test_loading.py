@@ -98,6 +98,10 @@ def test_a_generalist_round_trips_weights_normalizers_and_spec(tmp_path: Path):
         pol.predict(states, None)
     with pytest.raises(ValueError, match="NaN"):
         pol.predict(states, np.full((n, h, h), np.nan, np.float32))
+    # the sampler is a load-time choice (the node's config), not baked into the weights
+    det = load_policy(tmp_path, inference_steps=2, initial_noise_scale=0.0)
+    assert det.model.sampling()["inference_steps"] == 2 and det.model.sampling()["initial_noise_scale"] == 0.0
+    np.testing.assert_array_equal(det.predict(states, depths), det.predict(states, depths))
 
 
 def test_a_corrupt_or_truncated_generalist_is_refused(tmp_path: Path):

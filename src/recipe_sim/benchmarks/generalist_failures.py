@@ -110,10 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=64)
     p.add_argument("--seed", type=int, default=4242)
     p.add_argument("--inference-steps", type=int, default=2)
+    p.add_argument("--initial-noise-scale", type=float, default=None,
+                   help="the sampler starts from S x N(0, I) (default: the profile's)")
     p.add_argument("--out", type=Path, default=Path("runs/bench/generalist_failures"))
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    policy = load_policy(a.policy, inference_steps=a.inference_steps)
+    policy = load_policy(a.policy, inference_steps=a.inference_steps,
+                         initial_noise_scale=a.initial_noise_scale)
     ref_name = a.reference or (specialists_of(policy) or [None])[0]
     if ref_name is None:
         print("generalist_failures: error: name --reference (no specialist recorded)", file=sys.stderr)

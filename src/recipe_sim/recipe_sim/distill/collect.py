@@ -136,11 +136,13 @@ class Learner:
         return ChunkController(env, self.policy, self.runtime, self.latency_s)
 
 
-def learner_from(ref: str, inference_steps: int, latency_s: float) -> Learner:
+def learner_from(
+    ref: str, inference_steps: int, latency_s: float, initial_noise_scale: float | None = None
+) -> Learner:
     from recipe_policy.config import load_runtime_config
     from recipe_policy.loading import load_policy
 
-    policy = load_policy(ref, inference_steps=inference_steps)
+    policy = load_policy(ref, inference_steps=inference_steps, initial_noise_scale=initial_noise_scale)
     if not policy.spec.uses_depth:
         raise ValueError(f"--learner {ref}: a DAgger learner is a depth policy (a generalist)")
     path = resolve(ref)
@@ -150,6 +152,7 @@ def learner_from(ref: str, inference_steps: int, latency_s: float) -> Learner:
         "kind": policy.spec.kind,
         "sha256": file_sha256(weights) if weights.is_file() else None,
         "inference_steps": inference_steps or None,
+        "initial_noise_scale": policy.model.initial_noise_scale if hasattr(policy, "model") else None,
         "latency_s": latency_s,
     }
     return Learner(policy, load_runtime_config(), latency_s, record)
@@ -508,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--inference-steps", type=int, default=2,
                    help="DDIM steps per chunk for --learner (default 2, what the policy node runs)")
+    p.add_argument("--initial-noise-scale", type=float, default=None, metavar="S",
+                   help="--learner's sampler starts from S x N(0, I) (default: its profile's)")
     p.add_argument("--latency-s", type=float, default=0.05,
                    help="observation-to-chunk latency for --learner (as eval_generalist)")
     p.add_argument("--no-progress", action="store_true")
@@ -532,7 +537,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if a.expert:
             sources.append(expert_source(task, list(a.expert), a.randomization))
-        learner = learner_from(a.learner, a.inference_steps, a.latency_s) if a.learner else None
+        learner = (learner_from(a.learner, a.inference_steps, a.latency_s, a.initial_noise_scale)
+                   if a.learner else None)
         if learner is not None and learner.policy.spec.task != task:
             raise ValueError(f"--learner {a.learner} is a {learner.policy.spec.task} policy, not {task}")
     except (FileNotFoundError, ValueError, RuntimeError) as exc:

@@ -316,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nominal, randomized, pushes, disturb-poke/-pull/-push/-drag; disturbances: the four")
     p.add_argument("--inference-steps", type=int, default=None,
                    help="DDIM steps per chunk for the generalists (default: their profile's)")
+    p.add_argument("--initial-noise-scale", type=float, default=None, metavar="S",
+                   help="the generalists' sampler starts from S x N(0, I); 0: deterministic chunks "
+                   "(default: their profile's)")
     p.add_argument("--episodes", type=int, default=64, help="episodes per object and condition (one per env)")
     p.add_argument(
         "--seed", type=int, default=4242, help="evaluation seed (keep apart from training/collection)"
@@ -361,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(a.threads)
     try:
-        policies = {label: load_policy(ref, inference_steps=a.inference_steps or 0)
+        policies = {label: load_policy(ref, inference_steps=a.inference_steps or 0,
+                                       initial_noise_scale=a.initial_noise_scale)
                     for label, ref in _labelled(a.policy).items()}
         first = next(iter(policies.values()))
         specs = specialists_of(first) if a.specialists is None else a.specialists
@@ -398,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                 "uses_depth": p.spec.uses_depth,
                 "uses_object_pos": p.spec.uses_object_pos,
                 "ref": dict(_labelled(a.policy)).get(k, k),
+                "sampling": p.model.sampling() if hasattr(p, "model") else None,
             }
             for k, p in policies.items()
         },
