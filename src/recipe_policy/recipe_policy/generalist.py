@@ -94,7 +94,8 @@ class GeneralistPolicy:
         self.spec = spec
         self.record = record or {}
         self.seed = seed
-        self._generator = torch.Generator().manual_seed(seed)
+        # the sampler's random stream (public: callers that sample through ``model`` directly share it)
+        self.generator = torch.Generator().manual_seed(seed)
         self._first = spec.n_obs_steps - 1  # chunk row of the newest observation
 
     def reset(self) -> None:
@@ -121,7 +122,7 @@ class GeneralistPolicy:
             if depths is None or not self.spec.uses_depth
             else torch.as_tensor(np.asarray(depths, np.float32))
         )
-        chunk = self.model.sample(st, dt, generator=self._generator)
+        chunk = self.model.sample(st, dt, generator=self.generator)
         out = chunk[:, self._first : self._first + self.spec.action_horizon].double().numpy()
         return out
 

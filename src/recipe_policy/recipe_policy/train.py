@@ -24,6 +24,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,28 @@ def split_episodes(n: int, seed: int, fraction: float = VAL_FRACTION) -> tuple[l
     order = rng.permutation(n)
     k = min(n - 1, max(1, round(fraction * n))) if n > 1 else 0
     return sorted(order[k:].tolist()), sorted(order[:k].tolist())
+
+
+@torch.no_grad()
+def executed_row_mse(
+    model: DiffusionPolicyModel,
+    windows: WindowSampler,
+    idx: np.ndarray,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> float:
+    """MSE of the chunk row a deployment executes first (the newest observation's), sampled as deployed,
+    against the label, over windows ``idx``; actions normalized by ``normalize`` (default: the model's own
+    [-1, 1] normalizer). The one definition behind the trainer's figure and ``./dev bench clone_budget``."""
+    norm = normalize or model.action_norm.normalize
+    row = model.profile.n_obs_steps - 1
+    errs = []
+    for lo in range(0, len(idx), batch_size):
+        b = windows.batch(idx[lo : lo + batch_size])
+        pred = model.sample(b.states, b.depths, generator=generator)[:, row]
+        errs.append(((norm(pred) - norm(b.actions[:, row])) ** 2).mean(-1))
+    return float(torch.cat(errs).mean())
 
 
 class Trainer:
@@ -208,17 +231,9 @@ class Trainer:
         the figure to watch, and to compare with a clone's."""
         if self.val is None:
             return None
-        model = self.ema_weights()
-        g = torch.Generator().manual_seed(54321)
         idx = np.random.default_rng(54321).permutation(self.val.size)[:EXECUTED_ROW_WINDOWS]
-        row, bs = self.profile.n_obs_steps - 1, self.profile.training.batch_size
-        errs = []
-        for lo in range(0, len(idx), bs):
-            b = self.val.batch(idx[lo : lo + bs])
-            pred = model.sample(b.states, b.depths, generator=g)[:, row]
-            diff = model.action_norm.normalize(pred) - model.action_norm.normalize(b.actions[:, row])
-            errs.append((diff**2).mean(-1))
-        return float(torch.cat(errs).mean())
+        return executed_row_mse(self.ema_weights(), self.val, idx, self.profile.training.batch_size,
+                                torch.Generator().manual_seed(54321))
 
     def ema_weights(self) -> DiffusionPolicyModel:
         """The EMA model (weights copied in, normalizers from the trained model)."""

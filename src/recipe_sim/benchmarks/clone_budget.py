@@ -93,27 +93,19 @@ class MLPClone:
         return (out + 1.0) / 2.0 * self.y_span + self.y_lo
 
 
-def executed_row_mse(policy: Any, dataset: Path, clone: MLPClone, max_windows: int = 4000) -> float:
-    """MSE of a generalist's first executed chunk row against the label, in ``clone``'s normalization, on the
-    validation episodes of its own training run (``split_episodes`` with its training seed)."""
-    from recipe_policy.dataset import open_dataset
-    from recipe_policy.train import split_episodes
+def generalist_row_mse(policy: Any, ds: Any, clone: MLPClone, max_windows: int = 4000) -> float:
+    """A generalist's executed-row error (``recipe_policy.train.executed_row_mse``) in ``clone``'s
+    normalization, on the validation episodes of its own training run (``split_episodes``, its seed)."""
+    from recipe_policy.train import executed_row_mse, split_episodes
     from recipe_policy.training_data import WindowSampler
 
     prof = policy.model.profile
-    ds = open_dataset(dataset)
     _, val_eps = split_episodes(ds.n_episodes, prof.training.seed)
     windows = WindowSampler(ds, val_eps, prof.n_obs_steps, prof.horizon, policy.spec.depth,
                             state_key=prof.training.state_key)
     idx = np.random.default_rng(0).permutation(windows.size)[:max_windows]
-    errs = []
-    for lo in range(0, len(idx), 256):
-        b = windows.batch(idx[lo : lo + 256])
-        depths = None if b.depths is None else b.depths.numpy()
-        first = policy.predict_batch(b.states.numpy(), depths)[:, 0]
-        label = b.actions[:, prof.n_obs_steps - 1].numpy().astype(np.float64)
-        errs.append((clone.targets(first) - clone.targets(label)).numpy() ** 2)
-    return float(np.concatenate(errs).mean())
+    return executed_row_mse(policy.model, windows, idx, 256, policy.generator,
+                            lambda a: clone.targets(a.double().numpy()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     for ref in a.generalists:
         label = Path(ref).name
         gen = load_policy(ref, inference_steps=a.inference_steps)
-        val = executed_row_mse(gen, a.dataset, clone)
+        val = generalist_row_mse(gen, ds, clone)
         fits[label] = {"validation_mse": val, "steps": gen.record.get("training", {}).get("step", 0)}
         print(f"clone_budget: {label}: first executed row, validation MSE {val:.2e}", file=sys.stderr)
         policies[label] = gen
