@@ -158,17 +158,18 @@ def test_a_starved_playback_is_not_the_end_of_the_recording(recording):
 
 
 def test_no_camera_or_wrong_serial_is_a_diagnostic_not_a_crash():
-    if connected_serials():
-        pytest.skip("a RealSense is connected to this machine")
+    # Without a camera (CI) the error is "no device"; on a machine with a D435 plugged in, the serials below
+    # are wrong ones, and the error names them. Either way: a diagnostic and a retry, not a crash.
+    expected = "no RealSense with serial" if connected_serials() else "no RealSense device connected"
     rig = Rig({"serials": ["123456789"], "reconnect_period_s": 0.2})
     try:
         assert rig.wait(lambda: any(s.level == DiagnosticStatus.ERROR for s in rig.statuses()), 10.0)
         err = [s for s in rig.statuses() if s.level == DiagnosticStatus.ERROR][-1]
-        assert "no RealSense device connected" in err.message and "retrying" in err.message
+        assert expected in err.message and "retrying" in err.message
         assert rig.node.workers[0]._thread.is_alive()  # still trying, the node is up
     finally:
         rig.close()
-    with pytest.raises(SourceError, match="no RealSense device connected"):
+    with pytest.raises(SourceError, match=expected):
         RealSenseSource(serial="123").open()
 
 
