@@ -176,7 +176,7 @@ def test_the_committed_grasp_reach_generalist_loads_by_name_and_acts():
         True,
     )
     assert (s.n_obs_steps, s.action_horizon, s.action_dt, s.inference_period) == (2, 8, 0.1, 0.2)
-    assert pol.record["weights_dtype"] == "float16" and pol.record["training"]["step"] == 3000
+    assert pol.record["weights_dtype"] == "float16" and pol.record["training"]["step"] == 20000
     assert "grasp_reach_can_medium" in [src["name"] for src in pol.record["dataset"]["sources"]]
     depths = np.full((2, s.depth.height, s.depth.width), 0.8, np.float32)
     a = pol.predict(np.tile(_state(), (2, 1)), depths)
