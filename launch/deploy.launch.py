@@ -41,7 +41,7 @@ def _nodes(context, *_args, **_kwargs):
     opts = StackOptions(task=arg["task"], backend=arg["backend"], hand=arg["hand"],
                         policy=arg["policy"] or task.policy,
                         sim_object=arg["sim_object"] or (task.sim_object if arg["backend"] == "sim" else ""),
-                        camera_rate_hz=defaults.camera_rate_hz)
+                        camera_rate_hz=defaults.camera_rate_hz, twin_cpus=defaults.twin_cpus)
     actions = []
     for proc in deploy_stack(opts):
         params = [str(config / f) for f in proc.params_files()]

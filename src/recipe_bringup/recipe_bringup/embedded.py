@@ -124,7 +124,7 @@ def run_trials_demo(a: argparse.Namespace) -> int:
         return 2
     opts = StackOptions(task=a.task, backend="sim", hand=a.hand, policy=policy,
                         sim_object=a.object or task_defaults.sim_object, object_source=a.object_source,
-                        camera_rate_hz=defaults.camera_rate_hz)
+                        camera_rate_hz=defaults.camera_rate_hz, twin_cpus=defaults.twin_cpus)
     procs = deploy_stack(opts)
     trials = a.trials if a.trials is not None else defaults.trials
     video = defaults.video_trials if a.video_trials is None else a.video_trials

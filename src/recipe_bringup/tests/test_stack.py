@@ -4,6 +4,7 @@ import importlib.util
 import re
 import sys
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from recipe_bringup.stack import (
     StackOptions,
     command_prefix,
     deploy_stack,
+    format_cpu_list,
     load_deploy_defaults,
+    parse_cpu_list,
     ros_args,
 )
 from recipe_bringup.supervisor import Supervisor
@@ -78,7 +81,7 @@ def test_launch_file_starts_exactly_the_declared_processes(monkeypatch, backend)
     launched = _launch_nodes(monkeypatch, backend=backend)
     opts = StackOptions(task="grasp_reach", backend=backend, policy=defaults.tasks["grasp_reach"].policy,
                         sim_object=defaults.tasks["grasp_reach"].sim_object if backend == "sim" else "",
-                        camera_rate_hz=defaults.camera_rate_hz)
+                        camera_rate_hz=defaults.camera_rate_hz, twin_cpus=defaults.twin_cpus)
     procs = deploy_stack(opts)
     want = [(p.package, p.executable) for p in procs]
     assert [(n.kw["package"], n.kw["executable"]) for n in launched] == want
@@ -146,3 +149,40 @@ def test_deploy_defaults_are_validated(tmp_path):
     bad.write_text(text.replace("  box_lift:", "  box_lyft:"))
     with pytest.raises(ConfigError, match="unknown key 'box_lyft'"):
         load_deploy_defaults(bad)
+
+
+def test_the_twin_can_be_pinned_apart_from_the_rest_of_the_stack():
+    """twin_cpus: the twin on its CPUs, every other process on the rest, as taskset in both runners' commands
+    (before nice); no pinning where it would leave the stack nothing or the CPUs do not exist."""
+    opts = StackOptions(task="grasp_reach", backend="sim", policy="p", twin_cpus="0")
+    procs = deploy_stack(opts, cpus={0, 1})
+    assert {p.key: p.cpus for p in procs} == {"twin": "0", "perception": "1", "policy": "1"}
+    policy = procs[-1]
+    assert command_prefix(policy) == ["taskset", "-c", "1", "nice", "-n", str(policy.nice)]
+    assert command_prefix(procs[0]) == ["taskset", "-c", "0"]
+    sup = Supervisor(procs, ROOT / "config", ROOT / "log" / "test-supervisor")
+    assert sup.command(policy)[:6] == command_prefix(policy)
+    assert {p.cpus for p in deploy_stack(opts, cpus=range(8))[1:]} == {"1,2,3,4,5,6,7"}
+    for cpus in ({0}, {1, 2}):  # nothing left for the stack / the twin's CPU is not on this machine
+        assert all(p.cpus == "" for p in deploy_stack(opts, cpus=cpus))
+    gr1 = deploy_stack(replace(opts, backend="gr1", twin_cpus="0"), cpus={0, 1})
+    assert all(p.cpus == "" for p in gr1)  # no twin on the robot: nothing to keep apart
+
+
+def test_cpu_lists_are_taskset_syntax():
+    assert parse_cpu_list("0") == {0} and parse_cpu_list("0,2-4") == {0, 2, 3, 4}
+    assert format_cpu_list({3, 1, 2}) == "1,2,3"
+    for bad in ("", "a", "1-", "3-1", "0;1"):
+        with pytest.raises(ValueError):
+            parse_cpu_list(bad)
+    with pytest.raises(ValueError, match="CPU list"):
+        StackOptions(twin_cpus="zero")
+
+
+def test_deploy_defaults_reject_a_bad_twin_cpu_list(tmp_path):
+    bad = tmp_path / "deploy.yaml"
+    text = (ROOT / "config" / "deploy.yaml").read_text()
+    bad.write_text(text.replace('twin_cpus: "0"', 'twin_cpus: "first"'))
+    with pytest.raises(ConfigError, match=r"deploy\.yaml: twin_cpus: 'first' is not a CPU list"):
+        load_deploy_defaults(bad)
+    assert load_deploy_defaults().twin_cpus == "0"

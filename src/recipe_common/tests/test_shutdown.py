@@ -113,6 +113,31 @@ def test_deferred_signals_deliver_after_the_block(default_sigint):
         stop.restore()
 
 
+def test_a_signal_while_the_main_thread_holds_an_events_lock_does_not_deadlock():
+    """A wake-up that sets an Event, the signal landing while Event.wait holds that event's lock (the
+    hang seen in the suite). The handler must not take the lock; the wake-up thread sets the event once
+    the lock is free."""
+    import threading
+
+    event = threading.Event()
+    stop = StopSignals().install()
+    stop.on_request(event.set)
+    try:
+        def signal_inside_wait() -> None:
+            with event._cond:  # what Event.wait holds between entering and leaving its condition
+                stop._on_signal(signal.SIGINT, None)  # the handler, as if the signal landed here
+
+        worker = threading.Thread(target=signal_inside_wait, daemon=True)
+        worker.start()
+        worker.join(timeout=5.0)
+        assert not worker.is_alive(), "the signal handler deadlocked on the event's lock"
+        assert stop.requested and stop.signum == signal.SIGINT
+        assert event.wait(timeout=5.0)  # the wake-up ran once the lock was free
+    finally:
+        stop.restore()
+    assert stop._waker is None  # restore ended the wake-up thread
+
+
 def test_node_process_always_ends_what_it_started(tmp_path: Path):
     stubborn = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); " \
                "signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"

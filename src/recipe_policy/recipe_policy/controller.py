@@ -13,6 +13,14 @@ sent; ``recipe_policy.node`` is the thin ROS shell that feeds it messages and pu
 4. the runtime's blended action becomes joint targets; for one-hand tasks the idle arm and hand keep the
    episode's start pose, as the training env holds them (``idle_arm: hold``).
 
+The first tick of an episode of a chunked policy (action_horizon > 1) commands the start pose (the joint
+positions measured at ``start``) while its first chunk is computed, as the sim's evaluation does (the
+ready pose at step 0; the chunk is used from step 1). This is not cosmetic: the driver eases the gap
+between the pose it holds and a new source's *first* target over ``ramp_time`` (1 s). Without it the first
+target was already row ~0.3 of a chunk whose arm targets lead the arm by up to 0.4 rad, and that offset,
+faded over a second, slowed the whole reach: on the twin the arm trailed the sim's by ~0.1 s at the grasp,
+and trials the sim wins stalled with the can lifted too little (``docs/deploy.md``).
+
 Handover episodes have two goals: the policy observes the transfer point until the block is lifted there,
 then the final goal (``recipe_common.handover_stages``: the training env's rule on perceived positions).
 
@@ -105,6 +113,8 @@ class PolicyController:
         self._hold_mask: np.ndarray | None = None
         self._latency_t_obs: float | None = None
         self._capture_t = 0.0  # capture stamp (joint state) of the observation assembled last
+        self._start_action: np.ndarray | None = None  # the start pose (policy action units)
+        self._prime = False  # the next RUNNING tick commands the start pose (chunked policies)
 
     # --- inputs ---------------------------------------------------------------------------------------
 
@@ -153,14 +163,15 @@ class PolicyController:
             return False, f"cannot start: {missing}"
         assert self._q is not None and self._obj is not None
         hold_mask = None
+        self._start_action = robot_spec.joint_targets_to_action(self._q.value[:robot_spec.ACTION_DIM],
+                                                                self.spec.hand)
         if self.one_hand:
             acting = one_hand_side(self._obj.value, goal)
             if side and robot_spec.SIDES.index(side) != acting:
                 return False, (f"the {side} hand cannot take a goal on the {robot_spec.SIDES[acting]} side: "
                                f"the policy was trained with goals on the acting hand's side")
             hold_mask = robot_spec.side_action_mask(1 - acting)
-            self._hold_action = robot_spec.joint_targets_to_action(self._q.value[:robot_spec.ACTION_DIM],
-                                                                   self.spec.hand)
+            self._hold_action = self._start_action
         self._hold_mask, self.goal = hold_mask, goal
         self.stages = None
         if handover:
@@ -170,6 +181,7 @@ class PolicyController:
                                         self._transfer_rule)
         self.runtime.reset()
         self.policy.reset()
+        self._prime = self.spec.action_horizon > 1
         self.state, self.reason, self.chunk_index = RUNNING, "episode started", 0
         return True, "started"
 
@@ -235,6 +247,13 @@ class PolicyController:
             inference_s = self._last_inference_s
             if held is not None:
                 return held
+        if self._prime and self._start_action is not None:
+            # the start pose while the first chunk is computed (module docstring); its latency sample is
+            # dropped, since its first command goes out a tick later by design
+            self._prime, self._latency_t_obs = False, None
+            self.state, self.reason = RUNNING, "start pose while the first chunk is computed"
+            targets = robot_spec.action_to_joint_targets(self._start_action, self.spec.hand)
+            return Tick(targets, RUNNING, self.reason, inference_s, None)
         result = self.runtime.action(self.clock())
         if result.action is None:
             return self._hold(result.reason, inference_s)

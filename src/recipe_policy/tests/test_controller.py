@@ -215,6 +215,31 @@ def test_diffusion_chunks_are_inferred_at_5hz_and_commanded_at_10hz():
     assert policy.calls == 5 and ctrl.chunk_index == 5
 
 
+def test_a_chunked_policy_first_commands_the_start_pose_then_its_chunk():
+    """As the sim's evaluation does at step 0: the driver's ramp then anchors at the pose it holds instead
+    of fading a chunk's lead over the whole reach. A specialist (one-row chunks) commands at once, as in
+    sim."""
+    ctrl, policy, clock = make(kind="diffusion", horizon=8, period=0.2)
+    feed(ctrl, clock)
+    ctrl.start(GOAL)
+    first, second = run(ctrl, clock, 2)
+    start = robot_spec.action_to_joint_targets(robot_spec.joint_targets_to_action(READY))
+    assert first.state == RUNNING and policy.calls == 1  # the first chunk is computed on that tick
+    np.testing.assert_allclose(first.targets, start)
+    assert "start pose" in first.reason and first.latency_s is None
+    chunk = robot_spec.action_to_joint_targets(policy.action)
+    acting = robot_spec.side_action_mask("left")  # the goal is on the left; the right side holds its start
+    np.testing.assert_allclose(second.targets[acting], chunk[acting])
+    ctrl.start(GOAL)  # every episode starts this way
+    np.testing.assert_allclose(run(ctrl, clock, 1)[0].targets, start)
+
+    ctrl, policy, clock = make()  # specialist
+    feed(ctrl, clock)
+    ctrl.start(GOAL)
+    np.testing.assert_allclose(run(ctrl, clock, 1)[0].targets[acting],
+                               robot_spec.action_to_joint_targets(policy.action)[acting])
+
+
 def test_handover_swaps_the_goal_once_the_block_is_lifted_at_the_transfer_point():
     from recipe_common.handover_stages import TO_FINAL, TO_TRANSFER, TransferRule
 

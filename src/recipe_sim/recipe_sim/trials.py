@@ -179,7 +179,8 @@ def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds:
                                 randomization: RandomizationConfig | None = None,
                                 env_randomization: RandomizationConfig | None = None,
                                 latency_s: float = 0.05,
-                                command_path: Callable[[], Any] | None = None) -> np.ndarray:
+                                command_path: Callable[[], Any] | None = None,
+                                input_age: Any = None) -> np.ndarray:
     """(len(seeds),) bool: closed-loop sim episodes (the vectorized env, one env per seed) started where the
     twin's trials with those seeds start: same object pose, goal and active hand, the robot at the ready pose.
 
@@ -190,7 +191,8 @@ def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds:
     ``env_randomization`` defaults to none: the twin runs the nominal model too. ``command_path``: a
     factory of what the robot's driver does between the policy and the joints
     (``recipe_gr1_driver.command_path``; ``RecipeVecEnv.set_command_path``), None to command the actuators
-    directly as training does.
+    directly as training does. ``input_age``: an ``eval_generalist.InputAge`` (depth and object position as
+    old as the stack delivers them), None for current inputs.
     """
     from recipe_policy.runtime import RuntimeConfig
     from recipe_sim.distill.eval_generalist import ChunkController
@@ -221,7 +223,7 @@ def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds:
                 env.task.set_episode(i, int(trials.task.side_a[0]), trials.task.transfer_goal[0],
                                      trials.task.final_goal[0])
         env.teleport(np.arange(len(seeds)), q=np.tile(env.ready_q, (len(seeds), 1)), object_pose=poses)
-        act = ChunkController(env, policy, RuntimeConfig(), latency_s)
+        act = ChunkController(env, policy, RuntimeConfig(), latency_s, input_age)
         obs = env.get_observations()
         success = np.zeros(len(seeds), dtype=bool)
         finished = np.zeros(len(seeds), dtype=bool)

@@ -87,6 +87,32 @@ def test_the_twin_judge_agrees_with_the_env_on_a_scripted_grasp(twin):
     env.close()
 
 
+def test_the_twin_moves_as_the_env_does_under_the_same_targets(twin):
+    """Deploy and its sim comparison share one physics: the env's commanded targets of a scripted grasp,
+    replayed into the twin once per policy step, give the same joints and object (a deploy-vs-sim gap is
+    then in what is commanded and when, not in how the robot moves)."""
+    from recipe_common import robot_spec
+
+    env = RecipeVecEnv("grasp_reach", 1, objects=[OBJECT], seed=5,
+                       randomization=RandomizationConfig.disabled())
+    try:
+        env.reset()
+        q0 = env.physics.qpos[0].copy()
+        twin.data.qpos[:] = q0
+        twin.data.qvel[:] = 0.0
+        mujoco.mj_forward(twin.model, twin.data)
+        expert = make_expert(env)
+        for _ in range(25):
+            action = expert(None)
+            env.step(action)
+            twin.set_targets(robot_spec.action_to_joint_targets(np.asarray(action[0], np.float64), env.hand))
+            twin.advance(env.dt)
+        # contacts make tiny differences grow (thread count, summation order): mm and mrad, not more
+        np.testing.assert_allclose(twin.data.qpos, env.physics.qpos[0], atol=5e-3)
+    finally:
+        env.close()
+
+
 def test_time_out_and_final_verdicts_stay(twin):
     trials = TwinTrials(twin, "grasp_reach")
     twin.reset(trials.ready_q)

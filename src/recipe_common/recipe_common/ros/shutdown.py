@@ -52,7 +52,11 @@ class StopSignals:
 
     Install from the main thread (Python runs signal handlers only there). The handler does no I/O
     through Python file objects and takes no locks, so it cannot deadlock whatever the main thread
-    was doing when the signal arrived.
+    was doing when the signal arrived. Wake-up callbacks (``on_request``) therefore do not run in the
+    handler: it writes a byte to a pipe and a thread started at ``install`` runs them. They used to run
+    in the handler, and one that set a ``threading.Event`` the main thread was waiting on deadlocked the
+    process when the signal landed while ``Event.wait`` held the event's lock (a demo that ignored
+    Ctrl-C, seen once in the suite).
     """
 
     def __init__(self, signals: Sequence[int] = STOP_SIGNALS, force_after: int = 3) -> None:
@@ -63,11 +67,18 @@ class StopSignals:
         self._requested = False
         self._previous: dict[int, Any] = {}
         self._wakeups: list[Callable[[], None]] = []
+        self._pipe: tuple[int, int] | None = None  # (read, write): the handler -> the wake-up thread
+        self._waker: threading.Thread | None = None
 
     # ------------------------------------------------------------------ install / restore
     def install(self) -> StopSignals:
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("StopSignals.install() must run in the main thread")
+        if self._pipe is None:
+            self._pipe = os.pipe()
+            self._waker = threading.Thread(target=self._wake_loop, args=(self._pipe[0],),
+                                           name="stop-wakeups", daemon=True)
+            self._waker.start()
         for sig in self.signals:
             self._previous[sig] = signal.getsignal(sig)
             signal.signal(sig, self._on_signal)
@@ -77,6 +88,29 @@ class StopSignals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         self._previous.clear()
+        pipe, waker, self._pipe, self._waker = self._pipe, self._waker, None, None
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                os.write(pipe[1], b"q")
+            if waker is not None:
+                waker.join(timeout=1.0)
+            for fd in pipe:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _wake_loop(self, fd: int) -> None:
+        """The wake-up thread: run the callbacks for each request the handler passes on ("q": quit)."""
+        while True:
+            try:
+                data = os.read(fd, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            if data.replace(b"q", b""):
+                self._run_wakeups()
+            if b"q" in data:
+                return
 
     def __enter__(self) -> StopSignals:
         return self.install()
@@ -92,11 +126,14 @@ class StopSignals:
     def request(self) -> None:
         """Ask for the stop from code (a node that finished its job); same effect as a signal."""
         self._requested = True
+        self._run_wakeups()
+
+    def _run_wakeups(self) -> None:
         for wake in list(self._wakeups):
             wake()
 
     def on_request(self, wake: Callable[[], None]) -> None:
-        """Call ``wake`` when a stop is requested (from the signal handler: keep it short, no locks)."""
+        """Call ``wake`` when a stop is requested (for a signal: on the wake-up thread, soon after)."""
         self._wakeups.append(wake)
 
     def wait(self, timeout: float | None = None, poll: float = 0.05) -> bool:
@@ -113,7 +150,12 @@ class StopSignals:
         self.count += 1
         if self.count == 1:
             self.signum = signum
-            self.request()
+            self._requested = True
+            if self._pipe is not None:  # no locks here: the wake-up thread runs the callbacks
+                with contextlib.suppress(OSError):
+                    os.write(self._pipe[1], b"w")
+            else:  # not installed (called directly): nothing can hold a lock we need
+                self._run_wakeups()
             return
         name = signal.Signals(signum).name
         if self.count < self.force_after:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,9 @@ class SimBackend(Backend):
         self._pending: np.ndarray | None = None
         self.steps = 0
         self.dropped_s = 0.0
+        # how far sim time trailed wall time when the physics thread woke (the age of the published state in
+        # sim time): a busy process delays the thread, and a late state is a late observation for a policy
+        self.lag_samples: deque[float] = deque(maxlen=2000)
         self.error = ""
 
     def start(self) -> None:
@@ -128,6 +132,7 @@ class SimBackend(Backend):
                         self._twin.set_targets(pending)
                     due = sim0 + (time.monotonic() - wall0) * self._rtf
                     lag = due - float(self._twin.time)
+                    self.lag_samples.append(lag)
                     if lag > self._max_lag:
                         self.dropped_s += lag - dt
                         sim0 -= lag - dt
@@ -141,6 +146,14 @@ class SimBackend(Backend):
                 self._stop.wait(max(ahead + dt, 0.0) / self._rtf)
         except Exception as exc:  # surfaced through status(); the node turns it into an e-stop
             self.error = f"sim thread died: {exc!r}"
+
+    def lag_figures(self) -> dict[str, str]:
+        """p50 / p99 / max of the sim-time lag behind wall time over the last samples (ms)."""
+        lags = np.array(list(self.lag_samples))
+        if not lags.size:
+            return {}
+        return {"lag_p50_ms": f"{1e3 * np.percentile(lags, 50):.1f}",
+                "lag_p99_ms": f"{1e3 * np.percentile(lags, 99):.1f}", "lag_max_ms": f"{1e3 * lags.max():.1f}"}
 
     def read_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         q, dq, tau = self._state
@@ -165,6 +178,7 @@ class SimBackend(Backend):
             "sim_time_s": f"{float(self._twin.time):.3f}" if self._twin is not None else "n/a",
             "steps": str(self.steps),
             "dropped_s": f"{self.dropped_s:.3f}",
+            **self.lag_figures(),
             "overlay": "yes (hidden)" if self._overlay is not None else "no",
             # how far MuJoCo's soft limits let a joint pass its URDF limit (published states are
             # projected onto the limits; see recipe_sim.twin)

@@ -5,7 +5,9 @@ Every policy (``load_policy`` refs: generalists, specialists) drives the vectori
 ``policy`` observation (``policy_state`` layout) and its rendered head depth (``to_policy_image``), an
 inference every ``spec.inference_period`` (5 Hz for the diffusion policy) whose chunk arrives
 ``--latency-s`` later, chunks blended and latency-compensated by timestamps, and the robot commanded at
-the env's 10 Hz (holding its last command while the runtime has none).
+the env's 10 Hz (holding its last command while the runtime has none). ``--depth-age-s`` /
+``--object-age-s`` hand the policy head depth / object positions that old (``InputAge``), as a stack with
+10 Hz cameras and 5 Hz perception delivers them.
 
 Same episodes: every env runs exactly one episode per object and condition (as many envs as episodes),
 so the initial states, randomization draws and per-step noise sequences are identical for every policy
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,12 +72,43 @@ class RuntimeStats:
     commands: int = 0
 
 
+@dataclass(frozen=True)
+class InputAge:
+    """How old the head depth and the object position are when the policy sees them (seconds; applied in
+    whole env steps).
+
+    In the sim both are rendered / measured at the observation's step; on the robot they are not: the
+    camera frame is up to a frame period old when the 10 Hz tick assembles the observation, and the object
+    position comes from a 5 Hz perception node. ``eval_generalist --depth-age-s / --object-age-s``
+    reproduce that here (the joint positions stay current, as the robot's 100+ Hz joint states are), so the
+    sim says what the stack's input ages cost before a trial runs.
+    """
+
+    depth_s: float = 0.0
+    object_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.depth_s >= 0 and self.object_s >= 0):
+            raise ValueError(f"input ages must be >= 0 s, got depth {self.depth_s}, object {self.object_s}")
+
+    def steps(self, dt: float) -> tuple[int, int]:
+        """(depth, object) ages in env steps of ``dt``."""
+        return round(self.depth_s / dt), round(self.object_s / dt)
+
+
 class ChunkController:
     """Drives every env of a RecipeVecEnv with one policy through per-env ActionChunkRuntimes."""
 
-    def __init__(self, env: Any, policy: DeployablePolicy, runtime: RuntimeConfig, latency_s: float) -> None:
+    def __init__(self, env: Any, policy: DeployablePolicy, runtime: RuntimeConfig, latency_s: float,
+                 input_age: InputAge | None = None) -> None:
         self.env, self.policy, self.spec = env, policy, policy.spec
         n = int(env.num_envs)
+        self.depth_age, self.object_age = (input_age or InputAge()).steps(float(env.dt))
+        keep = max(self.depth_age, self.object_age) + 1
+        # per env: the last `keep` (object position, policy image) pairs, newest last (cleared at reset)
+        self.history: list[deque[tuple[np.ndarray, np.ndarray | None]]] = [
+            deque(maxlen=keep) for _ in range(n)
+        ]
         self.runtimes = [ActionChunkRuntime(self.spec, runtime) for _ in range(n)]
         self.latency = float(latency_s) if self.spec.action_horizon > 1 else 0.0
         self.dt = float(env.dt)
@@ -95,6 +129,20 @@ class ChunkController:
         assert self.spec.depth is not None
         return to_policy_image(frame, self.depth_k, self.spec.depth)
 
+    def _aged(self, i: int, state: np.ndarray,
+              image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The observation as the policy gets it with ``input_age``: object position and depth from that
+        many steps earlier (the episode's first one until there are enough)."""
+        hist = self.history[i]
+        hist.append((state[robot_spec.ACTION_DIM:robot_spec.ACTION_DIM + 3].copy(), image))
+        if self.depth_age == self.object_age == 0:
+            return state, image
+        state = state.copy()
+        obj, _ = hist[max(0, len(hist) - 1 - self.object_age)]
+        state[robot_spec.ACTION_DIM:robot_spec.ACTION_DIM + 3] = obj
+        _, image = hist[max(0, len(hist) - 1 - self.depth_age)]
+        return state, image
+
     def __call__(self, obs: Any) -> torch.Tensor:
         env = self.env
         clock = env.episode_length_buf.cpu().numpy().astype(int)
@@ -106,8 +154,10 @@ class ChunkController:
             if clock[i] == 0:  # a new episode (the env reset itself)
                 rt.reset()
                 self.pending[i].clear()
+                self.history[i].clear()
                 self.last[i] = self.hold[i]
-            rt.add_observation(t, states[i], None if depth is None else self._depth(depth[i]))
+            state, image = self._aged(i, states[i], None if depth is None else self._depth(depth[i]))
+            rt.add_observation(t, state, image)
             window = rt.request_inference(t)
             if window is not None:
                 due.append((i, window))
@@ -152,6 +202,7 @@ def evaluate_policy_on_object(
     on_step: Callable[[Any], None] | None = None,
     episode_length: int | None = None,
     disturbance: str | None = None,
+    input_age: InputAge | None = None,
 ) -> tuple[Any, RuntimeStats]:
     """One episode in each of ``episodes`` envs (seeded: the same episodes for every policy); with
     ``disturbance``, one scripted disturbance of that kind per episode (``recipe_sim.disturbances``)."""
@@ -175,7 +226,7 @@ def evaluate_policy_on_object(
     try:
         if disturbance is not None:
             env.set_disturbance(disturbance, seed)
-        ctl = ChunkController(env, policy, runtime, latency_s)
+        ctl = ChunkController(env, policy, runtime, latency_s, input_age)
         batch = run_episodes(env, ctl, 1, on_step=on_step)
     finally:
         env.close()
@@ -247,6 +298,7 @@ def evaluate(
     latency_s: float,
     threads: int = 2,
     log: Callable[[str], None] | None = None,
+    input_age: InputAge | None = None,
 ) -> dict[str, Any]:
     """Success per condition, policy and object (seed + k for object k, as ``eval`` does)."""
     from recipe_sim.ppo.evaluation import condition_disturbance, condition_randomization
@@ -267,7 +319,7 @@ def evaluate(
                 t0 = time.perf_counter()
                 batch, st = evaluate_policy_on_object(
                     pol, task, obj, rand, episodes, seed + k, runtime, latency_s, threads,
-                    disturbance=condition_disturbance(cond),
+                    disturbance=condition_disturbance(cond), input_age=input_age,
                 )
                 rows[obj] = {
                     "success_rate": batch.success_rate,
@@ -335,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.05,
         help="time from an observation to its chunk being usable (chunked policies; default 0.05)",
     )
+    p.add_argument("--depth-age-s", type=float, default=0.0, metavar="S",
+                   help="the policy sees the head depth S seconds old, as the deployed stack does (whole env "
+                   "steps; default 0)")
+    p.add_argument("--object-age-s", type=float, default=0.0, metavar="S",
+                   help="the policy sees the object position S seconds old (default 0)")
     p.add_argument("--runtime", nargs="+", default=[], metavar="KEY=VALUE",
                    help="action-chunk runtime settings instead of config/policy.yaml's (ensemble_decay=0)")
     p.add_argument("--threads", type=int, default=2)
@@ -374,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         objects = a.objects or list(first.spec.objects)
         rand = a.randomization or config_path(DEFAULT_RANDOMIZATION)
         runtime = load_runtime_config(**key_values(a.runtime, "--runtime"))
+        input_age = InputAge(a.depth_age_s, a.object_age_s)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"eval_generalist: error: {exc}", file=sys.stderr)
         return 1
@@ -390,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         a.latency_s,
         a.threads,
         log=lambda s: print(f"eval_generalist: {s}", file=sys.stderr),
+        input_age=input_age,
     )
     report = {
         **result,
@@ -411,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": a.seed,
         "randomization": str(rand),
         "latency_s": a.latency_s,
+        "input_age_s": {"depth": a.depth_age_s, "object": a.object_age_s},
         "runtime": vars(runtime),
         "start": "ready",
         "wall_time_s": round(time.perf_counter() - t0, 1),
