@@ -20,6 +20,17 @@ def policy_layout(has_goal: bool) -> tuple[tuple[str, int], ...]:
     return (*POLICY_FIELDS, GOAL_FIELD) if has_goal else POLICY_FIELDS
 
 
+def field_slice(name: str, has_goal: bool = True) -> slice:
+    """Where field ``name`` sits along the last axis of a ``policy_state`` row."""
+    start = 0
+    for field, n in policy_layout(has_goal):
+        if field == name:
+            return slice(start, start + n)
+        start += n
+    fields = [f for f, _ in policy_layout(has_goal)]
+    raise KeyError(f"no field {name!r} in the policy state (fields: {fields})")
+
+
 def policy_state(q: np.ndarray, object_pos: np.ndarray, goal: np.ndarray | None = None) -> np.ndarray:
     """Concatenate the fields along the last axis: (..., 29) without a goal, (..., 32) with one."""
     q = np.asarray(q, dtype=np.float64)

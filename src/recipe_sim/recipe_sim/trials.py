@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from recipe_sim.tasks.config import load_task_configs
 from recipe_sim.tasks.handover import HandoverTask
 from recipe_sim.tasks.poses import MIRROR, configured_left_palm, ready_pose
 from recipe_sim.twin import SimTwin
+
+if TYPE_CHECKING:
+    from recipe_sim.distill.eval_generalist import InputAge
 
 SPAWN_CLEARANCE = 0.001  # m, as vec_env: no initial penetration of the table
 # From hanging arms a straight joint-space move to the ready pose drives the hands into the table's front
@@ -180,7 +183,7 @@ def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds:
                                 env_randomization: RandomizationConfig | None = None,
                                 latency_s: float = 0.05,
                                 command_path: Callable[[], Any] | None = None,
-                                input_age: Any = None) -> np.ndarray:
+                                input_age: InputAge | None = None) -> np.ndarray:
     """(len(seeds),) bool: closed-loop sim episodes (the vectorized env, one env per seed) started where the
     twin's trials with those seeds start: same object pose, goal and active hand, the robot at the ready pose.
 
@@ -191,8 +194,8 @@ def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds:
     ``env_randomization`` defaults to none: the twin runs the nominal model too. ``command_path``: a
     factory of what the robot's driver does between the policy and the joints
     (``recipe_gr1_driver.command_path``; ``RecipeVecEnv.set_command_path``), None to command the actuators
-    directly as training does. ``input_age``: an ``eval_generalist.InputAge`` (depth and object position as
-    old as the stack delivers them), None for current inputs.
+    directly as training does. ``input_age``: depth and object position as old as the stack delivers them
+    (``eval_generalist.InputAge``), None for current inputs.
     """
     from recipe_policy.runtime import RuntimeConfig
     from recipe_sim.distill.eval_generalist import ChunkController

@@ -150,12 +150,12 @@ class StopSignals:
         self.count += 1
         if self.count == 1:
             self.signum = signum
+            if self._pipe is None:  # not installed (called directly): nothing can hold a lock we need
+                self.request()
+                return
             self._requested = True
-            if self._pipe is not None:  # no locks here: the wake-up thread runs the callbacks
-                with contextlib.suppress(OSError):
-                    os.write(self._pipe[1], b"w")
-            else:  # not installed (called directly): nothing can hold a lock we need
-                self._run_wakeups()
+            with contextlib.suppress(OSError):  # no locks here: the wake-up thread runs the callbacks
+                os.write(self._pipe[1], b"w")
             return
         name = signal.Signals(signum).name
         if self.count < self.force_after:

@@ -39,6 +39,7 @@ import torch
 
 from recipe_common import robot_spec
 from recipe_common.checkpoint_io import write_json
+from recipe_common.observation import field_slice
 from recipe_common.policy_image import PolicyImageSpec, to_policy_image
 from recipe_policy.interface import DeployablePolicy
 from recipe_policy.runtime import ActionChunkRuntime, ObservationWindow, RuntimeConfig
@@ -47,6 +48,7 @@ from recipe_sim.disturbances import expand_conditions
 from recipe_sim.ppo.evaluation import CONDITIONS
 
 DEFAULT_RANDOMIZATION = "randomization_low_noise.yaml"
+OBJECT_POS = field_slice("object_pos")  # in the env's ``policy`` observation rows
 
 
 def predict_many(policy: DeployablePolicy, states: np.ndarray, depths: np.ndarray | None) -> np.ndarray:
@@ -133,15 +135,13 @@ class ChunkController:
               image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """The observation as the policy gets it with ``input_age``: object position and depth from that
         many steps earlier (the episode's first one until there are enough)."""
-        hist = self.history[i]
-        hist.append((state[robot_spec.ACTION_DIM:robot_spec.ACTION_DIM + 3].copy(), image))
         if self.depth_age == self.object_age == 0:
             return state, image
+        hist = self.history[i]
+        hist.append((state[OBJECT_POS].copy(), image))
         state = state.copy()
-        obj, _ = hist[max(0, len(hist) - 1 - self.object_age)]
-        state[robot_spec.ACTION_DIM:robot_spec.ACTION_DIM + 3] = obj
-        _, image = hist[max(0, len(hist) - 1 - self.depth_age)]
-        return state, image
+        state[OBJECT_POS] = hist[max(0, len(hist) - 1 - self.object_age)][0]
+        return state, hist[max(0, len(hist) - 1 - self.depth_age)][1]
 
     def __call__(self, obs: Any) -> torch.Tensor:
         env = self.env
