@@ -204,6 +204,25 @@ def pin_twin(procs: list[ProcessDecl], twin_cpus: str, available: Iterable[int])
     return [replace(p, cpus=format_cpu_list(pinned if p.key == "twin" else rest)) for p in procs]
 
 
+def sim_object_footprint(name: str) -> list[float] | None:
+    """The twin's object footprint (half-extents x, y in m) when it is an oblong box, else None (a round or
+    square footprint is as deep as wide, which the centre estimate assumes without one).
+
+    Perception's centre estimate needs a box's footprint (its depth along the view is not visible from the
+    tripod; config/perception.yaml ``object_footprint_m``). On the robot the user writes it there; on the
+    twin the object is a catalog entry, read from config/objects.yaml through recipe_sim (which the twin
+    runs anyway).
+    """
+    if not name:
+        return None
+    from recipe_sim.objects import load_catalog
+
+    spec = load_catalog().objects.get(name)
+    if spec is None or spec.shape != "box" or abs(spec.size[0] - spec.size[1]) < 1e-6:
+        return None
+    return [float(spec.size[0]), float(spec.size[1])]
+
+
 def deploy_stack(opts: StackOptions, cpus: Iterable[int] | None = None) -> list[ProcessDecl]:
     """The processes of the deploy stack in start order (``cpus``: the machine's, for ``twin_cpus``;
     default: this process's affinity)."""
@@ -227,10 +246,13 @@ def deploy_stack(opts: StackOptions, cpus: Iterable[int] | None = None) -> list[
             nodes=(NodeDecl("realsense", "perception.yaml"),),
             ready=f"topic:{camera_table()[THIRD_VIEW].topics().depth}", required=False, max_restarts=3))
     if opts.object_source == "perception":
+        footprint = sim_object_footprint(opts.sim_object) if opts.backend == "sim" else None
         procs.append(ProcessDecl(
             key="perception", package="recipe_perception", executable="perception",
             compose="recipe_perception.node:PerceptionNode",
-            nodes=(NodeDecl("perception", "perception.yaml", {}),), ready="topic:/object_state"))
+            nodes=(NodeDecl("perception", "perception.yaml",
+                            {"object_footprint_m": footprint} if footprint else {}),),
+            ready="topic:/object_state"))
     procs.append(ProcessDecl(
         key="policy", package="recipe_policy", executable="policy_node",
         compose="recipe_policy.node:PolicyNode",

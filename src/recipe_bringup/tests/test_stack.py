@@ -140,6 +140,17 @@ def test_truth_object_source_replaces_perception_on_the_twin_only():
         StackOptions(task="pour")
 
 
+def test_perception_gets_the_twins_box_footprint_only_for_an_oblong_box():
+    def perception_params(**kw):
+        return next(p for p in deploy_stack(StackOptions(**kw)) if p.key == "perception").nodes[0].parameters
+
+    assert perception_params(task="box_lift", sim_object="lift_box") == {"object_footprint_m": [0.10, 0.16]}
+    assert perception_params(task="grasp_reach", sim_object="can_medium") == {}
+    assert perception_params(task="handover", sim_object="handover_block") == {}  # square: as deep as wide
+    # on the robot the user's config/perception.yaml says it
+    assert perception_params(task="box_lift", backend="gr1") == {}
+
+
 def test_deploy_defaults_are_validated(tmp_path):
     bad = tmp_path / "deploy.yaml"
     text = (ROOT / "config" / "deploy.yaml").read_text()

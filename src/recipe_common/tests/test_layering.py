@@ -22,6 +22,8 @@ ALLOWED_SIM_IMPORTS = {
     "recipe_autotune/recipe_autotune/tracking.py": "replays the commands in candidate simulators",
     "recipe_bringup/recipe_bringup/embedded.py": "the scripted smoke mode plays recipe_sim.scripted_play",
     "recipe_bringup/recipe_bringup/trial_node.py": "the trial service reads the twin's ground truth",
+    "recipe_bringup/recipe_bringup/stack.py": "on the twin (backend sim only, lazily) perception gets "
+    "the catalog object's box footprint",
     "recipe_perception/recipe_perception/self_filter.py": "renders the robot model at the joint states "
     "(robot self-filter); imported lazily, only when the filter is on",
     "recipe_perception/recipe_perception/sim_check.py": "perception's twin scenes: the calibration's sim "

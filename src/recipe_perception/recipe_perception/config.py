@@ -81,6 +81,8 @@ class PerceptionConfig:
     robot_margin_m: float = 0.03
     min_blob_px: int = 15
     gate_m: float = 0.08
+    # a box-shaped target's footprint half-extents (m); [0, 0] = round or square (as deep as wide)
+    object_footprint_m: list[float] = field(default_factory=lambda: [0.0, 0.0])
     # head depth outputs
     head_min_height_m: float = 0.02
     # sam2 segmenter
@@ -138,6 +140,10 @@ class PerceptionConfig:
                 f"{lo.tolist()} and {hi.tolist()}"
             )
         as_vector(self.workspace_centre, f"{w}.workspace_centre", 3)
+        fp = as_vector(self.object_footprint_m, f"{w}.object_footprint_m", 2)
+        if not ((fp == 0.0).all() or (fp > 0.0).all()):
+            raise ConfigError(f"{w}.object_footprint_m: two positive half-extents (m), or [0, 0] for a round "
+                              f"or square object; got {fp.tolist()}")
         for key in ("object_state_topic", "joint_states_topic", "reset_service", "diagnostics_topic"):
             as_str(getattr(self, key), f"{w}.{key}", nonempty=True)
         try:
@@ -151,6 +157,11 @@ class PerceptionConfig:
             )
 
     # ------------------------------------------------------------------ derived
+    def footprint(self) -> tuple[float, float] | None:
+        """The box footprint the centre estimate uses, or None (round or square: as deep as wide)."""
+        a, b = (float(v) for v in self.object_footprint_m)
+        return (a, b) if a > 0.0 else None
+
     def prompt(self) -> Prompt:
         return Prompt.parse(self.target_prompt)
 

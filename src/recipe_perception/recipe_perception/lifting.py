@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from recipe_common.cameras import Intrinsics
+from recipe_perception.box_footprint import FootprintFit, fit_box_footprint
 
 
 def mask_centre(mask: np.ndarray) -> tuple[float, float] | None:
@@ -98,7 +99,9 @@ class CentreEstimator:
     * along the view: the front-most point of the object's profile (the minimum over lateral bins of the
       median depth of each bin: robust to per-pixel noise, unlike the closest single pixel) plus the
       object's lateral half-width: exact for cylinders, spheres' silhouettes and square boxes at any yaw,
-      since their depth extent equals their width;
+      since their depth extent equals their width. A box with an oblong footprint (box_lift's) is not:
+      given its footprint (``footprint``: half-extents, m), the rectangle at the yaw that fits the visible
+      side faces best (``box_footprint``) gives both horizontal coordinates;
     * the bottom: an object standing on the table loses its lowest centimetres to the height threshold
       that removes the table, so when the lowest point is within ``table_snap_m`` of the table plane the
       bottom is the plane itself.
@@ -125,6 +128,8 @@ class CentreEstimator:
         max_turn_deg: float = 25.0,
         start_tilt_deg: float = 10.0,
         turn_cost_m_per_deg: float = 1e-4,
+        footprint: tuple[float, float] | None = None,
+        max_footprint_residual_m: float = 0.01,
     ) -> None:
         self.bin_m = bin_m
         self.table_snap_m = table_snap_m
@@ -137,6 +142,10 @@ class CentreEstimator:
         self.max_turn_deg = max_turn_deg
         self.start_tilt_deg = start_tilt_deg
         self.turn_cost_m_per_deg = turn_cost_m_per_deg
+        if footprint is not None and (len(footprint) != 2 or not all(float(v) > 0.0 for v in footprint)):
+            raise ValueError(f"footprint must be two positive half-extents (m), got {footprint!r}")
+        self.max_footprint_residual_m = max_footprint_residual_m
+        self.footprint = None if footprint is None else (float(footprint[0]), float(footprint[1]))
         self._rng = np.random.default_rng(0)
         self.reset()
 
@@ -199,8 +208,11 @@ class CentreEstimator:
             c_z = lo_z + ref_h
         else:
             c_z = _centre_on_axis(lo_z, hi_z, ref_h, None if prev is None else float(prev[2]))
-        front = self._front(a_l, a_h, a_z, hi_z)
-        c_h = front + ref_w
+        fit = self._fit_footprint(a_l, a_h, a_z, hi_z)
+        if fit is not None:  # a box's side faces fitted by its footprint: both horizontal coordinates
+            c_l, c_h = fit.centre
+        else:
+            c_h = self._front(a_l, a_h, a_z, hi_z) + ref_w
         centre = c_l * lat + c_h * h + np.array([0.0, 0.0, c_z])
         tol = 0.004 + 0.1 * ref_w
         full_view = (
@@ -289,6 +301,18 @@ class CentreEstimator:
                 break
         dist, _ = self._tree.query((p - c) @ rot)
         return rot, c, float(np.median(dist))
+
+    def _fit_footprint(
+        self, a_l: np.ndarray, a_h: np.ndarray, a_z: np.ndarray, top: float
+    ) -> FootprintFit | None:
+        """The footprint's fit to the side faces (below the top), or None: no footprint, or a poor fit."""
+        if self.footprint is None:
+            return None
+        side = a_z < top - self.top_exclude_m
+        if np.count_nonzero(side) < self.min_points:
+            return None
+        fit = fit_box_footprint(a_l[side], a_h[side], *self.footprint)
+        return fit if fit is not None and fit.residual <= self.max_footprint_residual_m else None
 
     def _front(self, a_l: np.ndarray, a_h: np.ndarray, a_z: np.ndarray, top: float) -> float:
         """Nearest point of the object's horizontal profile (along h), robust to per-pixel depth noise."""

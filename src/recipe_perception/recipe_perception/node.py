@@ -134,6 +134,7 @@ class PerceptionNode(Node):
             occluded_timeout_s=cfg.occluded_timeout_s,
             init_timeout_s=cfg.init_timeout_s,
             use_hand_attachment=cfg.hand_attachment,
+            footprint=cfg.footprint(),
         )
         self.pipeline.reset(self._now())
         self._head = (

@@ -47,6 +47,7 @@ class ThirdViewPipeline:
         init_timeout_s: float = 3.0,
         mask_erode_px: int = 2,
         use_hand_attachment: bool = True,
+        footprint: tuple[float, float] | None = None,
     ) -> None:
         self.segmenter = segmenter
         self.extrinsics = extrinsics
@@ -55,7 +56,7 @@ class ThirdViewPipeline:
         self._filter: Any = None
         self._filter_k: Intrinsics | None = None
         self.track = TrackState(occluded_timeout_s, init_timeout_s)
-        self.centre = CentreEstimator()
+        self.centre = CentreEstimator(footprint=footprint)
         self.mask_erode_px = mask_erode_px
         self.use_hand_attachment = use_hand_attachment
         self.attachment = HandAttachment()

@@ -33,6 +33,8 @@ def test_the_shipped_file_loads():
         ({"camera": "wrist"}, "perception.camera must be one of"),
         ({"rate": 5.0}, "unknown key 'rate'"),
         ({"self_filter": "yes"}, "self_filter must be true or false"),
+        ({"object_footprint_m": [0.1, 0.0]}, r"object_footprint_m: two positive half-extents"),
+        ({"object_footprint_m": [0.1]}, r"object_footprint_m"),
     ],
 )
 def test_bad_values_name_the_key(override, message):
