@@ -25,6 +25,7 @@ ACTIVATIONS = ("elu", "relu", "mish", "gelu")
 BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
 PREDICTION_TYPES = ("epsilon", "sample")
 SAMPLERS = ("ddim", "ddpm")
+TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")  # diffusers' DDIM timestep spacings
 STATE_KEYS = ("state", "obs_state")
 
 
@@ -68,6 +69,12 @@ class DiffusionConfig:
     # sampling: the most likely mode, none of the label noise resampled). A deployment choice, like
     # inference_steps: the training is the same. Checkpoints without the key used 1.
     initial_noise_scale: float = 1.0
+    # Which training timesteps a few-step DDIM visits. diffusers' default, "leading", starts 2 steps at t=50
+    # ([50, 0]) from pure noise, a noise level the model was trained to see only at t=99; "trailing" starts
+    # at t=99 ([99, 49]): Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed".
+    # box_lift's generalist (8,000 steps): 2 leading steps 4% nominal, 2 trailing 98% (4 leading: 98%);
+    # docs/distillation.md. A deployment choice; checkpoints without the key used "leading".
+    timestep_spacing: str = "leading"
 
 
 @dataclass(frozen=True)
@@ -205,6 +212,7 @@ _CHOICES = {
     "diffusion.beta_schedule": BETA_SCHEDULES,
     "diffusion.prediction_type": PREDICTION_TYPES,
     "diffusion.sampler": SAMPLERS,
+    "diffusion.timestep_spacing": TIMESTEP_SPACINGS,
     "training.state_key": STATE_KEYS,
 }
 _POSITIVE = {

@@ -49,7 +49,7 @@ def make_schedulers(profile: PolicyProfile) -> tuple[Any, Any]:
         infer = DDPMScheduler.from_config(train.config)
         infer.set_timesteps(d.train_steps)
     else:
-        infer = DDIMScheduler.from_config(train.config)
+        infer = DDIMScheduler.from_config(train.config, timestep_spacing=d.timestep_spacing)
         infer.set_timesteps(d.inference_steps)
     return train, infer
 
@@ -142,6 +142,22 @@ class DiffusionPolicyModel(nn.Module):
             raise ValueError(f"inference steps must be in 1..{most}, got {steps}")
         self.infer_scheduler.set_timesteps(int(steps))
 
+    def set_timestep_spacing(self, spacing: str) -> None:
+        """Visit the DDIM timesteps spaced ``spacing`` (leading / trailing / linspace) instead of the
+        profile's; the number of steps stays (a deployment choice; see DiffusionConfig.timestep_spacing)."""
+        from diffusers import DDIMScheduler
+
+        from recipe_policy.config import TIMESTEP_SPACINGS
+
+        if self.profile.diffusion.sampler == "ddpm":
+            raise ValueError("the DDPM sampler always takes every training step; no spacing to choose")
+        if spacing not in TIMESTEP_SPACINGS:
+            raise ValueError(f"timestep spacing must be one of {list(TIMESTEP_SPACINGS)}, got {spacing!r}")
+        steps = len(self.infer_scheduler.timesteps)
+        config = self.infer_scheduler.config
+        self.infer_scheduler = DDIMScheduler.from_config(config, timestep_spacing=spacing)
+        self.infer_scheduler.set_timesteps(steps)
+
     def set_initial_noise_scale(self, scale: float) -> None:
         """Start each chunk's denoising from ``scale`` x N(0, I) instead of the profile's scale (0: a
         deterministic chunk per observation window; a deployment choice, measured by eval_generalist)."""
@@ -154,6 +170,8 @@ class DiffusionPolicyModel(nn.Module):
         return {
             "sampler": self.profile.diffusion.sampler,
             "inference_steps": len(self.infer_scheduler.timesteps),
+            "timestep_spacing": self.infer_scheduler.config.get("timestep_spacing", "leading")
+            if self.profile.diffusion.sampler == "ddim" else None,
             "initial_noise_scale": self.initial_noise_scale,
         }
 

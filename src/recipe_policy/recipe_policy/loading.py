@@ -71,13 +71,18 @@ def resolve(ref: str | Path) -> Path:
 
 
 def load_policy(
-    ref: str | Path, fmt: str = "ts", inference_steps: int = 0, initial_noise_scale: float | None = None
+    ref: str | Path,
+    fmt: str = "ts",
+    inference_steps: int = 0,
+    initial_noise_scale: float | None = None,
+    timestep_spacing: str | None = None,
 ) -> DeployablePolicy:
     """Load a specialist (folder, name or exported file) or a generalist (safetensors, folder or name).
 
     ``fmt`` picks the exported format of a specialist folder: ``ts`` (TorchScript) or ``onnx``.
     A generalist's sampler (specialists ignore both): ``inference_steps`` DDIM steps per chunk (0 = its
-    profile's), ``initial_noise_scale`` of the Gaussian each chunk starts from (None = its profile's).
+    profile's), ``initial_noise_scale`` of the Gaussian each chunk starts from (None = its profile's),
+    ``timestep_spacing`` of the DDIM steps (None = its profile's).
     """
     policy = _load_policy(ref, fmt)
     if hasattr(policy, "model"):
@@ -85,6 +90,8 @@ def load_policy(
             policy.model.set_inference_steps(inference_steps)
         if initial_noise_scale is not None:
             policy.model.set_initial_noise_scale(initial_noise_scale)
+        if timestep_spacing:
+            policy.model.set_timestep_spacing(timestep_spacing)
     return policy
 
 

@@ -75,6 +75,7 @@ class PolicyNodeConfig:
     max_inference_s: float = 0.25
     inference_steps: int = 0  # generalists: DDIM steps per chunk; 0 = the checkpoint's profile
     initial_noise_scale: float = -1.0  # generalists: the sampler's starting noise; < 0 = the checkpoint's
+    timestep_spacing: str = ""  # generalists: DDIM timestep spacing; "" = the checkpoint's
     joint_state_topic: str = "/joint_states"
     command_topic: str = "/joint_commands"
     object_topic: str = "/object_state"
@@ -95,6 +96,8 @@ class PolicyNodeConfig:
             max_inference_s=as_float(d["max_inference_s"], "max_inference_s", 0.001, 5.0),
             inference_steps=as_int(d["inference_steps"], "inference_steps", 0, 1000),
             initial_noise_scale=as_float(d["initial_noise_scale"], "initial_noise_scale", -1.0, 1.0),
+            timestep_spacing=as_str(d["timestep_spacing"], "timestep_spacing",
+                                    choices=("", "leading", "trailing", "linspace")),
             joint_state_topic=as_str(d["joint_state_topic"], "joint_state_topic", nonempty=True),
             command_topic=as_str(d["command_topic"], "command_topic", nonempty=True),
             object_topic=as_str(d["object_topic"], "object_topic", nonempty=True),
@@ -119,7 +122,8 @@ class PolicyNodeConfig:
         """``load_policy`` keywords for a generalist's sampler (the node and the deploy benchmark's sim
         side load the policy with the same ones)."""
         scale = self.initial_noise_scale
-        return {"inference_steps": self.inference_steps, "initial_noise_scale": scale if scale >= 0 else None}
+        return {"inference_steps": self.inference_steps, "initial_noise_scale": scale if scale >= 0 else None,
+                "timestep_spacing": self.timestep_spacing or None}
 
     def limits(self) -> Limits:
         return Limits(self.max_joint_state_age_s, self.max_object_age_s, self.max_depth_age_s,
@@ -139,7 +143,7 @@ class PolicyNode(Node):
             except PolicyLoadError as exc:
                 raise ConfigError(f"policy: {exc}") from None
             except ValueError as exc:
-                raise ConfigError(f"inference_steps / initial_noise_scale: {exc}") from None
+                raise ConfigError(f"sampler settings (inference_steps, ...): {exc}") from None
         spec = policy.spec
         if spec.task != cfg.task:
             raise ValueError(f"policy {cfg.policy!r} runs task {spec.task!r}, task is set to {cfg.task!r}")

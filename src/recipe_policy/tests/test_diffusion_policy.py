@@ -120,7 +120,7 @@ def test_initial_noise_scale_zero_gives_one_chunk_per_window_and_old_records_rea
     a, b = two_draws()
     torch.testing.assert_close(a, b)  # DDIM from the prior's mean: deterministic
     assert model.sampling() == {"sampler": "ddim", "inference_steps": prof.diffusion.inference_steps,
-                                "initial_noise_scale": 0.0}
+                                "timestep_spacing": "trailing", "initial_noise_scale": 0.0}
     with pytest.raises(ValueError, match=r"initial noise scale must be in \[0, 1\]"):
         model.set_initial_noise_scale(1.5)
     for bad in (-0.1, 1.5):
@@ -129,6 +129,32 @@ def test_initial_noise_scale_zero_gives_one_chunk_per_window_and_old_records_rea
     old = prof.to_dict()
     del old["diffusion"]["initial_noise_scale"]
     assert profile_from_dict({k: v for k, v in old.items() if k != "name"}, "tiny") == prof
+
+
+def test_timestep_spacing_trailing_starts_few_steps_from_the_last_training_step():
+    """diffusers' default spacing starts 2 DDIM steps at t=50 from pure noise; trailing starts at t=99."""
+    prof = load_profile("tiny").with_changes(**{"diffusion.train_steps": 100})
+    assert prof.diffusion.timestep_spacing == "trailing"  # config/policy.yaml
+    prof = prof.with_changes(**{"diffusion.timestep_spacing": "leading"})
+    model = DiffusionPolicyModel(prof, True, (HEAD.near_m, HEAD.far_m))
+    model.set_inference_steps(2)
+    assert model.infer_scheduler.timesteps.tolist() == [50, 0]
+    model.set_timestep_spacing("trailing")
+    assert model.infer_scheduler.timesteps.tolist() == [99, 49]
+    assert model.sampling()["timestep_spacing"] == "trailing"
+    model.set_inference_steps(4)  # the spacing stays when the step count changes
+    assert model.infer_scheduler.timesteps.tolist() == [99, 74, 49, 24]
+    with pytest.raises(ValueError, match="timestep spacing must be one of"):
+        model.set_timestep_spacing("uniform")
+    trailing = prof.with_changes(**{"diffusion.timestep_spacing": "trailing"})
+    built = DiffusionPolicyModel(trailing, True, (HEAD.near_m, HEAD.far_m))
+    assert built.sampling()["timestep_spacing"] == "trailing"
+    with pytest.raises(ConfigError, match=r"diffusion\.timestep_spacing"):
+        prof.with_changes(**{"diffusion.timestep_spacing": "uniform"})
+    old = prof.to_dict()
+    del old["diffusion"]["timestep_spacing"]  # records written before the key: diffusers' default
+    read = profile_from_dict({k: v for k, v in old.items() if k != "name"}, "tiny")
+    assert read.diffusion.timestep_spacing == "leading"
 
 
 @pytest.mark.parametrize("use_depth", [True, False])

@@ -99,8 +99,9 @@ def test_a_generalist_round_trips_weights_normalizers_and_spec(tmp_path: Path):
     with pytest.raises(ValueError, match="NaN"):
         pol.predict(states, np.full((n, h, h), np.nan, np.float32))
     # the sampler is a load-time choice (the node's config), not baked into the weights
-    det = load_policy(tmp_path, inference_steps=2, initial_noise_scale=0.0)
+    det = load_policy(tmp_path, inference_steps=2, initial_noise_scale=0.0, timestep_spacing="trailing")
     assert det.model.sampling()["inference_steps"] == 2 and det.model.sampling()["initial_noise_scale"] == 0.0
+    assert det.model.sampling()["timestep_spacing"] == "trailing"
     np.testing.assert_array_equal(det.predict(states, depths), det.predict(states, depths))
 
 

@@ -181,6 +181,12 @@ def test_the_params_file_reads_outside_ros_as_the_node_validates_it(tmp_path):
     # the sampler keywords the node (and the deploy benchmark's sim side) load the policy with
     ok = tmp_path / "ok.yaml"
     ok.write_text("policy:\n  ros__parameters:\n    policy: x\n    inference_steps: 2\n")
-    assert PolicyNodeConfig.load(ok).sampling() == {"inference_steps": 2, "initial_noise_scale": None}
-    ok.write_text("policy:\n  ros__parameters:\n    policy: x\n    initial_noise_scale: 0.0\n")
-    assert PolicyNodeConfig.load(ok).sampling() == {"inference_steps": 0, "initial_noise_scale": 0.0}
+    assert PolicyNodeConfig.load(ok).sampling() == {"inference_steps": 2, "initial_noise_scale": None,
+                                                    "timestep_spacing": None}
+    ok.write_text("policy:\n  ros__parameters:\n    policy: x\n    initial_noise_scale: 0.0\n"
+                  "    timestep_spacing: trailing\n")
+    assert PolicyNodeConfig.load(ok).sampling() == {"inference_steps": 0, "initial_noise_scale": 0.0,
+                                                    "timestep_spacing": "trailing"}
+    bad.write_text("policy:\n  ros__parameters:\n    policy: x\n    timestep_spacing: uniform\n")
+    with pytest.raises(ConfigError, match=r"policy_node.yaml.*timestep_spacing"):
+        PolicyNodeConfig.load(bad)

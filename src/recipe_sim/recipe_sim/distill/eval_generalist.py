@@ -371,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--initial-noise-scale", type=float, default=None, metavar="S",
                    help="the generalists' sampler starts from S x N(0, I); 0: deterministic chunks "
                    "(default: their profile's)")
+    p.add_argument("--timestep-spacing", choices=["leading", "trailing", "linspace"], default=None,
+                   help="the generalists' DDIM timestep spacing (default: their profile's; trailing: few "
+                   "steps start from t = T-1)")
     p.add_argument("--episodes", type=int, default=64, help="episodes per object and condition (one per env)")
     p.add_argument(
         "--seed", type=int, default=4242, help="evaluation seed (keep apart from training/collection)"
@@ -422,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     try:
         policies = {label: load_policy(ref, inference_steps=a.inference_steps or 0,
-                                       initial_noise_scale=a.initial_noise_scale)
+                                       initial_noise_scale=a.initial_noise_scale,
+                                       timestep_spacing=a.timestep_spacing)
                     for label, ref in _labelled(a.policy).items()}
         first = next(iter(policies.values()))
         specs = specialists_of(first) if a.specialists is None else a.specialists
