@@ -182,3 +182,28 @@ def test_the_committed_grasp_reach_generalist_loads_by_name_and_acts():
     depths = np.full((2, s.depth.height, s.depth.width), 0.8, np.float32)
     a = pol.predict(np.tile(_state(), (2, 1)), depths)
     assert a.shape == (8, 26) and np.isfinite(a).all()
+
+
+def test_the_committed_box_lift_generalist_loads_by_name_and_acts_with_both_hands():
+    pol = load_policy("box_lift_generalist")
+    s = pol.spec
+    assert (s.kind, s.task, s.uses_depth, s.uses_object_pos) == ("diffusion", "box_lift", True, True)
+    assert set(s.objects) == {"lift_box", "lift_box_small", "lift_box_wide"}
+    assert pol.record["weights_dtype"] == "float16" and pol.record["training"]["step"] == 20000
+    assert [src["name"] for src in pol.record["dataset"]["sources"]] == ["box_lift"]
+    depths = np.full((2, s.depth.height, s.depth.width), 0.8, np.float32)
+    a = pol.predict(np.tile(_state(), (2, 1)), depths)
+    assert a.shape == (8, 26) and np.isfinite(a).all()
+
+
+def test_no_committed_generalist_shadows_a_specialist_of_the_same_name():
+    """Names resolve generalists first: a generalist named like a specialist would hide it (from
+    config/deploy.yaml, and from eval_generalist's comparison with the specialists a dataset names)."""
+    from recipe_policy.loading import GENERALISTS_DIR, search_roots
+
+    generalists = {p.name for p in GENERALISTS_DIR.iterdir() if p.is_dir()}
+    specialist_roots = [r for r in search_roots() if r.name == "specialists"]
+    assert specialist_roots, "recipe_sim's specialists are not on the search path"
+    specialists = {p.name for r in specialist_roots for p in r.iterdir() if p.is_dir()}
+    assert generalists and specialists
+    assert not generalists & specialists, generalists & specialists
