@@ -302,22 +302,27 @@ class CentreEstimator:
         dist, _ = self._tree.query((p - c) @ rot)
         return rot, c, float(np.median(dist))
 
+    def _side(self, a_z: np.ndarray, top: float) -> np.ndarray | None:
+        """Mask of the points on the side faces (below the top), or None with too few of them."""
+        side = a_z < top - self.top_exclude_m
+        return side if np.count_nonzero(side) >= self.min_points else None
+
     def _fit_footprint(
         self, a_l: np.ndarray, a_h: np.ndarray, a_z: np.ndarray, top: float
     ) -> FootprintFit | None:
         """The footprint's fit to the side faces (below the top), or None: no footprint, or a poor fit."""
         if self.footprint is None:
             return None
-        side = a_z < top - self.top_exclude_m
-        if np.count_nonzero(side) < self.min_points:
+        side = self._side(a_z, top)
+        if side is None:
             return None
         fit = fit_box_footprint(a_l[side], a_h[side], *self.footprint)
         return fit if fit is not None and fit.residual <= self.max_footprint_residual_m else None
 
     def _front(self, a_l: np.ndarray, a_h: np.ndarray, a_z: np.ndarray, top: float) -> float:
         """Nearest point of the object's horizontal profile (along h), robust to per-pixel depth noise."""
-        side = a_z < top - self.top_exclude_m
-        if np.count_nonzero(side) >= self.min_points:
+        side = self._side(a_z, top)
+        if side is not None:
             a_l, a_h = a_l[side], a_h[side]
         bins = np.floor((a_l - a_l.min()) / self.bin_m).astype(int)
         order = np.argsort(bins, kind="stable")

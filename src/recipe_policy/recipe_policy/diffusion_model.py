@@ -18,7 +18,7 @@ from torch import nn
 
 from recipe_common import robot_spec
 from recipe_common.observation import policy_layout
-from recipe_policy.config import PolicyProfile
+from recipe_policy.config import TIMESTEP_SPACINGS, PolicyProfile
 from recipe_policy.normalizer import RangeNormalizer
 from recipe_policy.obs_encoder import ObservationEncoder
 from recipe_policy.unet1d import ConditionalUnet1D
@@ -146,8 +146,6 @@ class DiffusionPolicyModel(nn.Module):
         """Visit the DDIM timesteps spaced ``spacing`` (leading / trailing / linspace) instead of the
         profile's; the number of steps stays (a deployment choice; see DiffusionConfig.timestep_spacing)."""
         from diffusers import DDIMScheduler
-
-        from recipe_policy.config import TIMESTEP_SPACINGS
 
         if self.profile.diffusion.sampler == "ddpm":
             raise ValueError("the DDPM sampler always takes every training step; no spacing to choose")

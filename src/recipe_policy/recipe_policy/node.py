@@ -50,6 +50,7 @@ from recipe_common.ros.process import run_nodes
 from recipe_common.tasks import TASK_NAMES
 from recipe_interfaces.msg import ObjectState, PolicyStatus
 from recipe_interfaces.srv import StartEpisode
+from recipe_policy.config import TIMESTEP_SPACINGS
 from recipe_policy.controller import FAULT, HOLDING, IDLE, RUNNING, Limits, PolicyController
 
 STATES = {IDLE: PolicyStatus.STATE_IDLE, RUNNING: PolicyStatus.STATE_RUNNING,
@@ -97,7 +98,7 @@ class PolicyNodeConfig:
             inference_steps=as_int(d["inference_steps"], "inference_steps", 0, 1000),
             initial_noise_scale=as_float(d["initial_noise_scale"], "initial_noise_scale", -1.0, 1.0),
             timestep_spacing=as_str(d["timestep_spacing"], "timestep_spacing",
-                                    choices=("", "leading", "trailing", "linspace")),
+                                    choices=("", *TIMESTEP_SPACINGS)),
             joint_state_topic=as_str(d["joint_state_topic"], "joint_state_topic", nonempty=True),
             command_topic=as_str(d["command_topic"], "command_topic", nonempty=True),
             object_topic=as_str(d["object_topic"], "object_topic", nonempty=True),

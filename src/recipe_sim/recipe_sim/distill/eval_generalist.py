@@ -41,6 +41,7 @@ from recipe_common import robot_spec
 from recipe_common.checkpoint_io import write_json
 from recipe_common.observation import field_slice
 from recipe_common.policy_image import PolicyImageSpec, to_policy_image
+from recipe_policy.config import TIMESTEP_SPACINGS
 from recipe_policy.interface import DeployablePolicy
 from recipe_policy.runtime import ActionChunkRuntime, ObservationWindow, RuntimeConfig
 from recipe_sim.disturbances import ALL as ALL_DISTURBANCES
@@ -371,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--initial-noise-scale", type=float, default=None, metavar="S",
                    help="the generalists' sampler starts from S x N(0, I); 0: deterministic chunks "
                    "(default: their profile's)")
-    p.add_argument("--timestep-spacing", choices=["leading", "trailing", "linspace"], default=None,
+    p.add_argument("--timestep-spacing", choices=TIMESTEP_SPACINGS, default=None,
                    help="the generalists' DDIM timestep spacing (default: their profile's; trailing: few "
                    "steps start from t = T-1)")
     p.add_argument("--episodes", type=int, default=64, help="episodes per object and condition (one per env)")
