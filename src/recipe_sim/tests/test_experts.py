@@ -133,6 +133,26 @@ def test_box_expert_follows_a_box_moved_during_the_approach():
         env.close()
 
 
+def test_box_expert_aims_the_same_whatever_the_yaw_it_cannot_share_with_a_policy():
+    """The policy observes the box's position, not its yaw: with ``yaw_blind`` (the default) the palm targets
+    of a yawed and a square box at the same place are the same, so a clone can imitate them; the true yaw
+    still decides when the palms touch. Without it they differ."""
+    env = _env("box_lift", "lift_box", 2)
+    try:
+        oa = env.index.object_qpos_adr
+        pose = env.physics.qpos[:, oa : oa + 7].copy()
+        pose[1] = pose[0]
+        half = 0.5 * 0.5  # yaw 0.5 rad
+        pose[1, 3:7] = [np.cos(half), 0.0, 0.0, np.sin(half)]
+        env.teleport([0, 1], object_pose=pose, hold_targets=False)
+        blind, seeing = make_expert(env), make_expert(env, yaw_blind=None)
+        a, b = blind.joint_targets(), seeing.joint_targets()
+    finally:
+        env.close()
+    assert np.abs(a[0, :14] - a[1, :14]).max() < 1e-6
+    assert np.abs(b[0, :14] - b[1, :14]).max() > 1e-3
+
+
 def test_expert_interface_actions_resets_and_new_episodes():
     env = _env("grasp_reach", "can_small", 3)
     try:
