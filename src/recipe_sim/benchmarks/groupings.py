@@ -118,17 +118,31 @@ def checkpoint_metadata(ckpt: Path) -> dict[str, Any]:
         return {}
 
 
+def add_common_means(rows: dict[str, dict[str, Any]], objects: list[str], conditions: list[str]) -> list[str]:
+    """Set each row's ``mean_common``: the mean over the objects that every grouping has a result for under
+    every condition (a grouping with untrained groups would otherwise be averaged over other objects)."""
+    common = [o for o in objects
+              if all(o in r["success"].get(c, {}) for r in rows.values() for c in conditions)]
+    for r in rows.values():
+        r["mean_common"] = ({c: sum(r["success"][c][o] for o in common) / len(common) for c in conditions}
+                            if common else {})
+        r["common_objects"] = common
+    return common
+
+
 def markdown(rows: dict[str, dict[str, Any]], objects: list[str], conditions: list[str], episodes: int,
              seed: int) -> str:
     """The benchmark's table: one line per grouping with the mean per condition, then per object."""
     lines = ["# grasp_reach groupings (paper: all / shape / mix / single)", "",
              f"Each object evaluated by its own group's specialist, deterministic, from the ready pose, "
-             f"{episodes} episodes per object, seed {seed}. Mean over the objects that have a specialist.",
+             f"{episodes} episodes per object, seed {seed}. Mean over the objects every grouping has a "
+             "specialist for.",
              "",
              "| grouping | specialists | minutes | expert episodes | " + " | ".join(conditions) + " |",
              "|---|---|---|---|" + "---|" * len(conditions)]
     for g, r in rows.items():
-        cells = [f"{100 * r['mean_success'][c]:.1f}%" if c in r["mean_success"] else "" for c in conditions]
+        mean = r.get("mean_common", r["mean_success"])
+        cells = [f"{100 * mean[c]:.1f}%" if c in mean else "" for c in conditions]
         head = f"| {g} | {r['specialists']}/{r['groups']} | {r['minutes']} | {r['expert_episodes']:,} | "
         lines.append(head + " | ".join(cells) + " |")
     for c in conditions:
@@ -152,10 +166,12 @@ def plot(rows: dict[str, dict[str, Any]], conditions: list[str], path: Path) -> 
     width = 0.8 / max(1, len(conditions))
     x = np.arange(len(rows))
     for k, c in enumerate(conditions):
-        ax.bar(x + k * width, [100 * r["mean_success"].get(c, 0.0) for r in rows.values()], width, label=c)
+        means = [100 * r.get("mean_common", r["mean_success"]).get(c, 0.0) for r in rows.values()]
+        ax.bar(x + k * width, means, width, label=c)
     ax.set_xticks(x + width * (len(conditions) - 1) / 2,
                   [f"{g}\n{r['specialists']} spec., {r['minutes']} min" for g, r in rows.items()])
-    ax.set_ylabel("success over the objects (%)")
+    common = next(iter(rows.values())).get("common_objects")
+    ax.set_ylabel(f"mean success over {len(common) if common else 'the'} objects (%)")
     ax.set_ylim(0, 100)
     ax.set_title("grasp_reach specialists by grouping")
     ax.legend(fontsize=8)
@@ -225,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     objects = catalog.group("all")[0]
     order = ["nominal", "low_noise", "degrees", "pushes"]
     conditions.sort(key=lambda c: (order.index(c) if c in order else len(order), c))
+    add_common_means(rows, objects, conditions)
     a.out.mkdir(parents=True, exist_ok=True)
     write_json(a.out / "groupings.json", {"task": "grasp_reach", "eval_seed": seed,
                                           "eval_episodes_per_object": episodes, "profile": a.profile,

@@ -40,6 +40,14 @@ def test_each_object_is_scored_by_its_groups_specialist_and_the_unfinished_are_n
     assert "| g | 1/2 | 3.0 | 450 | 75.0% |" in table and "| g | 100% | 50% | - |" in table
 
 
+def test_groupings_are_compared_on_the_objects_they_all_have(b):
+    rows = {"single": {"success": {"low_noise": {"a": 1.0}}, "mean_success": {"low_noise": 1.0}},
+            "all": {"success": {"low_noise": {"a": 0.5, "b": 0.0}}, "mean_success": {"low_noise": 0.25}}}
+    assert b.add_common_means(rows, ["a", "b"], ["low_noise"]) == ["a"]
+    assert rows["single"]["mean_common"] == {"low_noise": 1.0}
+    assert rows["all"]["mean_common"] == {"low_noise": 0.5}  # b is left out: single has no result for it
+
+
 def test_report_only_aggregates_the_runs_on_disk_and_says_what_is_missing(b, tmp_path: Path, capsys):
     run = tmp_path / "shape"
     (run / "shape_0" / "eval").mkdir(parents=True)
