@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,32 +59,29 @@ def grouping_row(summary: dict[str, Any], metadata: dict[str, dict[str, Any]]) -
             "success": per, "mean_success": mean, "objects_without_specialist": missing}
 
 
-def package_summary(grouping: str, groups: list[list[str]], root: Path) -> tuple[dict, dict]:
-    """A grouping's summary and metadata (as ``grouping_row`` takes them) from its committed packages
-    ``grasp_reach_<grouping>_<i>`` (eval.json, metadata.json): the all-subtasks runner's own outputs, so a
-    grouping trained and packaged once need not be trained again for the table."""
-    subtasks, meta = {}, {}
-    for i, objects in enumerate(groups):
-        slug = f"{grouping}_{i}"
-        folder = root / f"grasp_reach_{slug}"
+def package_summary(subtasks: Sequence[Any], root: Path) -> tuple[dict, dict]:
+    """A grouping's summary and metadata (as ``grouping_row`` takes them) from the committed packages of its
+    sub-tasks (``SubTask``s; the names the all-subtasks runner packages them under, eval.json,
+    metadata.json), so a grouping trained and packaged once need not be trained again for the table."""
+    from recipe_sim.ppo.all_subtasks import package_name, success_rates, training_minutes
+
+    records, meta = {}, {}
+    for sub in subtasks:
+        folder = root / package_name(sub)
         try:
             ev = json.loads((folder / "eval.json").read_text())
             md = json.loads((folder / "metadata.json").read_text())
         except (OSError, ValueError) as exc:
             raise FileNotFoundError(f"{folder}: not a packaged specialist with eval.json and metadata.json "
                                     f"({exc})") from exc
-        if sorted(md["objects"]) != sorted(objects):
-            raise ValueError(f"{folder}: objects {md['objects']} are not group {i} of {grouping} {objects}")
-        demo = md.get("demo_init") or {}
-        seconds = (float((md.get("metrics") or {}).get("wall_time_s", 0.0)) + float(demo.get("seconds", 0.0))
-                   + float(demo.get("bc_seconds", 0.0)))
-        rates = {c: {o: v["success_rate"] for o, v in rows.items()} for c, rows in ev["conditions"].items()}
-        subtasks[slug] = {"objects": list(objects), "eval": rates, "minutes": round(seconds / 60.0, 1),
-                          "checkpoint": None, "package": str(folder)}
-        meta[slug] = md
+        if sorted(md["objects"]) != sorted(sub.objects):
+            raise ValueError(f"{folder}: objects {md['objects']} are not {sub.label} {list(sub.objects)}")
+        records[sub.slug] = {"objects": list(sub.objects), "eval": success_rates(ev),
+                             "minutes": training_minutes(md), "checkpoint": None, "package": str(folder)}
+        meta[sub.slug] = md
         seed, episodes = ev["seed"], ev["episodes_per_object"]
-    summary = {"task": "grasp_reach", "grouping": grouping, "eval_seed": seed,
-               "eval_episodes_per_object": episodes, "subtasks": subtasks}
+    summary = {"task": "grasp_reach", "grouping": subtasks[0].grouping, "eval_seed": seed,
+               "eval_episodes_per_object": episodes, "subtasks": records}
     return summary, meta
 
 
@@ -91,7 +89,9 @@ def run_summary(run: Path) -> dict[str, Any] | None:
     """A grouping run's records from the all-subtasks runner's progress file (``subtasks.json``, rewritten
     after every stage, so an unfinished run reports its evaluated sub-tasks), with the evaluation's seed and
     episodes from a sub-task's eval.json; None if the run never started."""
-    state = run / "subtasks.json"
+    from recipe_sim.ppo.all_subtasks import STATE_FILE
+
+    state = run / STATE_FILE
     if not state.is_file():
         return None
     data = json.loads(state.read_text())
@@ -207,9 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     for g in a.groupings:
         run = a.out / g
         if g in a.from_packages:
+            from recipe_sim.ppo.envs import resolve_subtasks
             from recipe_sim.ppo.packaged import SPECIALISTS_DIR
 
-            summary, meta = package_summary(g, catalog.group(g), SPECIALISTS_DIR)
+            summary, meta = package_summary(resolve_subtasks("grasp_reach", g), SPECIALISTS_DIR)
             rows[g] = grouping_row(summary, meta)
             seed, episodes = summary["eval_seed"], summary["eval_episodes_per_object"]
             conditions += [c for c in rows[g]["success"] if c not in conditions]

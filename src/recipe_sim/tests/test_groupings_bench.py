@@ -69,7 +69,10 @@ def test_report_only_aggregates_the_runs_on_disk_and_says_what_is_missing(b, tmp
 
 
 def test_a_grouping_is_read_from_its_packages_and_a_foreign_package_is_refused(b, tmp_path: Path):
+    from recipe_sim.ppo.envs import SubTask
+
     groups = [["can_small", "puck"], ["bottle"]]
+    subs = [SubTask("grasp_reach", "mix", i, tuple(objs)) for i, objs in enumerate(groups)]
     for i, objs in enumerate(groups):
         folder = tmp_path / f"grasp_reach_mix_{i}"
         folder.mkdir()
@@ -79,14 +82,17 @@ def test_a_grouping_is_read_from_its_packages_and_a_foreign_package_is_refused(b
         (folder / "metadata.json").write_text(json.dumps({
             "objects": objs, "metrics": {"wall_time_s": 6.0},
             "demo_init": {"seconds": 54.0, "bc_seconds": 60.0, "episodes_run": 500, "pairs": 100}}))
-    summary, meta = b.package_summary("mix", groups, tmp_path)
+    summary, meta = b.package_summary(subs, tmp_path)
     row = b.grouping_row(summary, meta)
     assert row["success"]["low_noise"] == {"can_small": 0.25, "puck": 0.5, "bottle": 0.25}
     assert (row["specialists"], row["minutes"], row["expert_episodes"]) == (2, 4.0, 1000)
-    with pytest.raises(ValueError, match="not group 0 of mix"):
-        b.package_summary("mix", [["cube_small"], ["bottle"]], tmp_path)
+    with pytest.raises(ValueError, match=r"not mix\[0\]"):
+        b.package_summary([SubTask("grasp_reach", "mix", 0, ("cube_small",))], tmp_path)
     with pytest.raises(FileNotFoundError, match="grasp_reach_mix_2"):
-        b.package_summary("mix", [*groups, ["ball_large"]], tmp_path)
+        b.package_summary([*subs, SubTask("grasp_reach", "mix", 2, ("ball_large",))], tmp_path)
+    # Single-object groupings are packaged under the object's name, as the runner names them.
+    with pytest.raises(FileNotFoundError, match="grasp_reach_single_puck"):
+        b.package_summary([SubTask("grasp_reach", "single:puck", 0, ("puck",))], tmp_path)
 
 
 def test_nothing_to_report_is_an_error(b, tmp_path: Path):

@@ -77,10 +77,14 @@ class BoxLiftExpert(Expert):
         folded = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
         return yaw, float(np.clip(folded, -self.max_palm_yaw, self.max_palm_yaw))
 
+    def _half_extents(self, i: int) -> tuple[float, float]:
+        """The box's half sizes along its own x and y (a round object: its radius twice)."""
+        size = self.object_size(i)
+        return (float(size[0]), float(size[1])) if size.size >= 2 else (float(size[0]), float(size[0]))
+
     def _support(self, i: int, box_yaw: float, palm_yaw: float) -> float:
         """Half width of the box along the palms' normal (both palms share it)."""
-        size = self.object_size(i)
-        hx, hy = (size[0], size[1]) if size.size >= 2 else (size[0], size[0])
+        hx, hy = self._half_extents(i)
         rel = box_yaw - palm_yaw
         return float(hx * abs(np.sin(rel)) + hy * abs(np.cos(rel)))
 
@@ -89,8 +93,7 @@ class BoxLiftExpert(Expert):
         up to that bound (a policy that sees only the box position can aim the same way)."""
         if self.yaw_blind is None:
             return self._support(i, box_yaw, palm_yaw)
-        size = self.object_size(i)
-        hx, hy = (size[0], size[1]) if size.size >= 2 else (size[0], size[0])
+        hx, hy = self._half_extents(i)
         peak = float(np.arctan2(hx, hy))
         worst = min(peak, self.yaw_blind)
         return float(hx * np.sin(worst) + hy * np.cos(worst))

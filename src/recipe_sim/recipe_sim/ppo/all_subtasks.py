@@ -180,12 +180,23 @@ def _finish(rec: SubtaskRecord, ckpt: Path, wall_s: float | None) -> None:
     rec.checkpoint = str(ckpt)
     rec.iterations = int(meta["iteration"]) + 1
     rec.env_steps = metrics.get("env_steps")
-    # The runner's clock covers PPO over every resume; demonstrations and cloning come on top.
+    rec.minutes = training_minutes(meta)
+    rec.status = "trained"
+
+
+def training_minutes(meta: dict[str, Any]) -> float:
+    """A specialist's training time from its checkpoint metadata: the runner's clock covers PPO over every
+    resume; demonstrations, cloning and DAgger come on top."""
+    metrics = meta.get("metrics") or {}
     demo = meta.get("demo_init") or {}
     demo_s = float(demo.get("seconds", 0.0) or 0.0) + float(demo.get("bc_seconds", 0.0) or 0.0)
     dagger_s = float((demo.get("dagger") or {}).get("seconds", 0.0) or 0.0)
-    rec.minutes = round((float(metrics.get("wall_time_s", 0.0)) + demo_s + dagger_s) / 60.0, 1)
-    rec.status = "trained"
+    return round((float(metrics.get("wall_time_s", 0.0)) + demo_s + dagger_s) / 60.0, 1)
+
+
+def success_rates(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """condition -> object (and ``_overall``) -> success rate, from an ``evaluate_checkpoint`` report."""
+    return {c: {o: v["success_rate"] for o, v in rows.items()} for c, rows in report["conditions"].items()}
 
 
 def _evaluate_one(
@@ -195,7 +206,7 @@ def _evaluate_one(
     out = run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "eval.json", report)
-    return {c: {o: v["success_rate"] for o, v in rows.items()} for c, rows in report["conditions"].items()}
+    return success_rates(report)
 
 
 def evaluate_checkpoint(
