@@ -144,7 +144,7 @@ def test_box_expert_keeps_squeezing_a_lifted_box_that_slid_in_its_grip():
         _run_until(env, expert, "lift", 1)
         oa = env.index.object_qpos_adr
         pose = env.physics.qpos[:, oa : oa + 7].copy()
-        mid = env.physics.palms()[:, :, :].mean(axis=1)
+        mid = env.physics.palms().mean(axis=1)
         rest = env.task.rest_z.numpy()
         pose[:, 0] = mid[:, 0] + 0.14  # slid forward along the palms
         pose[:, 1] = mid[:, 1]

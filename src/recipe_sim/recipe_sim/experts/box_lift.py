@@ -13,10 +13,10 @@ Phases (per env, from the state):
 * ``retreat``: the box dropped or escaped (its centre farther than ``lost_distance`` from the midpoint of
   the palms, or back on the table while the palms are above it): open, back off to the approach points
   raised by ``retreat_height``; then ``approach`` again. A box that is off the table is held, even if it slid
-  along the palms: it counts as lost only beyond ``held_lost_distance``. With one bound for both, 30-53% of
-  the wide box's episodes opened the hands on a lifted box, dropped it and started over; the retries
-  recovered most (the expert's success is the same either way, 256 per box), but a clone imitates the
-  give-ups too: its low-noise success rose 79.6% -> 82.7% with the fix.
+  along the palms: it counts as lost only beyond ``held_lost_distance``. With one bound for both (set it to
+  ``lost_distance``), 30-53% of the wide box's episodes opened the hands on a lifted box, dropped it and
+  started over; the retries recovered most (the expert's success is the same either way, 256 per box), but a
+  clone imitates the give-ups too: its low-noise success rose 79.6% -> 82.7% with the fix.
 
 Palm orientation: the ready pose's (palms facing each other, fingers forward), turned about z by the
 box's yaw folded into +-45 degrees and clipped to ``max_palm_yaw`` (default 0: flat palms square a yawed
@@ -57,7 +57,7 @@ class BoxLiftExpert(Expert):
         arrive_tol: float = 0.02,
         contact_slack: float = 0.035,
         lost_distance: float = 0.12,
-        held_lost_distance: float | None = 0.2,
+        held_lost_distance: float = 0.2,
         retreat_height: float = 0.08,
         max_palm_yaw: float = 0.0,
         above_clearance: float = 0.04,
@@ -135,19 +135,18 @@ class BoxLiftExpert(Expert):
         live = s.obj_pos[i, :2]
         gaps = self._gaps(i, s, yaw, support)  # the true extent: when the palms touch
         aim = self._target_support(i, box_yaw, yaw)  # the extent the targets assume
-        at_grip = abs(mid[2] - z_grip) < 0.04 or lifted_by > 0.01
+        off_table = lifted_by > 0.01
+        at_grip = abs(mid[2] - z_grip) < 0.04 or off_table
         on_box = max(gaps) < self.contact_slack and np.linalg.norm(s.obj_pos[i] - mid) <= self.lost_distance
         if self.PHASES[self.phase[i]] in ("spread", "approach", "retreat") and on_box and at_grip:
             # Both palms already on the box (a learner being relabelled got there its own way): squeeze.
             self.set_phase(i, "squeeze")
             self._grip[i] = live
-        if self.in_phase(i, "squeeze") and lifted_by > 0.01:
+        if self.in_phase(i, "squeeze") and off_table:
             self.set_phase(i, "lift")
         if self.in_phase(i, "lift") or self.in_phase(i, "squeeze"):
             # A box off the table is held by the palms even if it slid in the grip: retreating would drop it.
-            bound = self.lost_distance
-            if self.held_lost_distance is not None and lifted_by > 0.01:
-                bound = self.held_lost_distance
+            bound = self.held_lost_distance if off_table else self.lost_distance
             lost = np.linalg.norm(s.obj_pos[i] - mid) > bound
             dropped = self.in_phase(i, "lift") and lifted_by < 0.01 and mid[2] - s.obj_pos[i, 2] > 0.06
             if lost or dropped:
