@@ -149,6 +149,25 @@ def test_a_mostly_hidden_object_is_followed_by_registration():
         assert np.linalg.norm(out - c) < 0.005, (dz, out - c)
 
 
+def test_a_lifted_object_showing_the_band_the_table_cut_hid_is_not_pulled_down():
+    """Seen on the table, the cube's lowest 2 cm are cut with the table; lifted in a side grasp, the fingers
+    hide its middle and its top, and that bottom band shows. The template is completed down to the table,
+    so the band registers where it is (a bottomless template put the centre 1-3 cm low in the twin)."""
+    half = np.array([0.025, 0.025, 0.025])
+    centre = np.array([0.31, 0.02, TABLE_Z + 0.025])
+    est = CentreEstimator()
+    est.estimate(_cut_at_table(box_surface(centre, half, 0.3)), CAM, table_z=TABLE_Z)
+    for dz in (0.02, 0.04, 0.06, 0.08):
+        lifted = centre + np.array([0.0, 0.0, dz])
+        pts = box_surface(lifted, half, 0.3, seed=int(dz * 100))
+        rel = pts[:, 2] - lifted[2]
+        shown = pts[(rel < -0.015) | ((rel > 0.015) & (rel < half[2] - 1e-6))]  # fingers hide middle and top
+        carried = lifted + np.array([0.004, -0.004, 0.004])  # where the holding hand says it is, a few mm off
+        out = est.estimate(shown, CAM, table_z=TABLE_Z, expected=carried)
+        assert est.registered
+        assert abs(out[2] - lifted[2]) < 0.004, (dz, out - lifted)  # bottomless template: 1 cm low
+
+
 def test_mask_points_back_project_into_the_base_frame():
     cam_to_base = np.eye(4)
     cam_to_base[:3, 3] = [1.0, 2.0, 3.0]
