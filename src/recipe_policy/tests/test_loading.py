@@ -189,7 +189,8 @@ def test_the_committed_box_lift_generalist_loads_by_name_and_acts_with_both_hand
     s = pol.spec
     assert (s.kind, s.task, s.uses_depth, s.uses_object_pos) == ("diffusion", "box_lift", True, True)
     assert set(s.objects) == {"lift_box", "lift_box_small", "lift_box_wide"}
-    assert pol.record["weights_dtype"] == "float16" and pol.record["training"]["step"] == 20000
+    assert pol.record["weights_dtype"] == "float16" and pol.record["training"]["step"] == 16000
+    assert pol.record["profile"]["diffusion"]["timestep_spacing"] == "trailing"
     assert [src["name"] for src in pol.record["dataset"]["sources"]] == ["box_lift"]
     depths = np.full((2, s.depth.height, s.depth.width), 0.8, np.float32)
     a = pol.predict(np.tile(_state(), (2, 1)), depths)
