@@ -197,6 +197,20 @@ def test_the_committed_box_lift_generalist_loads_by_name_and_acts_with_both_hand
     assert a.shape == (8, 26) and np.isfinite(a).all()
 
 
+def test_the_committed_handover_generalist_loads_by_name_and_names_both_its_sources():
+    pol = load_policy("handover_generalist")
+    s = pol.spec
+    assert (s.kind, s.task, s.uses_depth, s.uses_object_pos, s.has_goal) == (
+        "diffusion", "handover", True, True, True)
+    assert set(s.objects) == {"handover_block", "handover_block_slim", "handover_block_wide"}
+    assert pol.record["weights_dtype"] == "float16" and pol.record["training"]["step"] == 12000
+    # distilled from the packaged clone's and the scripted expert's successful rollouts (REBUILD.md)
+    assert [src["kind"] for src in pol.record["dataset"]["sources"]] == ["specialist", "scripted_expert"]
+    depths = np.full((2, s.depth.height, s.depth.width), 0.8, np.float32)
+    a = pol.predict(np.tile(_state(), (2, 1)), depths)
+    assert a.shape == (8, 26) and np.isfinite(a).all()
+
+
 def test_no_committed_generalist_shadows_a_specialist_of_the_same_name():
     """Names resolve generalists first: a generalist named like a specialist would hide it (from
     config/deploy.yaml, and from eval_generalist's comparison with the specialists a dataset names)."""

@@ -16,9 +16,8 @@ all, and each object's success under every evaluation condition; the figure show
 Each grouping's run lives in ``<out>/<grouping>/`` and is the all-subtasks runner's, so a killed
 benchmark continues where it stopped when run again, and the report includes the evaluated sub-tasks of an
 unfinished grouping. Minutes are wall-clock, so they depend on what else the machine ran. Distilling one
-generalist per grouping is the next stage (``collect --specialists`` on each grouping's packages,
-``train_generalist``, ``eval_generalist``); it is not run here. Writes ``groupings.json``, ``groupings.md``
-and ``groupings.png`` to ``--out``.
+generalist per grouping from these specialists is the next stage, ``./dev bench grouping_generalists``.
+Writes ``groupings.json``, ``groupings.md`` and ``groupings.png`` to ``--out``.
 """
 
 from __future__ import annotations

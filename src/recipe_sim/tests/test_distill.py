@@ -245,3 +245,26 @@ def test_dagger_collection_lets_the_learner_act_and_the_specialist_label(tmp_pat
     assert acted.shape == ep["action"].shape
     assert np.abs(acted[2:, :14] - ep["action"][2:, :14]).max() > 1e-3  # the learner acted, not the labels
     assert ep["depth"].shape == (8, 84, 84) and ep["depth"].min() > 0
+
+
+def test_an_appended_run_adds_its_source_and_labels_its_episodes_with_it(tmp_path: Path):
+    """``--append``: the new run's source is recorded after the dataset's and its episodes point to it (they
+    were once labelled as the dataset's first source, and the new source's record was dropped)."""
+    from recipe_common import robot_spec
+    from recipe_policy.dataset import open_dataset
+    from recipe_sim.distill.collect import Collector, learner_from, specialist_source
+
+    source = specialist_source(SPECIALIST, None)
+    learner = learner_from("grasp_reach", inference_steps=2, latency_s=0.05)  # every episode kept: quick
+    out = tmp_path / "two_runs.zarr"
+    for k, append in enumerate((False, True)):
+        col = Collector(out, "grasp_reach", robot_spec.DEFAULT_HAND, PolicyImageSpec.for_camera(), 2, 1,
+                        append=append, overwrite=False, verify_replay=0, progress=False)
+        try:
+            col.run(source, 16, seed=40 + k, episode_length=8, learner=learner)
+        finally:
+            col.close()
+    ds = open_dataset(out)
+    assert [s["seed"] for s in ds.record["sources"]] == [40, 41]
+    assert ds.episodes("source").tolist() == [0, 0, 1, 1]
+    assert ds.record["objects"] == ["can_medium"] and ds.record["counts"]["can_medium"]["episodes"] == 4

@@ -60,7 +60,7 @@ SUCCESS_FILTER = (
 
 @dataclass
 class Source:
-    """One demonstrator: a packaged specialist or the scripted side-grasp expert, with its objects."""
+    """One demonstrator: a packaged specialist or the task's scripted closed-loop expert, with its objects."""
 
     name: str
     kind: str  # specialist | scripted_expert
@@ -233,6 +233,13 @@ class Collector:
         self.sources: list[dict[str, Any]] = []
         self.stats = CollectStats()
         self._renderer_cache: tuple[tuple[str, ...], Any] | None = None
+        if append and out.exists():
+            # The dataset's objects and sources first: a source of this run is numbered after them (read at
+            # the first flush instead, the new source's record was dropped and its episodes were labelled as
+            # the dataset's first source).
+            rec = open_dataset(out).record
+            self.objects = list(rec.get("objects", []))
+            self.sources = list(rec.get("sources", []))
 
     # --- dataset ----------------------------------------------------------------------------------------
 
@@ -249,8 +256,6 @@ class Collector:
                 )
             if rec.get("depth", {}).get("width") != self.depth.width:
                 raise ValueError(f"{self.out}: depth image {rec.get('depth')} differs from {self.depth}")
-            self.objects = list(rec.get("objects", []))
-            self.sources = list(rec.get("sources", []))
         else:
             record = {
                 "task": self.task,
@@ -470,10 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[],
         metavar="OBJECT",
-        help="objects to demonstrate with the scripted side-grasp expert (grasp_reach only)",
+        help="objects to demonstrate with the task's scripted expert (recipe_sim.experts: every task)",
     )
     p.add_argument(
-        "--task", default=None, help="task (default: the specialists'; grasp_reach for --expert only)"
+        "--task", default=None, help="task (default: the specialists'; grasp_reach for --expert alone)"
     )
     p.add_argument(
         "--steps", type=int, default=100_000, help="kept policy steps in total, split evenly over sources"
