@@ -39,6 +39,12 @@ DEFAULT_OBJECTS = ("can_small", "can_medium", "bottle", "puck", "cube_small", "c
 COLLECT_CONDITION = "low_noise"  # the specialists' eval condition that matches their training randomization
 
 
+def has_success(rates: dict[str, float]) -> bool:
+    """Whether a specialist's per-object rates (``success_rates`` of one condition) show any success: one
+    without gives ``collect`` nothing to keep."""
+    return any(v > 0 for o, v in rates.items() if o != "_overall")
+
+
 def specialist_sources(grouping: str, specialists_from: Path, packages_dir: Path,
                        committed: bool) -> list[str]:
     """Folders (or committed names) of the grouping's specialists that have at least one success under the
@@ -52,7 +58,7 @@ def specialist_sources(grouping: str, specialists_from: Path, packages_dir: Path
         for sub in resolve_subtasks("grasp_reach", grouping):
             name = package_name(sub)
             ev = json.loads((SPECIALISTS_DIR / name / "eval.json").read_text())
-            if any(v > 0 for o, v in success_rates(ev).get(COLLECT_CONDITION, {}).items() if o != "_overall"):
+            if has_success(success_rates(ev).get(COLLECT_CONDITION, {})):
                 sources.append(name)
         return sources
     state = specialists_from / grouping / STATE_FILE
@@ -61,7 +67,7 @@ def specialist_sources(grouping: str, specialists_from: Path, packages_dir: Path
                                 "(run ./dev bench groupings first)")
     for slug, rec in json.loads(state.read_text())["subtasks"].items():
         rates = (rec.get("eval") or {}).get(COLLECT_CONDITION, {})
-        if not rec.get("checkpoint") or not any(v > 0 for o, v in rates.items() if o != "_overall"):
+        if not rec.get("checkpoint") or not has_success(rates):
             print(f"grouping_generalists: {grouping}/{slug} ({rec['objects']}): no successful evaluation "
                   "episodes; left out", file=sys.stderr)
             continue
@@ -238,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--steps, --train-steps, --eval-episodes and --threads must be >= 1")
 
     from recipe_common.checkpoint_io import write_json
+    from recipe_policy.generalist import read_record
 
     rows: dict[str, dict[str, Any]] = {}
     for g in a.groupings:
@@ -247,8 +254,6 @@ def main(argv: list[str] | None = None) -> int:
         if not ev.is_file():
             print(f"grouping_generalists: {g}: not evaluated yet; skipped", file=sys.stderr)
             continue
-        from recipe_policy.generalist import read_record
-
         sources = json.loads((a.out / g / "sources.json").read_text())
         rows[g] = grouping_row(g, json.loads(ev.read_text()),
                                read_record(a.out / g / "generalist" / "policy.safetensors"),
