@@ -19,7 +19,6 @@ live to nodes that drop stale frames.
 
 from __future__ import annotations
 
-import datetime
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,18 +145,15 @@ class RealSenseSource:
                 cfg.enable_stream(rs.stream.color, self.width, self.height, rs.format.rgb8, self.fps)
         pipe = rs.pipeline()
         try:
+            if self.playback:
+                # Set the pace on the resolved device before it starts (the pipeline starts the device the
+                # config resolved): started in real time and switched after, the frames played while a busy
+                # host got to the switch were gone, and a rewind did not bring them back.
+                cfg.resolve(pipe).get_device().as_playback().set_real_time(self.realtime)
             profile = pipe.start(cfg)
         except RuntimeError as exc:
             raise SourceError(f"{self.label}: cannot start the streams: {exc}") from None
         dev = profile.get_device()
-        if self.playback:
-            # The pipeline starts playing in real time at once; rewind after switching the pace, or the
-            # first frames can be gone before the first read (frames seen twice are skipped by number).
-            pb = dev.as_playback()
-            pb.pause()
-            pb.set_real_time(self.realtime)
-            pb.seek(datetime.timedelta(0))
-            pb.resume()
         try:
             self.device_serial = dev.get_info(rs.camera_info.serial_number)
             self.device_name = dev.get_info(rs.camera_info.name)
