@@ -13,7 +13,7 @@ import torch
 
 from recipe_common.config import ConfigError
 from recipe_sim.experts import make_expert
-from recipe_sim.ppo.checkpoint import read_metadata
+from recipe_sim.ppo.checkpoint import load_checkpoint, read_metadata
 from recipe_sim.ppo.config import config_from_file_dict, load_config
 from recipe_sim.ppo.demo_init import Demonstrations, clone_actor, collect_demonstrations
 from recipe_sim.ppo.envs import make_env, randomization_config, resolve_subtasks
@@ -148,6 +148,41 @@ def test_train_cli_demo_init_clones_then_trains(tmp_path, capsys):
     # the learning benchmark; here only that resume and a profile without demo_init are refused.
     assert train_main([*args[:-2], "--resume", str(out / "model_1.pt")]) == 2
     assert "--resume" in capsys.readouterr().err
+    # The actor's observation normalizer keeps the clone's statistics through PPO (and after a resume),
+    # while the critic's keeps learning.
+    resumed = [a for a in args if a != "--demo-init"]
+    resumed[resumed.index("--iterations") + 1] = "3"
+    assert train_main([*resumed, "--resume", str(out / "model_1.pt")]) == 0
+    first, last = (load_checkpoint(out / f"model_{i}.pt") for i in (0, 2))
+    for key, value in first["actor_state_dict"].items():
+        if "normalizer" in key:
+            assert torch.equal(last["actor_state_dict"][key], value), key
+    assert any(not torch.equal(last["critic_state_dict"][k], v)
+               for k, v in first["critic_state_dict"].items() if "normalizer" in k)
+
+
+def test_a_frozen_actor_normalizer_keeps_the_clone_statistics(tmp_path):
+    """rsl-rl refits the normalizer from every rollout; frozen, the actor's stays put (PPO still moves the
+    weights), and the drift it prevents is what broke the handover clone's fine-tuning."""
+    sub, env = _env(4)
+    try:
+        cfg = load_config(profile="tiny").with_overrides(num_envs=4, iterations=2)
+        runner = SpecialistRunner(env, cfg, tmp_path, RunInfo(sub.task, sub.label, sub.objects, 0))
+        runner.train(1)
+        assert not runner.actor_normalizer_frozen
+        norm0 = {k: v.clone() for k, v in runner.actor.state_dict().items() if "normalizer" in k}
+        runner.train(1)
+        assert any(not torch.equal(runner.actor.state_dict()[k], v) for k, v in norm0.items())  # drifts
+        runner.freeze_actor_normalizer()
+        assert runner.actor_normalizer_frozen
+        norm1 = {k: v.clone() for k, v in runner.actor.state_dict().items() if "normalizer" in k}
+        weights = {k: v.clone() for k, v in runner.actor.state_dict().items() if "normalizer" not in k}
+        runner.train(2)
+        after = runner.actor.state_dict()
+        assert all(torch.equal(after[k], v) for k, v in norm1.items())
+        assert any(not torch.equal(after[k], v) for k, v in weights.items())
+    finally:
+        env.close()
 
 
 def test_demo_init_config_is_validated():

@@ -83,6 +83,9 @@ class DemoInitConfig:
     ppo_learning_rate: float  # replaces algorithm.learning_rate: fine-tuning a clone needs smaller steps
     dagger_rounds: int = 0  # rounds of DAgger after cloning (the clone drives, the expert relabels)
     dagger_epochs: int = 8  # passes over all pairs so far after each round (from the current weights)
+    # Keep the actor's observation normalizer at the clone's statistics during PPO (rsl-rl updates it from
+    # every rollout, which moves a cloned policy that the optimizer is not moving; see training.clone_into).
+    freeze_obs_normalizer: bool = True
 
 
 @dataclass(frozen=True)
@@ -320,7 +323,8 @@ def _demo_init(raw: Any, where: str) -> DemoInitConfig:
     ints = ("episodes", "max_rounds", "epochs", "batch_size")
     floats = ("learning_rate", "arm_std", "hand_std", "ppo_learning_rate")
     config.require_keys(
-        raw, where, {*ints, *floats, "critic_warmup_iterations"}, {"dagger_rounds", "dagger_epochs"}
+        raw, where, {*ints, *floats, "critic_warmup_iterations"},
+        {"dagger_rounds", "dagger_epochs", "freeze_obs_normalizer"},
     )
     return DemoInitConfig(
         **{k: config.as_int(raw[k], f"{where}.{k}", minimum=1) for k in ints},
@@ -330,6 +334,9 @@ def _demo_init(raw: Any, where: str) -> DemoInitConfig:
         ),
         dagger_rounds=config.as_int(raw.get("dagger_rounds", 0), f"{where}.dagger_rounds", minimum=0),
         dagger_epochs=config.as_int(raw.get("dagger_epochs", 8), f"{where}.dagger_epochs", minimum=1),
+        freeze_obs_normalizer=_as_bool(
+            raw.get("freeze_obs_normalizer", True), f"{where}.freeze_obs_normalizer"
+        ),
     )
 
 

@@ -242,6 +242,27 @@ class SpecialistRunner(OnPolicyRunner):
             p.requires_grad_(False)
         self._unfreeze_after = self.current_learning_iteration + iterations - 1
 
+    def freeze_actor_normalizer(self) -> None:
+        """Stop updating the actor's observation normalizer: it keeps the statistics it has now.
+
+        rsl-rl refits the running mean/std from every rollout, also while ``freeze_actor`` holds the
+        weights. A behaviour clone's weights only mean what they were fit to mean on the demonstrations'
+        statistics, so a drifting normalizer changes the policy outside PPO's clipped steps: the handover
+        clone's training success fell from 30-50% to 0 within 14 critic-only iterations (the actor's
+        weights untouched) and stayed there; frozen, it held 25-50% (``docs/specialists.md``). The
+        critic's normalizer keeps learning (its network is new). Not saved in a checkpoint (a plain
+        attribute of the normalizer): a resumed run calls this again.
+        """
+        norm = getattr(self.actor, "obs_normalizer", None)
+        if norm is None or not hasattr(norm, "until"):
+            return  # obs_normalization off: an identity, nothing to freeze
+        norm.until = int(norm.count)
+
+    @property
+    def actor_normalizer_frozen(self) -> bool:
+        norm = getattr(self.actor, "obs_normalizer", None)
+        return norm is not None and getattr(norm, "until", None) is not None and int(norm.count) >= norm.until
+
     def set_learning_rate(self, lr: float) -> None:
         """PPO's learning rate from now on (a fixed schedule keeps it; an adaptive one starts from it)."""
         if not 0 < lr <= 1:

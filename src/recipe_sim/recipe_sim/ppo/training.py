@@ -225,7 +225,9 @@ def clone_into(
     demo_env: Any = None,
 ) -> dict[str, Any]:
     """Behaviour-clone ``demos`` into the runner's actor (then ``dagger_rounds`` of DAgger in ``demo_env``),
-    lower its std, freeze it for the critic warm-up."""
+    lower its std, freeze it for the critic warm-up, and keep its observation normalizer at the clone's
+    statistics for the whole fine-tuning (``freeze_obs_normalizer``; SpecialistRunner.freeze_actor_normalizer
+    says why)."""
     cfg = req.config.demo_init
     assert cfg is not None
     t = time.monotonic()
@@ -241,6 +243,8 @@ def clone_into(
         dagger_summary = dagger(demo_env, runner.actor, demos, cfg, seed=req.seed, log=log)
     set_action_std(runner.actor, cfg.arm_std, cfg.hand_std)
     runner.freeze_actor(cfg.critic_warmup_iterations, then_learning_rate=cfg.ppo_learning_rate)
+    if cfg.freeze_obs_normalizer:
+        runner.freeze_actor_normalizer()
     return {
         **demos.summary(),
         "bc_loss_first": losses[0],
@@ -262,6 +266,8 @@ def restore_demo_schedule(runner: SpecialistRunner, req: TrainRequest, info: Run
     info.extra["demo_init"] = record
     left = max(cfg.critic_warmup_iterations - runner.current_learning_iteration, 0)
     runner.freeze_actor(left, then_learning_rate=cfg.ppo_learning_rate)
+    if cfg.freeze_obs_normalizer:
+        runner.freeze_actor_normalizer()
 
 
 def check_resume_compatible(checkpoint: Path, sub: SubTask) -> None:
