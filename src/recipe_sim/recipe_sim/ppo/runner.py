@@ -248,7 +248,7 @@ class SpecialistRunner(OnPolicyRunner):
         rsl-rl refits the running mean/std from every rollout, also while ``freeze_actor`` holds the
         weights. A behaviour clone's weights only mean what they were fit to mean on the demonstrations'
         statistics, so a drifting normalizer changes the policy outside PPO's clipped steps: the handover
-        clone's training success fell from 30-50% to 0 within 14 critic-only iterations (the actor's
+        clone's training success fell from 30-50% to 0 by the 11th critic-only iteration (the actor's
         weights untouched) and stayed there; frozen, it held 25-50% (``docs/specialists.md``). The
         critic's normalizer keeps learning (its network is new). Not saved in a checkpoint (a plain
         attribute of the normalizer): a resumed run calls this again.
