@@ -102,7 +102,7 @@ class Stack:
             self.supervisor.check()
 
     def pids(self) -> dict[str, int]:
-        """Process of each stack entry (all this process when composed)."""
+        """Process of each stack entry and of this one, the trials harness (one process when composed)."""
         if self.supervisor is None:
             return {"stack (composed)": os.getpid()}
         pids = {c.decl.key: c.proc.pid for c in self.supervisor.children if c.proc is not None}

@@ -247,7 +247,7 @@ def test_dagger_collection_lets_the_learner_act_and_the_specialist_label(tmp_pat
     assert ep["depth"].shape == (8, 84, 84) and ep["depth"].min() > 0
 
 
-def test_an_appended_run_adds_its_source_and_labels_its_episodes_with_it(tmp_path: Path):
+def test_an_appended_run_adds_its_source_and_labels_its_episodes_with_it(tmp_path: Path, capsys):
     """``--append``: the new run's source is recorded after the dataset's and its episodes point to it (they
     were once labelled as the dataset's first source, and the new source's record was dropped)."""
     from recipe_common import robot_spec
@@ -268,3 +268,12 @@ def test_an_appended_run_adds_its_source_and_labels_its_episodes_with_it(tmp_pat
     assert [s["seed"] for s in ds.record["sources"]] == [40, 41]
     assert ds.episodes("source").tolist() == [0, 0, 1, 1]
     assert ds.record["objects"] == ["can_medium"] and ds.record["counts"]["can_medium"]["episodes"] == 4
+    # a run of another task is refused before it collects anything, naming the dataset
+    with pytest.raises(ValueError, match=r"two_runs\.zarr: holds grasp_reach/.*, not handover/"):
+        Collector(out, "handover", robot_spec.DEFAULT_HAND, PolicyImageSpec.for_camera(), 2, 1,
+                  append=True, overwrite=False, verify_replay=0, progress=False)
+    from recipe_sim.distill.collect import main as collect_main
+
+    assert collect_main(["--task", "handover", "--expert", "handover_block", "--steps", "8", "--append",
+                         "--out", str(out)]) == 1
+    assert "collect: error:" in capsys.readouterr().err and open_dataset(out).n_episodes == 4

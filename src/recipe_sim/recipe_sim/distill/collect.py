@@ -234,10 +234,15 @@ class Collector:
         self.stats = CollectStats()
         self._renderer_cache: tuple[tuple[str, ...], Any] | None = None
         if append and out.exists():
-            # The dataset's objects and sources first: a source of this run is numbered after them (read at
-            # the first flush instead, the new source's record was dropped and its episodes were labelled as
-            # the dataset's first source).
+            # The dataset's record once, at start: a dataset of another task, hand or depth image is refused
+            # before any collection, and a source of this run is numbered after the dataset's (read at the
+            # first flush instead, the new source's record was dropped and its episodes were labelled as the
+            # dataset's first source).
             rec = open_dataset(out).record
+            if (rec.get("task"), rec.get("hand")) != (task, hand):
+                raise ValueError(f"{out}: holds {rec.get('task')}/{rec.get('hand')}, not {task}/{hand}")
+            if rec.get("depth", {}).get("width") != depth.width:
+                raise ValueError(f"{out}: depth image {rec.get('depth')} differs from {depth}")
             self.objects = list(rec.get("objects", []))
             self.sources = list(rec.get("sources", []))
 
@@ -248,14 +253,7 @@ class Collector:
             return self.ds
         ph = env.physics
         if self.append and self.out.exists():
-            ds = open_dataset(self.out, mode="a")
-            rec = ds.record
-            if (rec.get("task"), rec.get("hand")) != (self.task, self.hand):
-                raise ValueError(
-                    f"{self.out}: holds {rec.get('task')}/{rec.get('hand')}, not {self.task}/{self.hand}"
-                )
-            if rec.get("depth", {}).get("width") != self.depth.width:
-                raise ValueError(f"{self.out}: depth image {rec.get('depth')} differs from {self.depth}")
+            ds = open_dataset(self.out, mode="a")  # checked against this run at construction
         else:
             record = {
                 "task": self.task,
@@ -550,18 +548,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"collect: error: {exc}", file=sys.stderr)
         return 1
     depth = PolicyImageSpec.for_camera()
-    col = Collector(
-        a.out,
-        task,
-        robot_spec.DEFAULT_HAND,
-        depth,
-        a.num_envs,
-        a.threads,
-        a.append,
-        a.overwrite,
-        a.verify_replay,
-        progress=not a.no_progress,
-    )
+    try:  # an --append dataset of another task, hand or image is refused here, before collecting
+        col = Collector(
+            a.out,
+            task,
+            robot_spec.DEFAULT_HAND,
+            depth,
+            a.num_envs,
+            a.threads,
+            a.append,
+            a.overwrite,
+            a.verify_replay,
+            progress=not a.no_progress,
+        )
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"collect: error: {exc}", file=sys.stderr)
+        return 1
     per_source = -(-a.steps // len(sources))
     t0 = time.perf_counter()
     try:
