@@ -122,9 +122,10 @@ def test_episode_commands_holds_with_reasons_and_stops(node_and_peer):
     cmd = peer.commands[-1]
     assert list(cmd.name) == robot_spec.actuated_joint_names() and np.isfinite(cmd.position).all()
 
+    # A busy host can stall the peer's 50 Hz joint states past their 0.2 s limit: that is a HOLDING too, with
+    # its own reason, and it ends when they resume. The test waits for the hold whose reason it caused.
     peer.object_status = ObjectState.STATUS_LOST
-    held = peer.wait_status(lambda s: s.state == PolicyStatus.STATE_HOLDING)
-    assert "LOST" in held.message
+    peer.wait_status(lambda s: s.state == PolicyStatus.STATE_HOLDING and "LOST" in s.message)
     time.sleep(0.3)
     n = len(peer.commands)
     time.sleep(0.5)
@@ -133,8 +134,8 @@ def test_episode_commands_holds_with_reasons_and_stops(node_and_peer):
     peer.object_status = ObjectState.STATUS_TRACKING
     peer.wait_status(lambda s: s.state == PolicyStatus.STATE_RUNNING)
     peer.publish_object = False
-    held = peer.wait_status(lambda s: s.state == PolicyStatus.STATE_HOLDING)
-    assert "object position is" in held.message and "old" in held.message
+    peer.wait_status(lambda s: s.state == PolicyStatus.STATE_HOLDING and "object position is" in s.message
+                     and "old" in s.message)
 
     assert peer.call(Trigger, "/policy/stop", Trigger.Request()).success
     peer.wait_status(lambda s: s.state == PolicyStatus.STATE_IDLE)
