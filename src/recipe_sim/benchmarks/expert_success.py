@@ -10,6 +10,7 @@ may add ``table_iv`` (config/randomization.yaml as published).
     ./dev bench expert_success                                      # every task, 64 episodes per object
     ./dev bench expert_success --tasks handover --episodes 256
     ./dev bench expert_success --tasks grasp_reach --objects can_small ball_small --profiles nominal degrees
+    ./dev bench expert_success --tasks handover --expert memoryless=true     # an expert's options
 
 Writes ``expert_success.json`` and ``expert_success.png`` (bars per object and profile) to ``--out``.
 """
@@ -51,17 +52,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=64, help="episodes per object and profile")
     p.add_argument("--num-envs", type=int, default=64)
     p.add_argument("--seed", type=int, default=2000)
+    p.add_argument("--expert", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="options of the experts (make_expert keywords, YAML values), e.g. memoryless=true")
     p.add_argument("--out", type=Path, default=Path("runs/bench/expert_success"))
     a = p.parse_args(argv)
     if a.episodes < 1 or a.num_envs < 1:
         p.error("--episodes and --num-envs must be >= 1")
+    import yaml
+
+    options: dict[str, Any] = {}
+    for item in a.expert:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--expert: expected KEY=VALUE, got {item!r}")
+        options[key] = yaml.safe_load(value)
 
     from recipe_common.paths import config_path
     from recipe_sim.experts import make_expert
     from recipe_sim.ppo.evaluation import evaluate_objects, plot_success, summarize
     from recipe_sim.randomization import RandomizationConfig
 
-    report: dict = {"episodes_per_object": a.episodes, "seed": a.seed, "tasks": {}}
+    report: dict = {"episodes_per_object": a.episodes, "seed": a.seed, "expert_options": options, "tasks": {}}
     a.out.mkdir(parents=True, exist_ok=True)
     for task in a.tasks:
         objects = a.objects or task_objects(task)
@@ -76,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"of {batch.success.size}", flush=True)
 
             results[profile] = evaluate_objects(task, objects, rand, a.episodes, a.num_envs, a.seed,
-                                                make_expert, on_object=show)
+                                                lambda env: make_expert(env, **options), on_object=show)
             print(f"{task:12s} {profile:10s} {'(all)':20s} "
                   f"{100 * np.mean([b.success_rate for b in results[profile].values()]):5.1f}%  "
                   f"({time.monotonic() - t:.0f} s)", flush=True)

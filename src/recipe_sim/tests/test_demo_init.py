@@ -191,6 +191,13 @@ def test_demo_init_config_is_validated():
     from recipe_sim.ppo.config import default_config_path
 
     data = yaml.safe_load(default_config_path().read_text())
+    assert config_from_file_dict(data, "default").demo_init.expert == {}
+    data["profiles"]["default"]["demo_init"]["expert"] = {"memoryless": True}
+    assert config_from_file_dict(data, "default").demo_init.expert == {"memoryless": True}
+    data["profiles"]["default"]["demo_init"]["expert"] = [1]
+    with pytest.raises(ConfigError, match=r"profiles\.default\.demo_init\.expert: expected a mapping"):
+        config_from_file_dict(data, "default")
+    del data["profiles"]["default"]["demo_init"]["expert"]
     data["profiles"]["default"]["demo_init"]["arm_std"] = 0
     with pytest.raises(ConfigError, match=r"profiles\.default\.demo_init\.arm_std"):
         config_from_file_dict(data, "default")

@@ -9,6 +9,7 @@ demo-initialised PPO (demonstrations and DAgger labels), the benchmarks ``expert
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from recipe_sim.experts.base import Expert
@@ -30,4 +31,9 @@ def make_expert(env: Any, **kwargs: Any) -> Expert:
     kind = env.task_cfg.kind
     if kind not in EXPERTS:
         raise ValueError(f"no scripted expert for task kind {kind!r}; have {sorted(EXPERTS)}")
-    return EXPERTS[kind](env, **kwargs)
+    cls = EXPERTS[kind]
+    known = set(inspect.signature(cls.__init__).parameters) - {"self", "env"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no option(s) {unknown}; it takes {sorted(known)}")
+    return cls(env, **kwargs)

@@ -16,6 +16,15 @@ Phases (per env; A and B from the task's ``side_a``):
 Recovery: whichever hand is meant to hold the block and no longer does (the block farther than
 ``lost_distance`` from where that hand's grasp holds it) opens; if the task's transfer stage is already done
 and the block lies on B's side, B picks it up (``b_pregrasp``), otherwise A starts over (``a_pregrasp``).
+
+``memoryless=True``: the phase is recomputed every step from what the state shows (which hand grips the
+block, whether the transfer happened, where the palm is against the grasp's approach corridor, how far the
+fingers have closed), with no dwell counters and no latched targets. The phase machine above gives a state
+a label that depends on how the episode got there (a palm at the block that skipped the pregrasp point is
+sent back to it; a close lasts ``close_steps``), which a memoryless policy cannot imitate and which
+contradicts itself when DAgger relabels a learner's states. Here two episodes in the same state get the
+same phase and so the same targets (up to the IK's warm start). Measured: as successful as the phase machine,
+and its clone and DAgger are no better (docs/specialists.md), so it is off by default.
 """
 
 from __future__ import annotations
@@ -50,6 +59,8 @@ class HandoverExpert(Expert):
         pregrasp: tuple[float, float, float] = (0.0, 0.03, 0.05),
         lift_margin: float = 0.015,
         arm_step: float = 0.06,
+        memoryless: bool = False,
+        settled_speed: float = 0.15,
     ) -> None:
         super().__init__(env, arm_step=arm_step)
         catalog = load_grasps()
@@ -64,6 +75,7 @@ class HandoverExpert(Expert):
         self.side_a = np.zeros(n, dtype=int)
         self._latched = np.zeros((n, 7))
         self._pickup = np.zeros(n, dtype=bool)  # B picks a dropped block up from the table (after transfer)
+        self.memoryless, self.settled_speed = bool(memoryless), float(settled_speed)
 
     def _start(self, env_ids: np.ndarray, s: WorldState) -> None:
         self.side_a[env_ids] = self.env.task.side_a.numpy()[env_ids]
@@ -117,6 +129,8 @@ class HandoverExpert(Expert):
         return closed and self._holds(i, s, who)
 
     def _desired(self, i: int, s: WorldState) -> np.ndarray:
+        if self.memoryless:
+            return self._desired_from_state(i, s)
         out = self.ready_q.copy()
         task = self.env.task
         a = int(self.side_a[i])
@@ -182,3 +196,96 @@ class HandoverExpert(Expert):
         goal = self._lifted_point(self.env.task.transfer_goal[i].numpy().astype(np.float64), s, i)
         q_arm, _ = self.ga.arm(i, a, self.ga.palm(a, goal))
         return q_arm
+
+    # --- memoryless mode: the phase is a function of the state ----------------------------------------
+
+    def _side(self, i: int, who: str) -> tuple[int, GraspTargets]:
+        a = int(self.side_a[i])
+        return (a, self.ga) if who == "a" else (1 - a, self.gb)
+
+    def _grasp_stage(self, i: int, s: WorldState, who: str) -> str:
+        """pregrasp, reach or close of hand ``who``, from where its palm is and how far its fingers closed.
+
+        close: the palm is within ``arrive_tol`` of the grasp point (1.5 times that once the arm has stopped),
+        or the fingers have begun to close and it is within ``lost_distance``; reach: the palm is within 3
+        ``arrive_tol`` of the straight segment from the pregrasp point to the grasp point (the path the phase
+        machine's reach takes); else pregrasp."""
+        side, gt = self._side(i, who)
+        grasp = gt.palm(side, s.obj_pos[i], None, s.obj_quat[i])
+        err = self.palm_error(s, i, side, grasp)
+        closing = self.finger_closure(s, i, side) >= 0.25 * float(np.mean(gt.grasp.closure[2:]))
+        # Arrived, or as near as it gets and the arm has stopped (action noise shakes the palm by ~1 cm).
+        settled = err < 1.5 * self.arrive_tol and self.arm_speed(s, i, side) < self.settled_speed
+        if err < self.arrive_tol or settled or (closing and err < self.lost_distance):
+            return f"{who}_close"
+        start = gt.palm(side, s.obj_pos[i], self.pregrasp * np.array([1.0, 1.0 if side == 0 else -1.0, 1.0]),
+                        s.obj_quat[i])
+        seg = grasp - start
+        t = np.dot(s.palms[i, side] - start, seg) / max(float(np.dot(seg, seg)), 1e-9)
+        t = float(np.clip(t, 0.0, 1.0))
+        if np.linalg.norm(s.palms[i, side] - (start + t * seg)) < 3.0 * self.arrive_tol:
+            return f"{who}_reach"
+        return f"{who}_pregrasp"
+
+    def _phase_from_state(self, i: int, s: WorldState) -> str:
+        a_grips, b_grips = self._grips(i, s, "a"), self._grips(i, s, "b")
+        a, b = self._side(i, "a")[0], self._side(i, "b")[0]
+        transferred = int(self.env.task.progress[i]) >= HANDOVER_TRANSFER_DONE
+        if b_grips:
+            if a_grips and self.hand_speed(s, i, b) >= 0.5:
+                return "b_close"
+            # A opens fully before either arm moves (its fingers would drag the block out of B's grip).
+            a_open = self.finger_closure(s, i, a) < 0.2 * float(np.mean(self.ga.grasp.closure[2:]))
+            return "b_carry" if a_open else "a_release"
+        if a_grips:
+            resting = s.obj_pos[i, 2] < s.rest_z[i] + 0.01
+            if resting and self.hand_speed(s, i, a) >= 0.5:
+                return "a_close"
+            goal = self._lifted_point(self.env.task.transfer_goal[i].numpy().astype(np.float64), s, i)
+            if transferred or np.linalg.norm(s.obj_pos[i] - goal) < self.transfer_tol:
+                return self._grasp_stage(i, s, "b")
+            return "a_carry"
+        return self._grasp_stage(i, s, "b" if transferred else "a")
+
+    def _desired_from_state(self, i: int, s: WorldState) -> np.ndarray:
+        out = self.ready_q.copy()
+        phase = self._phase_from_state(i, s)
+        self.set_phase(i, phase)
+        task = self.env.task
+        a, b = self._side(i, "a")[0], self._side(i, "b")[0]
+        a_holds = self._grips(i, s, "a")
+        if phase == "a_carry":
+            goal = self._lifted_point(task.transfer_goal[i].numpy().astype(np.float64), s, i)
+            q_arm, _ = self.ga.arm(i, a, goal + (s.palms[i, a] - s.obj_pos[i]))
+            self.arm_move(out, s, i, a, q_arm)
+            self.hand_to(out, a, self.ga.grasp.closure)
+            return out
+        if phase == "b_carry":
+            goal = self._lifted_point(task.final_goal[i].numpy().astype(np.float64), s, i)
+            q_arm, _ = self.gb.arm(i, b, goal + (s.palms[i, b] - s.obj_pos[i]))
+            self.arm_move(out, s, i, b, q_arm)
+            self.hand_to(out, b, self.gb.grasp.closure)
+            self.arm_move(out, s, i, a, self.ready_q[a * 7 : (a + 1) * 7])
+            self.hand_to(out, a, 0.0)
+            return out
+        if phase == "a_release":
+            q_b, _ = self.gb.arm(i, b, self.gb.palm(b, s.obj_pos[i], None, s.obj_quat[i]))
+            self.arm_move(out, s, i, b, q_b)
+            self.hand_to(out, b, self.gb.grasp.closure)
+            self.arm_move(out, s, i, a, self._latched_a(i, s, a))
+            self.hand_to(out, a, 0.0)
+            return out
+        who, stage = phase.split("_")
+        if who == "b":
+            if a_holds:  # A holds still at the transfer point while B grasps
+                self.arm_move(out, s, i, a, self._latched_a(i, s, a))
+                self.hand_to(out, a, self.ga.grasp.closure)
+            else:  # B picks the block up from the table; A keeps clear
+                self.hand_to(out, a, 0.0)
+        side, gt = self._side(i, who)
+        sgn = 1.0 if side == 0 else -1.0
+        extra = self.pregrasp * np.array([1.0, sgn, 1.0]) if stage == "pregrasp" else None
+        q_arm, _ = gt.arm(i, side, gt.palm(side, s.obj_pos[i], extra, s.obj_quat[i]))
+        self.arm_move(out, s, i, side, q_arm)
+        self.hand_to(out, side, gt.grasp.closure if stage == "close" else gt.grasp.preshape)
+        return out

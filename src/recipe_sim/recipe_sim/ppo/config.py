@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,8 @@ class DemoInitConfig:
     # Keep the actor's observation normalizer at the clone's statistics during PPO (rsl-rl updates it from
     # every rollout, which moves a cloned policy that the optimizer is not moving; see training.clone_into).
     freeze_obs_normalizer: bool = True
+    # Options of the task's expert (``make_expert(env, **expert)``), e.g. ``{memoryless: true}`` for handover.
+    expert: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -324,8 +326,11 @@ def _demo_init(raw: Any, where: str) -> DemoInitConfig:
     floats = ("learning_rate", "arm_std", "hand_std", "ppo_learning_rate")
     config.require_keys(
         raw, where, {*ints, *floats, "critic_warmup_iterations"},
-        {"dagger_rounds", "dagger_epochs", "freeze_obs_normalizer"},
+        {"dagger_rounds", "dagger_epochs", "freeze_obs_normalizer", "expert"},
     )
+    expert = raw.get("expert", {}) or {}
+    if not isinstance(expert, dict):
+        raise ConfigError(f"{where}.expert: expected a mapping of the expert's options, got {expert!r}")
     return DemoInitConfig(
         **{k: config.as_int(raw[k], f"{where}.{k}", minimum=1) for k in ints},
         **{k: config.as_float(raw[k], f"{where}.{k}", positive=True) for k in floats},
@@ -337,6 +342,7 @@ def _demo_init(raw: Any, where: str) -> DemoInitConfig:
         freeze_obs_normalizer=_as_bool(
             raw.get("freeze_obs_normalizer", True), f"{where}.freeze_obs_normalizer"
         ),
+        expert=dict(expert),
     )
 
 

@@ -259,7 +259,7 @@ def dagger(
     Returns a summary (pairs added per round, the clone's success in each round's rollouts).
     """
     start = time.monotonic()
-    expert = make_expert(env)
+    expert = make_expert(env, **cfg.expert)  # the demonstrator's options: its labels mean the same
     obs_sets, act_sets = [demos.obs], [demos.actions]
     rounds: list[dict[str, Any]] = []
     steps = int(env.max_episode_length)

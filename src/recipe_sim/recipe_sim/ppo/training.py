@@ -188,7 +188,7 @@ def collect_demos(req: TrainRequest, env: Any, log: Callable[[str], None] | None
         if log is not None:
             log(f"demonstrations: reusing {saved.episodes_kept} episodes of {req.run_dir / DEMOS_FILE}")
         return saved
-    demos = collect_demonstrations(env, cfg.episodes, cfg.max_rounds, on_round=progress)
+    demos = collect_demonstrations(env, cfg.episodes, cfg.max_rounds, on_round=progress, **cfg.expert)
     req.run_dir.mkdir(parents=True, exist_ok=True)
     demos.save(req.run_dir / DEMOS_FILE, key)
     if log is not None:
@@ -202,19 +202,22 @@ def collect_demos(req: TrainRequest, env: Any, log: Callable[[str], None] | None
 
 def demos_key(req: TrainRequest) -> str:
     """What demonstrations depend on: task, objects, seed, randomization, task overrides, and the experts'
-    code and grasps (a digest of recipe_sim/experts/*.py and config/grasps.yaml)."""
+    code, options and grasps (a digest of recipe_sim/experts/*.py and config/grasps.yaml)."""
     import hashlib
 
     from recipe_common.paths import config_path
     from recipe_sim import experts
 
+    demo_cfg = req.config.demo_init
+    expert_options = {} if demo_cfg is None else dict(demo_cfg.expert)
     digest = hashlib.sha256()
     for f in [*sorted(Path(experts.__file__).resolve().parent.glob("*.py")), config_path("grasps.yaml")]:
         digest.update(Path(f).read_bytes())
     return json.dumps({"task": req.sub.task, "objects": list(req.sub.objects), "seed": req.seed,
                        "randomization": req.randomization.to_dict(), "overrides": req.task_overrides,
                        "overlay": None if req.overlay is None else str(req.overlay),
-                       "experts": digest.hexdigest()[:16]}, sort_keys=True)
+                       "experts": digest.hexdigest()[:16], "expert_options": expert_options},
+                      sort_keys=True)
 
 
 def clone_into(
