@@ -182,14 +182,19 @@ class HandoverExpert(Expert):
             if self.dwell[i] < self.release_steps:
                 return out
             self.set_phase(i, "b_carry")
-        # b_carry: B to the final goal, A back to the ready pose.
-        goal = self._lifted_point(task.final_goal[i].numpy().astype(np.float64), s, i)
+        self._carry_b(out, s, i)  # b_carry
+        return out
+
+    def _carry_b(self, out: np.ndarray, s: WorldState, i: int) -> None:
+        """b_carry: B carries the block, held as it is, to the final goal; A goes back to the ready pose."""
+        a = int(self.side_a[i])
+        b = 1 - a
+        goal = self._lifted_point(self.env.task.final_goal[i].numpy().astype(np.float64), s, i)
         q_arm, _ = self.gb.arm(i, b, goal + (s.palms[i, b] - s.obj_pos[i]))
         self.arm_move(out, s, i, b, q_arm)
         self.hand_to(out, b, self.gb.grasp.closure)
         self.arm_move(out, s, i, a, self.ready_q[a * 7 : (a + 1) * 7])
         self.hand_to(out, a, 0.0)
-        return out
 
     def _latched_a(self, i: int, s: WorldState, a: int) -> np.ndarray:
         """A's arm at the transfer point (its IK answer, cached per env)."""
@@ -261,12 +266,7 @@ class HandoverExpert(Expert):
             self.hand_to(out, a, self.ga.grasp.closure)
             return out
         if phase == "b_carry":
-            goal = self._lifted_point(task.final_goal[i].numpy().astype(np.float64), s, i)
-            q_arm, _ = self.gb.arm(i, b, goal + (s.palms[i, b] - s.obj_pos[i]))
-            self.arm_move(out, s, i, b, q_arm)
-            self.hand_to(out, b, self.gb.grasp.closure)
-            self.arm_move(out, s, i, a, self.ready_q[a * 7 : (a + 1) * 7])
-            self.hand_to(out, a, 0.0)
+            self._carry_b(out, s, i)
             return out
         if phase == "a_release":
             q_b, _ = self.gb.arm(i, b, self.gb.palm(b, s.obj_pos[i], None, s.obj_quat[i]))
