@@ -86,17 +86,39 @@ class HandoverExpert(Expert):
         out[2] = max(out[2], s.rest_z[i] + self.lift_height + self.lift_margin)
         return out
 
+    def _side(self, i: int, who: str) -> tuple[int, GraspTargets]:
+        """Hand ``who`` ('a' or 'b') of env ``i``: its side index and its grasp."""
+        a = int(self.side_a[i])
+        return (a, self.ga) if who == "a" else (1 - a, self.gb)
+
+    def _pregrasp_offset(self, side: int) -> np.ndarray:
+        """Where the palm waits before the reach, from the grasp point (y mirrored for the right hand)."""
+        return self.pregrasp * np.array([1.0, 1.0 if side == 0 else -1.0, 1.0])
+
+    def _transfer_point(self, i: int, s: WorldState) -> np.ndarray:
+        """The block's transfer goal, raised if needed so that it counts as lifted."""
+        return self._lifted_point(self.env.task.transfer_goal[i].numpy().astype(np.float64), s, i)
+
+    def _at_transfer(self, i: int, s: WorldState, transferred: bool) -> bool:
+        """The transfer happened (the task's stage), or the block is within ``transfer_tol`` of its point."""
+        dist = float(np.linalg.norm(s.obj_pos[i] - self._transfer_point(i, s)))
+        return transferred or dist < self.transfer_tol
+
+    def _carry_a(self, out: np.ndarray, s: WorldState, i: int) -> None:
+        """a_carry: A carries the block, held as it is in the hand, to the transfer point."""
+        a = int(self.side_a[i])
+        q_arm, _ = self.ga.arm(i, a, self._transfer_point(i, s) + (s.palms[i, a] - s.obj_pos[i]))
+        self.arm_move(out, s, i, a, q_arm)
+        self.hand_to(out, a, self.ga.grasp.closure)
+
     def _grasp_phase(self, i: int, s: WorldState, out: np.ndarray, who: str) -> None:
         """pregrasp -> reach -> close of hand ``who`` ('a' or 'b') on the block where it is now."""
-        a = int(self.side_a[i])
-        side = a if who == "a" else 1 - a
-        gt = self.ga if who == "a" else self.gb
-        sgn = 1.0 if side == 0 else -1.0
+        side, gt = self._side(i, who)
         obj = s.obj_pos[i]
         hand = gt.grasp.preshape
         quat = s.obj_quat[i]
         if self.in_phase(i, f"{who}_pregrasp"):
-            palm = gt.palm(side, obj, self.pregrasp * np.array([1.0, sgn, 1.0]), quat)
+            palm = gt.palm(side, obj, self._pregrasp_offset(side), quat)
             q_arm, ok = gt.arm(i, side, palm)
             if self.palm_error(s, i, side, palm) < 2 * self.arrive_tol or not ok:
                 self.set_phase(i, f"{who}_reach")
@@ -116,15 +138,12 @@ class HandoverExpert(Expert):
         self.hand_to(out, side, hand)
 
     def _holds(self, i: int, s: WorldState, who: str) -> bool:
-        a = int(self.side_a[i])
-        side = a if who == "a" else 1 - a
-        gt = self.ga if who == "a" else self.gb
+        side, gt = self._side(i, who)
         return bool(np.linalg.norm(s.obj_pos[i] - (s.palms[i, side] - gt.offset[side])) <= self.lost_distance)
 
     def _grips(self, i: int, s: WorldState, who: str) -> bool:
         """Hand ``who`` holds the block with its fingers closed."""
-        side = int(self.side_a[i]) if who == "a" else 1 - int(self.side_a[i])
-        gt = self.ga if who == "a" else self.gb
+        side, gt = self._side(i, who)
         closed = self.finger_closure(s, i, side) >= 0.6 * float(np.mean(gt.grasp.closure[2:]))
         return closed and self._holds(i, s, who)
 
@@ -154,11 +173,8 @@ class HandoverExpert(Expert):
             self._grasp_phase(i, s, out, "a")
             return out
         if phase == "a_carry":
-            goal = self._lifted_point(task.transfer_goal[i].numpy().astype(np.float64), s, i)
-            q_arm, _ = self.ga.arm(i, a, goal + (s.palms[i, a] - s.obj_pos[i]))  # held as it is in the hand
-            self.arm_move(out, s, i, a, q_arm)
-            self.hand_to(out, a, self.ga.grasp.closure)
-            if not (transferred or np.linalg.norm(s.obj_pos[i] - goal) < self.transfer_tol):
+            self._carry_a(out, s, i)
+            if not self._at_transfer(i, s, transferred):
                 return out
             self.set_phase(i, "b_pregrasp")
             phase = "b_pregrasp"
@@ -198,15 +214,10 @@ class HandoverExpert(Expert):
 
     def _latched_a(self, i: int, s: WorldState, a: int) -> np.ndarray:
         """A's arm at the transfer point (its IK answer, cached per env)."""
-        goal = self._lifted_point(self.env.task.transfer_goal[i].numpy().astype(np.float64), s, i)
-        q_arm, _ = self.ga.arm(i, a, self.ga.palm(a, goal))
+        q_arm, _ = self.ga.arm(i, a, self.ga.palm(a, self._transfer_point(i, s)))
         return q_arm
 
     # --- memoryless mode: the phase is a function of the state ----------------------------------------
-
-    def _side(self, i: int, who: str) -> tuple[int, GraspTargets]:
-        a = int(self.side_a[i])
-        return (a, self.ga) if who == "a" else (1 - a, self.gb)
 
     def _grasp_stage(self, i: int, s: WorldState, who: str) -> str:
         """pregrasp, reach or close of hand ``who``, from where its palm is and how far its fingers closed.
@@ -223,8 +234,7 @@ class HandoverExpert(Expert):
         settled = err < 1.5 * self.arrive_tol and self.arm_speed(s, i, side) < self.settled_speed
         if err < self.arrive_tol or settled or (closing and err < self.lost_distance):
             return f"{who}_close"
-        start = gt.palm(side, s.obj_pos[i], self.pregrasp * np.array([1.0, 1.0 if side == 0 else -1.0, 1.0]),
-                        s.obj_quat[i])
+        start = gt.palm(side, s.obj_pos[i], self._pregrasp_offset(side), s.obj_quat[i])
         seg = grasp - start
         t = np.dot(s.palms[i, side] - start, seg) / max(float(np.dot(seg, seg)), 1e-9)
         t = float(np.clip(t, 0.0, 1.0))
@@ -246,8 +256,7 @@ class HandoverExpert(Expert):
             resting = s.obj_pos[i, 2] < s.rest_z[i] + 0.01
             if resting and self.hand_speed(s, i, a) >= 0.5:
                 return "a_close"
-            goal = self._lifted_point(self.env.task.transfer_goal[i].numpy().astype(np.float64), s, i)
-            if transferred or np.linalg.norm(s.obj_pos[i] - goal) < self.transfer_tol:
+            if self._at_transfer(i, s, transferred):
                 return self._grasp_stage(i, s, "b")
             return "a_carry"
         return self._grasp_stage(i, s, "b" if transferred else "a")
@@ -256,14 +265,9 @@ class HandoverExpert(Expert):
         out = self.ready_q.copy()
         phase = self._phase_from_state(i, s)
         self.set_phase(i, phase)
-        task = self.env.task
         a, b = self._side(i, "a")[0], self._side(i, "b")[0]
-        a_holds = self._grips(i, s, "a")
         if phase == "a_carry":
-            goal = self._lifted_point(task.transfer_goal[i].numpy().astype(np.float64), s, i)
-            q_arm, _ = self.ga.arm(i, a, goal + (s.palms[i, a] - s.obj_pos[i]))
-            self.arm_move(out, s, i, a, q_arm)
-            self.hand_to(out, a, self.ga.grasp.closure)
+            self._carry_a(out, s, i)
             return out
         if phase == "b_carry":
             self._carry_b(out, s, i)
@@ -277,14 +281,13 @@ class HandoverExpert(Expert):
             return out
         who, stage = phase.split("_")
         if who == "b":
-            if a_holds:  # A holds still at the transfer point while B grasps
+            if self._grips(i, s, "a"):  # A holds still at the transfer point while B grasps
                 self.arm_move(out, s, i, a, self._latched_a(i, s, a))
                 self.hand_to(out, a, self.ga.grasp.closure)
             else:  # B picks the block up from the table; A keeps clear
                 self.hand_to(out, a, 0.0)
         side, gt = self._side(i, who)
-        sgn = 1.0 if side == 0 else -1.0
-        extra = self.pregrasp * np.array([1.0, sgn, 1.0]) if stage == "pregrasp" else None
+        extra = self._pregrasp_offset(side) if stage == "pregrasp" else None
         q_arm, _ = gt.arm(i, side, gt.palm(side, s.obj_pos[i], extra, s.obj_quat[i]))
         self.arm_move(out, s, i, side, q_arm)
         self.hand_to(out, side, gt.grasp.closure if stage == "close" else gt.grasp.preshape)
