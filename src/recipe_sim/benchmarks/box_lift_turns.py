@@ -1,0 +1,109 @@
+"""box_lift: success against the spawn yaw, split at each box's peak-width yaw, and how often the box turns.
+
+Why: between two flat palms a box settles where its width along the squeeze is least. That width,
+``hx |sin yaw| + hy |cos yaw|``, peaks at ``atan(hx / hy)`` (0.49 rad for the wide box), inside the spawn's
++-0.75 rad, so a box spawned beyond its peak is turned towards a quarter turn instead of squared, and the
+fingertips end up on one sticker half only (docs/specialists.md, box_lift). This prints, per box, the
+success within and beyond the peak and the share of episodes whose box turned by more than 45 degrees,
+for the box expert or a checkpoint (deterministic actions), episodes from the ready pose.
+
+    ./dev bench box_lift_turns                                             # the expert, low-noise profile
+    ./dev bench box_lift_turns --checkpoint runs/box_lift/clone/model_0.pt --episodes 128
+
+Writes ``box_lift_turns.json`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def peak_yaw(hx: float, hy: float) -> float:
+    """The yaw (rad) at which a box of half sizes hx, hy is widest along the palms' normal (world y)."""
+    return float(np.arctan2(hx, hy))
+
+
+def turned(yaw_start: np.ndarray, yaw_end: np.ndarray) -> np.ndarray:
+    """(N,) bool: the box turned by more than 45 degrees, modulo a half turn (a box looks the same then)."""
+    d = np.asarray(yaw_end, dtype=np.float64) - np.asarray(yaw_start, dtype=np.float64)
+    return np.abs((d + np.pi / 2) % np.pi - np.pi / 2) > np.pi / 4
+
+
+def split(success: np.ndarray, yaw_start: np.ndarray, yaw_end: np.ndarray, peak: float) -> dict[str, Any]:
+    """Success and turn shares of the episodes within and beyond the peak yaw."""
+    beyond = np.abs(yaw_start) > peak
+    turns = turned(yaw_start, yaw_end)
+    out: dict[str, Any] = {"episodes": int(success.size), "success": float(np.mean(success)),
+                           "peak_yaw": peak}
+    for key, m in (("within_peak", ~beyond), ("beyond_peak", beyond)):
+        n = int(m.sum())
+        out[key] = {"episodes": n, "success": float(success[m].mean()) if n else None,
+                    "turned": float(turns[m].mean()) if n else None}
+    return out
+
+
+def run_box(obj: str, episodes: int, seed: int, randomization: Path | None, checkpoint: Path | None,
+            task_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One box's episodes (one env each) with the expert or the checkpoint's deterministic actor."""
+    from recipe_sim.experts import make_expert
+    from recipe_sim.experts.base import quat_yaw
+    from recipe_sim.ppo.evaluation import deterministic_policy, load_actor
+    from recipe_sim.randomization import RandomizationConfig
+    from recipe_sim.vec_env import RecipeVecEnv
+
+    rand = RandomizationConfig.load(randomization) if randomization else RandomizationConfig.disabled()
+    env = RecipeVecEnv("box_lift", episodes, objects=[obj], seed=seed, randomization=rand,
+                       task_overrides=task_overrides)
+    try:
+        obs = env.reset()
+        oa = env.index.object_qpos_adr
+        yaw0 = quat_yaw(env.physics.qpos[:, oa + 3 : oa + 7].copy())
+        act = make_expert(env) if checkpoint is None else deterministic_policy(load_actor(checkpoint, env)[0])
+        success = np.zeros(episodes, dtype=bool)
+        hold = env.task.success_params.hold_steps
+        for _ in range(int(env.max_episode_length) - 1):  # stop before the env's own reset
+            obs, _, _, _ = env.step(act(obs))
+            success |= env.task.counter.numpy() >= hold
+        yaw_end = quat_yaw(env.physics.qpos[:, oa + 3 : oa + 7].copy())
+        size = env.physics.models[0].geom_size[env.index.object_geom]
+        return split(success, yaw0, yaw_end, peak_yaw(float(size[0]), float(size[1])))
+    finally:
+        env.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", type=Path, default=None, help="box_lift checkpoint (default: the expert)")
+    p.add_argument("--objects", nargs="+", default=["lift_box", "lift_box_small", "lift_box_wide"])
+    p.add_argument("--episodes", type=int, default=64, help="episodes per box")
+    p.add_argument("--seed", type=int, default=9100)
+    p.add_argument("--randomization", type=Path, default=Path("config/randomization_low_noise.yaml"))
+    p.add_argument("--out", type=Path, default=Path("runs/bench/box_lift_turns"))
+    a = p.parse_args(argv)
+    report: dict[str, Any] = {"policy": str(a.checkpoint or "expert"), "seed": a.seed,
+                              "randomization": str(a.randomization), "boxes": {}}
+    for obj in a.objects:
+        r = run_box(obj, a.episodes, a.seed, a.randomization, a.checkpoint)
+        report["boxes"][obj] = r
+
+        def pct(x: float | None) -> str:
+            return "  -  " if x is None else f"{100 * x:5.1f}%"
+
+        w, b = r["within_peak"], r["beyond_peak"]
+        print(f"{obj:16s} peak {r['peak_yaw']:.2f} rad  success {pct(r['success'])}  "
+              f"within: {pct(w['success'])} of {w['episodes']:3d} (turned {pct(w['turned'])})  "
+              f"beyond: {pct(b['success'])} of {b['episodes']:3d} (turned {pct(b['turned'])})", flush=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "box_lift_turns.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {a.out / 'box_lift_turns.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The box-turn benchmark (benchmarks/box_lift_turns.py): the peak yaw, what counts as turned, the split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def b(load_benchmark):
+    return load_benchmark("box_lift_turns")
+
+
+def test_peak_yaw_is_where_the_box_is_widest_along_the_squeeze(b):
+    hx, hy = 0.09, 0.17  # the wide box's half sizes (config/objects.yaml)
+    peak = b.peak_yaw(hx, hy)
+    yaws = np.linspace(0.0, np.pi / 2, 2001)
+    width = hx * np.abs(np.sin(yaws)) + hy * np.abs(np.cos(yaws))
+    assert peak == pytest.approx(yaws[np.argmax(width)], abs=1e-3)
+    assert peak == pytest.approx(0.487, abs=1e-3)
+
+
+def test_turned_counts_quarter_turns_not_half_turns(b):
+    start = np.array([0.6, 0.6, -0.6, 0.1, 0.7])
+    end = np.array([1.5, 0.6 + np.pi, 1.6, 0.3, 0.7 - np.pi / 2])
+    assert b.turned(start, end).tolist() == [True, False, True, False, True]
+
+
+def test_split_separates_the_spawns_beyond_the_peak(b):
+    success = np.array([True, False, True, True])
+    start = np.array([0.1, 0.6, -0.7, 0.2])
+    end = np.array([0.0, 1.6, -0.1, 0.1])
+    r = b.split(success, start, end, peak=0.5)
+    assert r["within_peak"] == {"episodes": 2, "success": 1.0, "turned": 0.0}
+    assert r["beyond_peak"] == {"episodes": 2, "success": 0.5, "turned": 0.5}
+
+
+def test_a_short_expert_run_reports_every_box(b, tmp_path):
+    r = b.run_box("lift_box_wide", 2, 3, None, None, task_overrides={"episode_length": 4})
+    assert r["episodes"] == 2 and r["within_peak"]["episodes"] + r["beyond_peak"]["episodes"] == 2
