@@ -23,10 +23,7 @@ from typing import Any
 
 import numpy as np
 
-
-def peak_yaw(hx: float, hy: float) -> float:
-    """The yaw (rad) at which a box of half sizes hx, hy is widest along the palms' normal (world y)."""
-    return float(np.arctan2(hx, hy))
+from recipe_sim.experts.box_lift import peak_width_yaw
 
 
 def turned(yaw_start: np.ndarray, yaw_end: np.ndarray) -> np.ndarray:
@@ -72,7 +69,7 @@ def run_box(obj: str, episodes: int, seed: int, randomization: Path | None, chec
             success |= env.task.counter.numpy() >= hold
         yaw_end = quat_yaw(env.physics.qpos[:, oa + 3 : oa + 7].copy())
         size = env.physics.models[0].geom_size[env.index.object_geom]
-        return split(success, yaw0, yaw_end, peak_yaw(float(size[0]), float(size[1])))
+        return split(success, yaw0, yaw_end, peak_width_yaw(float(size[0]), float(size[1])))
     finally:
         env.close()
 

@@ -58,14 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.episodes < 1 or a.num_envs < 1:
         p.error("--episodes and --num-envs must be >= 1")
-    import yaml
+    from recipe_common.config import ConfigError, key_values
 
-    options: dict[str, Any] = {}
-    for item in a.expert:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            p.error(f"--expert: expected KEY=VALUE, got {item!r}")
-        options[key] = yaml.safe_load(value)
+    try:
+        options = key_values(a.expert, "--expert")
+    except ConfigError as exc:
+        p.error(str(exc))
 
     from recipe_common.paths import config_path
     from recipe_sim.experts import make_expert

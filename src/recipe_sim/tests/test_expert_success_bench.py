@@ -26,6 +26,6 @@ def test_expert_options_reach_the_expert_and_the_report(b, tmp_path):
 def test_a_bad_expert_option_is_named(b, tmp_path, capsys):
     with pytest.raises(SystemExit):
         b.main(["--expert", "memoryless", "--out", str(tmp_path)])
-    assert "expected KEY=VALUE, got 'memoryless'" in capsys.readouterr().err
+    assert "--expert 'memoryless': expected KEY=VALUE" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"GraspReachExpert has no option\(s\) \['memoryless'\]"):
         b.main([*_one_episode(tmp_path, "grasp_reach", "can_small"), "--expert", "memoryless=true"])

@@ -43,6 +43,13 @@ LEFT, RIGHT = 0, 1
 SIGN = (1.0, -1.0)
 
 
+def peak_width_yaw(hx: float, hy: float) -> float:
+    """The yaw (rad) at which a box of half sizes hx, hy is widest along the palms' normal (world y):
+    ``hx |sin yaw| + hy |cos yaw|`` peaks there. Squeezed beyond it, a box turns towards a quarter turn
+    instead of squaring up (benchmarks/box_lift_turns.py)."""
+    return float(np.arctan2(hx, hy))
+
+
 class BoxLiftExpert(Expert):
     kind = "box_lift"
     PHASES = ("spread", "approach", "squeeze", "lift", "retreat")
@@ -100,8 +107,7 @@ class BoxLiftExpert(Expert):
         if self.yaw_blind is None:
             return self._support(i, box_yaw, palm_yaw)
         hx, hy = self._half_extents(i)
-        peak = float(np.arctan2(hx, hy))
-        worst = min(peak, self.yaw_blind)
+        worst = min(peak_width_yaw(hx, hy), self.yaw_blind)
         return float(hx * np.sin(worst) + hy * np.cos(worst))
 
     def _palm_targets(self, centre: np.ndarray, gap: float, z: float, palm_yaw: float,
