@@ -8,9 +8,10 @@ node, the twin's trial service) for N trials, then the vectorized env from the s
 hands (``recipe_sim.trials.sim_success_on_trial_spawns``) with the same policy. Prints and writes (JSON):
 observation-to-command latency through ROS (p50/p99), achieved policy and command rates against the
 policy's nominal rate (the limit), CPU use of each stack process, and success deploy vs sim with the
-trials where they disagree and a paired test; the sim side also once through the driver's command path,
-to tell what the driver's filter costs from what the stack costs. The machine's load average is printed
-too: other work on the two cores slows every figure here.
+trials where they disagree and a paired test; the sim side also through the driver's command path,
+to tell what the driver's filter costs from what the stack costs, and for a generalist over several
+sampler draws per spawn (``--sim-draws``: one sim episode is one draw of its noise). The machine's load
+average is printed too: other work on the two cores slows every figure here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,12 +33,15 @@ from recipe_common.tasks import TASK_NAMES
 from recipe_policy.interface import PolicySpec
 
 
-def sim_success(policy_ref: str, task: str, obj: str,
-                seeds: list[int]) -> tuple[PolicySpec, np.ndarray, np.ndarray]:
+def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int],
+                draws: int = 1) -> tuple[PolicySpec, np.ndarray, np.ndarray]:
     """The same policy on the same spawns in the vectorized env, through the node's runtime: commanding the
     actuators directly, and through the driver's command path (start ramp, step and velocity caps,
-    joint-limit margins). Returns the policy's spec and the two success arrays. Each run gets a freshly
-    loaded policy, so a generalist's sampler starts from the same seed in both."""
+    joint-limit margins). Returns the policy's spec and the two (draws, len(seeds)) success arrays.
+
+    A generalist samples its chunks: one sim episode per spawn is one draw of its noise, as lucky or unlucky
+    as one deploy trial. ``draws`` runs each spawn that many times, the sampler seeded 0, 1, ... (draw 0 as
+    the node starts); a specialist is deterministic and gets one. Each run gets a freshly loaded policy."""
     from recipe_gr1_driver.command_path import driver_command_paths
     from recipe_policy.loading import load_policy
     from recipe_policy.node import PolicyNodeConfig
@@ -44,10 +49,19 @@ def sim_success(policy_ref: str, task: str, obj: str,
 
     # The generalist samples as the deployed node does (config/policy_node.yaml).
     sampling = PolicyNodeConfig.load().sampling()
-    direct = sim_success_on_trial_spawns(load_policy(policy_ref, **sampling), task, obj, seeds)
-    policy = load_policy(policy_ref, **sampling)
-    driven = sim_success_on_trial_spawns(policy, task, obj, seeds, command_path=driver_command_paths())
-    return policy.spec, direct, driven
+
+    def load(draw: int) -> Any:
+        policy = load_policy(policy_ref, **sampling)
+        if hasattr(policy, "generator"):
+            policy.generator.manual_seed(draw)
+        return policy
+
+    first = load(0)
+    spec, n = first.spec, draws if hasattr(first, "generator") else 1
+    direct = np.array([sim_success_on_trial_spawns(load(d), task, obj, seeds) for d in range(n)])
+    driven = np.array([sim_success_on_trial_spawns(load(d), task, obj, seeds,
+                                                   command_path=driver_command_paths()) for d in range(n)])
+    return spec, direct, driven
 
 
 def paired_test(deploy: np.ndarray, sim: np.ndarray) -> dict[str, float | int]:
@@ -68,6 +82,10 @@ def _paired_text(t: dict[str, float | int]) -> str:
             f"exact McNemar p = {t['p_value']:.2f}")
 
 
+def _percents(draws: np.ndarray) -> str:
+    return " ".join(f"{100 * v:.0f}" for v in draws.mean(axis=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", default="grasp_reach", choices=TASK_NAMES)
@@ -76,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--composed", action="store_true", help="all nodes in one process (default: one each)")
     p.add_argument("--object-source", choices=("perception", "truth"), default="perception")
+    p.add_argument("--sim-draws", type=int, default=5,
+                   help="sim episodes per spawn for a generalist, one per sampler seed (default 5)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
+    if a.sim_draws < 1:
+        p.error(f"--sim-draws must be >= 1, got {a.sim_draws}")
     defaults = load_deploy_defaults()
     policy = a.policy or defaults.tasks[a.task].policy
     obj = defaults.tasks[a.task].sim_object
@@ -94,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = json.loads((out / "summary.json").read_text())
     seeds = [r["seed"] for r in summary["results"]]
     deploy = np.array([r["outcome"] == "success" for r in summary["results"]])
-    spec, sim, sim_driver = sim_success(policy, a.task, obj, seeds)
+    spec, sim_draws, driver_draws = sim_success(policy, a.task, obj, seeds, a.sim_draws)
+    sim, sim_driver = sim_draws[0], driver_draws[0]
     nominal_rate = 1.0 / spec.inference_period
     lat, inf = summary["observation_to_command_ms"], summary["inference_ms"]
     report = {
@@ -105,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         "sim_success_same_spawns": float(sim.mean()),
         "sim_success_through_driver_path": float(sim_driver.mean()),
         "paired_test_vs_sim_through_driver_path": paired_test(deploy, sim_driver),
+        "sim_draws": len(sim_draws),
+        "sim_success_mean_over_draws": float(sim_draws.mean()),
+        "sim_success_per_draw": sim_draws.mean(axis=1).tolist(),
+        "sim_success_through_driver_path_mean_over_draws": float(driver_draws.mean()),
+        "sim_success_through_driver_path_per_draw": driver_draws.mean(axis=1).tolist(),
         "disagreements": [s for s, d, m in zip(seeds, deploy, sim, strict=True) if d != m],
         "paired_test": paired_test(deploy, sim),
         "observation_to_command_ms": lat, "inference_ms": inf,
@@ -122,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sim through the driver's command path (ramp, step/velocity caps, limit margins): "
           f"{100 * report['sim_success_through_driver_path']:.0f}% "
           f"({_paired_text(report['paired_test_vs_sim_through_driver_path'])})")
+    if len(sim_draws) > 1:
+        print(f"sim over {len(sim_draws)} sampler draws per spawn (the paired figures above are draw 0): "
+              f"{100 * sim_draws.mean():.1f}% (draws {_percents(sim_draws)}), through the driver's path "
+              f"{100 * driver_draws.mean():.1f}% (draws {_percents(driver_draws)}); deploy - sim "
+              f"{100 * (deploy.mean() - driver_draws.mean()):+.1f} points")
     print(f"observation->command latency: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms "
           f"(inference p50 {inf['p50']:.1f} ms, p99 {inf['p99']:.1f} ms)")
     print(f"policy rate {summary['policy_rate_hz']:.2f} Hz of {nominal_rate:.1f} Hz nominal "

@@ -28,6 +28,7 @@ from recipe_common import robot_spec
 from recipe_common.cameras import THIRD_VIEW, camera_table
 from recipe_common.config import ConfigError, as_float, as_int, as_str, in_file, load_yaml, require_keys
 from recipe_common.paths import config_path
+from recipe_common.realtime import REALTIME_PRIORITY_ENV
 from recipe_common.tasks import TASK_NAMES
 
 BACKENDS = ("sim", "gr1")
@@ -179,6 +180,9 @@ class StackOptions:
 
 
 POLICY_NICE = -5  # the policy process's niceness (see deploy_stack)
+# the SCHED_FIFO priority of its inference (recipe_common.realtime): low among realtime priorities, so a
+# robot's own control loop (ros2_control's default is 50) keeps precedence over it
+POLICY_REALTIME_PRIORITY = 10
 
 
 def available_cpus() -> frozenset[int]:
@@ -260,8 +264,10 @@ def deploy_stack(opts: StackOptions, cpus: Iterable[int] | None = None) -> list[
                                                         "hand": opts.hand}),),
         # The one latency-bound process of the workstation: on 2 cores shared with the twin, perception and
         # the trial recorder, a generalist's observation-to-command p99 over 20 trials was 75 ms at normal
-        # priority and 42 ms at nice -5 (docs/deploy.md).
-        ready="service:/policy/start", nice=POLICY_NICE))
+        # priority, 46-64 ms at nice -5 and 27-35 ms with the inference under SCHED_FIFO (docs/deploy.md).
+        # The niceness stays for the rest of the process and for machines that allow no realtime priority.
+        ready="service:/policy/start", nice=POLICY_NICE,
+        env=((REALTIME_PRIORITY_ENV, str(POLICY_REALTIME_PRIORITY)),)))
     if opts.twin_cpus:
         procs = pin_twin(procs, opts.twin_cpus, available_cpus() if cpus is None else cpus)
     return procs

@@ -21,6 +21,7 @@ from recipe_bringup.stack import (
 )
 from recipe_bringup.supervisor import Supervisor
 from recipe_common.config import ConfigError
+from recipe_common.realtime import REALTIME_PRIORITY_ENV
 from recipe_common.tasks import TASK_NAMES
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -94,6 +95,9 @@ def test_launch_file_starts_exactly_the_declared_processes(monkeypatch, backend)
         assert ("name" in node.kw) == (len(proc.nodes) == 1)
         assert node.kw.get("prefix", "").split() == command_prefix(proc)
     assert any(p.nice < 0 for p in procs)  # the policy asks for a higher priority in both runners
+    for node, proc in zip(launched, procs, strict=True):  # and for SCHED_FIFO, through its environment
+        assert node.kw.get("additional_env", {}) == dict(proc.env)
+        assert (REALTIME_PRIORITY_ENV in dict(proc.env)) == (proc.key == "policy")
 
 
 def test_record_adds_ros2_bag_record(monkeypatch):

@@ -50,7 +50,7 @@ class DriverConfig:
     arm_margin: float = 0.05
     hand_margin: float = 0.0
     arm_velocity_scale: float = 0.5
-    arm_max_velocity: float = 2.0
+    arm_max_velocity: float = 4.0
     hand_max_velocity: float = 3.0
     max_step: float = 0.05
     watchdog_timeout: float = 0.5

@@ -77,7 +77,7 @@ class SafetyLimits:
         arm_margin: float = 0.05,
         hand_margin: float = 0.0,
         arm_velocity_scale: float = 0.5,
-        arm_max_velocity: float = 2.0,
+        arm_max_velocity: float = 4.0,
         hand_max_velocity: float = 3.0,
         max_step: float = 0.05,
     ) -> SafetyLimits:

@@ -187,8 +187,8 @@ def test_malformed_commands_never_reach_backend(rig):
 def test_watchdog_holds_within_timeout(rig):
     driver, client = rig
     settle(client)
-    reach(driver, client, [ELBOW], [0.3])
-    client.stream([ELBOW], [-2.0], seconds=0.3)  # still moving (2 rad/s) when commands stop
+    reach(driver, client, [ELBOW], [1.0])
+    client.stream([ELBOW], [-2.0], seconds=0.3)  # still moving (V_ELBOW, 2.62 rad/s) when commands stop
     t_last = time.monotonic()
     time.sleep(1.0)
     rows = rows_since(driver, t_last)

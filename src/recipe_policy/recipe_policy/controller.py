@@ -39,6 +39,7 @@ import numpy as np
 from recipe_common import robot_spec
 from recipe_common.handover_stages import HandoverGoals, TransferRule
 from recipe_common.observation import policy_state
+from recipe_common.realtime import RealtimeSection
 from recipe_common.tasks import task_info
 from recipe_policy.interface import DeployablePolicy
 from recipe_policy.runtime import ActionChunkRuntime, ObservationWindow, RuntimeConfig
@@ -91,8 +92,11 @@ class PolicyController:
 
     def __init__(self, policy: DeployablePolicy, limits: Limits | None = None,
                  runtime_config: RuntimeConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 realtime: RealtimeSection | None = None) -> None:
         self.policy = policy
+        # where the inference runs (recipe_common.realtime: SCHED_FIFO while it runs, if asked and allowed)
+        self.realtime = realtime or RealtimeSection(0)
         self.spec = policy.spec
         self.limits = limits or Limits()
         self.runtime = ActionChunkRuntime(self.spec, runtime_config or RuntimeConfig())
@@ -270,7 +274,8 @@ class PolicyController:
     def _infer(self, window: ObservationWindow) -> Tick | None:
         t0 = self.clock()
         try:
-            actions = self.policy.predict(window.states, window.depths)
+            with self.realtime:
+                actions = self.policy.predict(window.states, window.depths)
         except Exception as exc:  # a broken model must not take the node down: hold and say why
             self.runtime.cancel_inference()
             self._last_inference_s = self.clock() - t0

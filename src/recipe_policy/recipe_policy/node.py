@@ -45,6 +45,7 @@ from recipe_common.config import (
 from recipe_common.frames import BASE, WORLD, to_world
 from recipe_common.paths import config_path
 from recipe_common.policy_image import to_policy_image
+from recipe_common.realtime import RealtimeSection, realtime_priority
 from recipe_common.ros.params import read_node_config
 from recipe_common.ros.process import run_nodes
 from recipe_common.tasks import TASK_NAMES
@@ -151,7 +152,16 @@ class PolicyNode(Node):
         if spec.hand != cfg.hand:
             raise ValueError(f"policy {cfg.policy!r} is for the {spec.hand!r} hand, not {cfg.hand!r}")
         policy.warm_up()
-        self.controller = PolicyController(policy, cfg.limits(), clock=self._now)
+        # The inference under SCHED_FIFO where the process's environment asks for it (the stack's policy
+        # process does); probed once here so the log says whether it took.
+        realtime = RealtimeSection(realtime_priority())
+        with realtime:
+            pass
+        if realtime.priority:
+            where = f"SCHED_FIFO priority {realtime.priority}" if realtime.active else "normal priority"
+            why = f" ({realtime.error})" if realtime.error else ""
+            self.get_logger().info(f"inference under {where}{why}")
+        self.controller = PolicyController(policy, cfg.limits(), clock=self._now, realtime=realtime)
         self._lock = threading.Lock()
         self._names = robot_spec.actuated_joint_names()
         self._index: dict[str, int] = {}

@@ -80,6 +80,32 @@ def run(ctrl, clock, ticks=5, depth=False, dt=0.1):
     return out
 
 
+def test_the_inference_runs_inside_the_realtime_section():
+    """Only predict is raised (recipe_common.realtime): the rest of a tick runs at the thread's priority."""
+
+    class Spy:
+        inside = False
+        entered = 0
+
+        def __enter__(self):
+            self.inside, self.entered = True, self.entered + 1
+            return self
+
+        def __exit__(self, *exc):
+            self.inside = False
+
+    ctrl, policy, clock = make()
+    spy = Spy()
+    ctrl.realtime = spy
+    seen = []
+    predict = policy.predict
+    policy.predict = lambda s, d: (seen.append(spy.inside), predict(s, d))[1]
+    feed(ctrl, clock)
+    assert ctrl.start(GOAL)[0]
+    run(ctrl, clock, ticks=3)
+    assert seen == [True, True, True] and spy.entered == 3 and not spy.inside
+
+
 def test_idle_until_started_then_commands_within_limits():
     ctrl, policy, clock = make()
     feed(ctrl, clock)

@@ -18,7 +18,7 @@ from recipe_policy.dataset import Field, create_dataset
 from recipe_policy.diffusion_model import DiffusionPolicyModel, state_columns
 from recipe_policy.train import STATE_FILE, Trainer
 from recipe_policy.training_data import state_slices
-from recipe_policy.unet1d import ConditionalUnet1D
+from recipe_policy.unet1d import ConditionalUnet1D, Conv1d
 
 HEAD = PolicyImageSpec.for_camera()
 
@@ -185,6 +185,23 @@ def test_unet_shapes_and_horizon_check():
     assert out.shape == (3, 8, 26)
     with pytest.raises(ValueError, match="multiple of 4"):
         net(torch.randn(1, 6, 26), torch.tensor([1]), torch.randn(1, 10))
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "bias"),
+                         [(5, 1, 2, True), (3, 2, 1, True), (1, 1, 0, False)])
+def test_batch1_conv_as_one_matmul_matches_torch_and_batches_keep_torch(kernel, stride, padding, bias):
+    conv = Conv1d(12, 7, kernel, stride, padding, bias=bias).eval()
+    ref = torch.nn.Conv1d(12, 7, kernel, stride, padding, bias=bias).eval()
+    ref.load_state_dict(conv.state_dict())  # the same parameter names: checkpoints load either way
+    x = torch.randn(1, 12, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), ref(x))
+        xb = torch.randn(3, 12, 16)
+        torch.testing.assert_close(conv(xb), ref(xb))
+    conv.train()
+    y = conv(x)
+    y.sum().backward()  # training takes torch's convolution (autograd through it)
+    assert conv.weight.grad is not None and y.shape == ref(x).shape
 
 
 def test_augmentation_stays_in_range_and_off_means_identity():
