@@ -264,7 +264,7 @@ def deploy_stack(opts: StackOptions, cpus: Iterable[int] | None = None) -> list[
                                                         "hand": opts.hand}),),
         # The one latency-bound process of the workstation: on 2 cores shared with the twin, perception and
         # the trial recorder, a generalist's observation-to-command p99 over 20 trials was 75 ms at normal
-        # priority, 46-64 ms at nice -5 and 27-35 ms with the inference under SCHED_FIFO (docs/deploy.md).
+        # priority, 46-64 ms at nice -5 and 38 ms with its inference under SCHED_FIFO (docs/deploy.md).
         # The niceness stays for the rest of the process and for machines that allow no realtime priority.
         ready="service:/policy/start", nice=POLICY_NICE,
         env=((REALTIME_PRIORITY_ENV, str(POLICY_REALTIME_PRIORITY)),)))

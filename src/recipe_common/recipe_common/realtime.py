@@ -3,12 +3,12 @@
 Why: the inference is the one latency-bound job of the workstation, and a nice value only weighs its share
 of a contended core. On the twin's 2 cores at nice -5 the grasp_reach generalist's inference took 22 ms of
 wall time for 16 ms of CPU (it shares CPU 1 with perception) and observation-to-command p99 was 50-64 ms;
-with the inference under SCHED_FIFO, 15 ms and p99 27-35 ms (docs/deploy.md). As realtime_tools does for
-ros2_control's loop, only the section that must not wait is raised, and only while it runs: a whole process
-under SCHED_FIFO (tried first) let one of its threads that kept running starve the others of the same
-priority on its CPU, and a stop needed SIGKILL. The priority comes from the process's environment
-(``REALTIME_PRIORITY_ENV``, which the stack declaration sets for the policy process), so composed nodes
-and tests run at normal priority unless asked. Needs CAP_SYS_NICE or an ``rtprio`` limit
+with the inference under SCHED_FIFO, 16.5 ms and p99 38 ms (docs/deploy.md). As realtime_tools does for
+ros2_control's loop, only the section that must not wait is raised, and only while it runs: a whole
+process under SCHED_FIFO (tried first; p99 27-35 ms) let one of its threads that kept running starve the
+others of the same priority on its CPU, and a stop needed SIGKILL. The priority comes from the process's
+environment (``REALTIME_PRIORITY_ENV``, which the stack declaration sets for the policy process), so
+composed nodes and tests run at normal priority unless asked. Needs CAP_SYS_NICE or an ``rtprio`` limit
 (/etc/security/limits.conf, docker ``--cap-add SYS_NICE``); without it the section runs at the thread's
 normal priority and ``error`` says why.
 """
