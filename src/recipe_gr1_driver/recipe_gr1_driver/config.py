@@ -28,6 +28,7 @@ from recipe_common import robot_spec
 from recipe_common.cameras import DEFAULT_NAMESPACE, CameraTopics, camera_table
 from recipe_common.config import Bounds, ConfigError, field_default, in_file, load_yaml, parse_yaml
 from recipe_common.paths import config_path
+from recipe_gr1_driver import safety
 
 NODE_NAME = "gr1_driver"
 BACKENDS = ("sim", "gr1")
@@ -47,12 +48,12 @@ class DriverConfig:
     control_rate_hz: float = 100.0
     diagnostics_rate_hz: float = 1.0
     # safety (radians, seconds)
-    arm_margin: float = 0.05
-    hand_margin: float = 0.0
-    arm_velocity_scale: float = 0.5
-    arm_max_velocity: float = 4.0
-    hand_max_velocity: float = 3.0
-    max_step: float = 0.05
+    arm_margin: float = safety.ARM_MARGIN
+    hand_margin: float = safety.HAND_MARGIN
+    arm_velocity_scale: float = safety.ARM_VELOCITY_SCALE
+    arm_max_velocity: float = safety.ARM_MAX_VELOCITY
+    hand_max_velocity: float = safety.HAND_MAX_VELOCITY
+    max_step: float = safety.MAX_STEP
     watchdog_timeout: float = 0.5
     ramp_time: float = 1.0
     # sim backend

@@ -29,6 +29,15 @@ import numpy as np
 
 from recipe_common import robot_spec
 
+# The safety settings' defaults, in one place: ``SafetyLimits.from_spec`` and the driver's configuration
+# (``config.DriverConfig``; config/driver.yaml writes them out) take them from here.
+ARM_MARGIN = 0.05  # rad taken off both ends of each arm joint range
+HAND_MARGIN = 0.0  # rad taken off both ends of each hand joint range
+ARM_VELOCITY_SCALE = 0.5  # fraction of the URDF velocity limit
+ARM_MAX_VELOCITY = 4.0  # rad/s cap on top of the scaled URDF limit (2.0 slowed the wrists: docs/deploy.md)
+HAND_MAX_VELOCITY = 3.0  # rad/s (the URDF gives none for the hands)
+MAX_STEP = 0.05  # rad, cap on the change of one control step
+
 
 class CommandRejected(ValueError):
     """A command was refused as a whole; nothing from it reaches the robot."""
@@ -74,12 +83,12 @@ class SafetyLimits:
     def from_spec(
         cls,
         hand: str = robot_spec.DEFAULT_HAND,
-        arm_margin: float = 0.05,
-        hand_margin: float = 0.0,
-        arm_velocity_scale: float = 0.5,
-        arm_max_velocity: float = 4.0,
-        hand_max_velocity: float = 3.0,
-        max_step: float = 0.05,
+        arm_margin: float = ARM_MARGIN,
+        hand_margin: float = HAND_MARGIN,
+        arm_velocity_scale: float = ARM_VELOCITY_SCALE,
+        arm_max_velocity: float = ARM_MAX_VELOCITY,
+        hand_max_velocity: float = HAND_MAX_VELOCITY,
+        max_step: float = MAX_STEP,
     ) -> SafetyLimits:
         """Limits from the URDF values in robot_spec.
 
