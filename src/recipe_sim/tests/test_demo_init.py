@@ -6,6 +6,7 @@ The experts themselves are tested in test_experts.py.
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -15,7 +16,12 @@ from recipe_common.config import ConfigError
 from recipe_sim.experts import make_expert
 from recipe_sim.ppo.checkpoint import load_checkpoint, read_metadata
 from recipe_sim.ppo.config import config_from_file_dict, load_config
-from recipe_sim.ppo.demo_init import Demonstrations, clone_actor, collect_demonstrations
+from recipe_sim.ppo.demo_init import (
+    Demonstrations,
+    clone_actor,
+    cloning_schedule,
+    collect_demonstrations,
+)
 from recipe_sim.ppo.envs import make_env, randomization_config, resolve_subtasks
 from recipe_sim.ppo.evaluation import deterministic_policy
 from recipe_sim.ppo.runner import RunInfo, SpecialistRunner
@@ -198,6 +204,13 @@ def test_demo_init_config_is_validated():
     with pytest.raises(ConfigError, match=r"profiles\.default\.demo_init\.expert: expected a mapping"):
         config_from_file_dict(data, "default")
     del data["profiles"]["default"]["demo_init"]["expert"]
+    assert config_from_file_dict(data, "default").demo_init.lr_schedule == "constant"
+    data["profiles"]["default"]["demo_init"]["lr_schedule"] = "cosine"
+    assert config_from_file_dict(data, "default").demo_init.lr_schedule == "cosine"
+    data["profiles"]["default"]["demo_init"]["lr_schedule"] = "step"
+    with pytest.raises(ConfigError, match=r"demo_init\.lr_schedule: 'step' is not one of"):
+        config_from_file_dict(data, "default")
+    del data["profiles"]["default"]["demo_init"]["lr_schedule"]
     data["profiles"]["default"]["demo_init"]["arm_std"] = 0
     with pytest.raises(ConfigError, match=r"profiles\.default\.demo_init\.arm_std"):
         config_from_file_dict(data, "default")
@@ -207,6 +220,25 @@ def test_demo_init_config_is_validated():
     del data["profiles"]["default"]["demo_init"]
     assert config_from_file_dict(data, "default").demo_init is None
     assert "demo_init" not in config_from_file_dict(data, "default").to_dict()
+
+
+def test_cloning_learning_rate_schedules():
+    def rates(schedule: str, batches: int = 10) -> list[float]:
+        optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
+        sched = cloning_schedule(optimizer, schedule, batches)
+        out = []
+        for _ in range(batches + 1):
+            out.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            sched.step()
+        return out
+
+    assert rates("constant") == pytest.approx([1e-3] * 11)
+    cosine = rates("cosine")
+    assert cosine[0] == pytest.approx(1e-3) and cosine[5] == pytest.approx(5e-4) and cosine[10] < 1e-12
+    assert all(a > b for a, b in pairwise(cosine))
+    with pytest.raises(ValueError, match="schedule 'step'"):
+        cloning_schedule(torch.optim.Adam([torch.zeros(1, requires_grad=True)]), "step", 10)
 
 
 def test_cloned_policy_grasps_and_lifts_like_the_expert(tmp_path):

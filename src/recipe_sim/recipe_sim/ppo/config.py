@@ -88,6 +88,12 @@ class DemoInitConfig:
     freeze_obs_normalizer: bool = True
     # Options of the task's expert (``make_expert(env, **expert)``), e.g. ``{memoryless: true}`` for handover.
     expert: Mapping[str, Any] = field(default_factory=dict)
+    # The cloning learning rate over the epochs: ``constant`` or ``cosine`` (decays to 0 by the last batch,
+    # so the last epochs settle into a minimum instead of hopping around it at full step size).
+    lr_schedule: str = "constant"
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -326,7 +332,7 @@ def _demo_init(raw: Any, where: str) -> DemoInitConfig:
     floats = ("learning_rate", "arm_std", "hand_std", "ppo_learning_rate")
     config.require_keys(
         raw, where, {*ints, *floats, "critic_warmup_iterations"},
-        {"dagger_rounds", "dagger_epochs", "freeze_obs_normalizer", "expert"},
+        {"dagger_rounds", "dagger_epochs", "freeze_obs_normalizer", "expert", "lr_schedule"},
     )
     expert = raw.get("expert", {}) or {}
     if not isinstance(expert, dict):
@@ -343,6 +349,7 @@ def _demo_init(raw: Any, where: str) -> DemoInitConfig:
             raw.get("freeze_obs_normalizer", True), f"{where}.freeze_obs_normalizer"
         ),
         expert=dict(expert),
+        lr_schedule=_choice(raw.get("lr_schedule", "constant"), f"{where}.lr_schedule", LR_SCHEDULES),
     )
 
 

@@ -160,6 +160,22 @@ def action_head_of(actor: torch.nn.Module) -> ActionAffine:
     return heads[0]
 
 
+def cloning_schedule(
+    optimizer: torch.optim.Optimizer, schedule: str, batches: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule of ``batches`` cloning steps (``demo_init.lr_schedule``), stepped per batch.
+
+    ``cosine`` falls from the configured rate to 0 by the last batch: at a constant rate Adam's last epochs
+    keep hopping around the minimum they found, and a policy run in closed loop pays for that noise (the
+    handover clone: loss 0.0074 -> 0.0055, nominal success 52.5% -> 69.8%; docs/specialists.md).
+    """
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(batches, 1))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+
+
 def clone_actor(
     actor: torch.nn.Module,
     demos: Demonstrations,
@@ -198,6 +214,8 @@ def clone_actor(
     actor.update_normalization(batch(torch.arange(obs.shape[0])))
     params = [p for p in actor.mlp.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
+    batches = cfg.epochs * math.ceil(obs.shape[0] / cfg.batch_size)
+    schedule = cloning_schedule(optimizer, cfg.lr_schedule, batches)
     gen = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     for epoch in range(cfg.epochs):
@@ -209,6 +227,7 @@ def clone_actor(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            schedule.step()
             total += float(loss.detach()) * len(rows)
             count += len(rows)
         losses.append(total / count)
