@@ -14,7 +14,7 @@ from tensordict import TensorDict
 from recipe_common import robot_spec
 from recipe_sim.init_states import InitStates
 from recipe_sim.randomization import RandomizationConfig
-from recipe_sim.vec_env import RecipeVecEnv
+from recipe_sim.vec_env import PassThroughCommandPath, RecipeVecEnv
 
 N = 4
 
@@ -298,3 +298,24 @@ def test_rsl_rl_ppo_runner_trains_on_the_env():
     after = list(runner.alg.actor.parameters())
     assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))  # PPO updated the actor
     assert torch.isfinite(env.get_observations()["policy"]).all()
+
+
+def test_a_pass_through_command_path_commands_the_targets_unchanged():
+    """The baseline for a real command path: the same per-substep stepping, the targets as they are. It
+    matches commanding the actuators directly up to the solver's cold starts (docs/deploy.md)."""
+    def run(path: bool) -> tuple[np.ndarray, np.ndarray]:
+        e = RecipeVecEnv("grasp_reach", 2, objects=["can_medium"], seed=0,
+                         randomization=RandomizationConfig.disabled())
+        if path:
+            e.set_command_path(PassThroughCommandPath)
+        e.reset()
+        acts = random_actions(e, np.random.default_rng(5))
+        for _ in range(3):
+            e.step(acts)
+        return e.physics.ctrl[:, e.index.actuator_ids].copy(), e.physics.qpos.copy()
+
+    (ctrl_direct, q_direct), (ctrl_path, q_path) = run(False), run(True)
+    assert np.array_equal(ctrl_path, ctrl_direct)
+    assert np.allclose(q_path, q_direct, atol=1e-4)
+    with pytest.raises(RuntimeError, match="before reset"):
+        PassThroughCommandPath().update(0.0)
