@@ -9,8 +9,7 @@ hands (``recipe_sim.trials.sim_success_on_trial_spawns``) with the same policy. 
 observation-to-command latency through ROS (p50/p99), achieved policy and command rates against the
 policy's nominal rate (the limit), CPU use of each stack process, and success deploy vs sim with the
 trials where they disagree and a paired test; the sim side also through the driver's command path,
-to tell what the driver's filter costs from what the stack costs (against a pass-through path: the same
-stepping, nothing filtered), and for a generalist over several
+to tell what the driver's filter costs from what the stack costs, and for a generalist over several
 sampler draws per spawn (``--sim-draws``: one sim episode is one draw of its noise). The machine's load
 average is printed too: other work on the two cores slows every figure here.
 """
@@ -35,16 +34,10 @@ from recipe_policy.interface import PolicySpec
 
 
 def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int],
-                draws: int = 1) -> tuple[PolicySpec, np.ndarray, np.ndarray, np.ndarray]:
+                draws: int = 1) -> tuple[PolicySpec, np.ndarray, np.ndarray]:
     """The same policy on the same spawns in the vectorized env, through the node's runtime: commanding the
-    actuators directly, through a pass-through command path, and through the driver's command path (start
-    ramp, step and velocity caps, joint-limit margins). Returns the policy's spec and the three (draws,
-    len(seeds)) success arrays.
-
-    The pass-through path is the driver's baseline: any path steps the physics one substep at a time (each
-    step starting the solver cold), which alone flips the outcome of a policy that sits on a knife edge
-    (the handover clone: 70.3% direct, 64.5% pass-through, 256 spawns); the driver's filter costs what it
-    loses against the pass-through path, not against direct.
+    actuators directly, and through the driver's command path (start ramp, step and velocity caps,
+    joint-limit margins). Returns the policy's spec and the two (draws, len(seeds)) success arrays.
 
     A generalist samples its chunks: one sim episode per spawn is one draw of its noise, as lucky or unlucky
     as one deploy trial. ``draws`` runs each spawn that many times, the sampler seeded 0, 1, ... (draw 0 as
@@ -53,7 +46,6 @@ def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int],
     from recipe_policy.loading import load_policy
     from recipe_policy.node import PolicyNodeConfig
     from recipe_sim.trials import sim_success_on_trial_spawns
-    from recipe_sim.vec_env import PassThroughCommandPath
 
     # The generalist samples as the deployed node does (config/policy_node.yaml).
     sampling = PolicyNodeConfig.load().sampling()
@@ -67,11 +59,9 @@ def sim_success(policy_ref: str, task: str, obj: str, seeds: list[int],
     first = load(0)
     spec, n = first.spec, draws if hasattr(first, "generator") else 1
     direct = np.array([sim_success_on_trial_spawns(load(d), task, obj, seeds) for d in range(n)])
-    passed = np.array([sim_success_on_trial_spawns(load(d), task, obj, seeds,
-                                                   command_path=PassThroughCommandPath) for d in range(n)])
     driven = np.array([sim_success_on_trial_spawns(load(d), task, obj, seeds,
                                                    command_path=driver_command_paths()) for d in range(n)])
-    return spec, direct, passed, driven
+    return spec, direct, driven
 
 
 def paired_test(deploy: np.ndarray, sim: np.ndarray) -> dict[str, float | int]:
@@ -126,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = json.loads((out / "summary.json").read_text())
     seeds = [r["seed"] for r in summary["results"]]
     deploy = np.array([r["outcome"] == "success" for r in summary["results"]])
-    spec, sim_draws, pass_draws, driver_draws = sim_success(policy, a.task, obj, seeds, a.sim_draws)
+    spec, sim_draws, driver_draws = sim_success(policy, a.task, obj, seeds, a.sim_draws)
     sim, sim_driver = sim_draws[0], driver_draws[0]
     nominal_rate = 1.0 / spec.inference_period
     lat, inf = summary["observation_to_command_ms"], summary["inference_ms"]
@@ -136,13 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before": load0, "load_average_after": os.getloadavg(),
         "deploy_success": float(deploy.mean()) if len(deploy) else None,
         "sim_success_same_spawns": float(sim.mean()),
-        "sim_success_through_pass_through_path": float(pass_draws[0].mean()),
         "sim_success_through_driver_path": float(sim_driver.mean()),
         "paired_test_vs_sim_through_driver_path": paired_test(deploy, sim_driver),
         "sim_draws": len(sim_draws),
         "sim_success_mean_over_draws": float(sim_draws.mean()),
         "sim_success_per_draw": sim_draws.mean(axis=1).tolist(),
-        "sim_success_through_pass_through_path_mean_over_draws": float(pass_draws.mean()),
         "sim_success_through_driver_path_mean_over_draws": float(driver_draws.mean()),
         "sim_success_through_driver_path_per_draw": driver_draws.mean(axis=1).tolist(),
         "disagreements": [s for s, d, m in zip(seeds, deploy, sim, strict=True) if d != m],
@@ -161,14 +149,11 @@ def main(argv: list[str] | None = None) -> int:
           f"({_paired_text(report['paired_test'])})")
     print(f"sim through the driver's command path (ramp, step/velocity caps, limit margins): "
           f"{100 * report['sim_success_through_driver_path']:.0f}% "
-          f"({_paired_text(report['paired_test_vs_sim_through_driver_path'])}); through a pass-through path "
-          f"(the same per-substep stepping, targets unchanged: the driver's baseline) "
-          f"{100 * report['sim_success_through_pass_through_path']:.0f}%")
+          f"({_paired_text(report['paired_test_vs_sim_through_driver_path'])})")
     if len(sim_draws) > 1:
         print(f"sim over {len(sim_draws)} sampler draws per spawn (the paired figures above are draw 0): "
               f"{100 * sim_draws.mean():.1f}% (draws {_percents(sim_draws)}), through the driver's path "
-              f"{100 * driver_draws.mean():.1f}% (draws {_percents(driver_draws)}), pass-through "
-              f"{100 * pass_draws.mean():.1f}%; deploy - sim "
+              f"{100 * driver_draws.mean():.1f}% (draws {_percents(driver_draws)}); deploy - sim "
               f"{100 * (deploy.mean() - driver_draws.mean()):+.1f} points")
     print(f"observation->command latency: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms "
           f"(inference p50 {inf['p50']:.1f} ms, p99 {inf['p99']:.1f} ms)")

@@ -146,17 +146,32 @@ class BatchedPhysics:
 
     # --- stepping ------------------------------------------------------------------------------------
 
-    def step(self, nstep: int) -> np.ndarray:
+    def step(self, nstep: int, ctrl_steps: np.ndarray | None = None) -> np.ndarray:
         """Advance every env by ``nstep`` physics steps with the current ctrl/xfrc; returns the (N,) bool
-        mask of envs that diverged (MuJoCo reset them, or their state is not finite)."""
+        mask of envs that diverged (MuJoCo reset them, or their state is not finite).
+
+        ``ctrl_steps`` (N, nstep, nu): a control for each of the steps instead of the current one (a
+        command path's output per substep); ``ctrl`` then holds the last. One ``mujoco.rollout`` call either
+        way: each call starts the constraint solver cold, so splitting a period into calls of one step
+        would change the trajectory at the solver's tolerance, and a policy on a knife edge with it.
+        """
         if nstep < 1:
             raise ValueError(f"nstep must be >= 1, got {nstep}")
         n = self.num_envs
         if self._out_state is None or self._out_state.shape[1] != nstep:
             self._out_state = np.empty((n, nstep, self.nstate))
             self._out_sens = np.empty((n, nstep, self.sensordata.shape[1]))
-        control = np.concatenate([self.ctrl, self.xfrc.reshape(n, -1)], axis=1)[:, None, :]
-        control = np.ascontiguousarray(np.broadcast_to(control, (n, nstep, control.shape[2])))
+        xfrc = self.xfrc.reshape(n, 1, -1)
+        if ctrl_steps is None:
+            control = np.concatenate([self.ctrl, self.xfrc.reshape(n, -1)], axis=1)[:, None, :]
+            control = np.ascontiguousarray(np.broadcast_to(control, (n, nstep, control.shape[2])))
+        else:
+            ctrl_steps = np.asarray(ctrl_steps, dtype=np.float64)
+            if ctrl_steps.shape != (n, nstep, self.nu):
+                raise ValueError(f"ctrl_steps has shape {ctrl_steps.shape}, expected {(n, nstep, self.nu)}")
+            control = np.ascontiguousarray(
+                np.concatenate([ctrl_steps, np.broadcast_to(xfrc, (n, nstep, xfrc.shape[2]))], axis=2))
+            self.ctrl[:] = ctrl_steps[:, -1]
         t_expected = self.time + nstep * np.array([m.opt.timestep for m in self.models])
         rollout.rollout(
             self.models,

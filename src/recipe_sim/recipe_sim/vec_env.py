@@ -60,40 +60,16 @@ SPAWN_CLEARANCE = 0.001  # m between a spawned object and the table top (no init
 
 class CommandPath(Protocol):
     """What stands between a policy's joint targets (26, rad) and the actuators, one per env
-    (``RecipeVecEnv.set_command_path``); the driver's is ``recipe_gr1_driver.command_path``."""
+    (``RecipeVecEnv.set_command_path``); the driver's is ``recipe_gr1_driver.command_path``.
+
+    ``update(t)`` may depend on time and on what was submitted, not on the robot's state between resets:
+    the env computes a control period's commands before it steps the physics through them in one call."""
 
     def reset(self, q: np.ndarray) -> Any: ...
 
     def submit(self, q: np.ndarray, t: float) -> None: ...
 
     def update(self, t: float) -> np.ndarray: ...
-
-
-class PassThroughCommandPath:
-    """A command path that changes nothing: the actuators get the policy's targets as they are.
-
-    Why: through any command path the env steps its physics one substep at a time, and each call into
-    ``mujoco.rollout`` starts the constraint solver cold (no warm start), where commanding the actuators
-    directly steps a whole control period in one call. The two give the same trajectory up to solver
-    tolerance, and a policy whose outcome flips on that (the handover clone: 70.3% direct, 64.5% through
-    this path, 256 deploy spawns) shows it here. Compare a real path (the driver's) with this one to see
-    what its filter costs, not what the stepping does (deploy_bench prints both).
-    """
-
-    def __init__(self) -> None:
-        self._q: np.ndarray | None = None
-
-    def reset(self, q: np.ndarray) -> np.ndarray:
-        self._q = np.array(q, dtype=np.float64)
-        return self._q.copy()
-
-    def submit(self, q: np.ndarray, t: float) -> None:
-        self._q = np.array(q, dtype=np.float64)
-
-    def update(self, t: float) -> np.ndarray:
-        if self._q is None:
-            raise RuntimeError("PassThroughCommandPath.update before reset()")
-        return self._q.copy()
 
 
 class RecipeVecEnv(VecEnv):
@@ -304,14 +280,14 @@ class RecipeVecEnv(VecEnv):
         assert self._command_paths is not None
         sub = self.dt / self.substeps
         t0 = self.episode_length_buf.cpu().numpy() * self.dt
+        ctrl = np.repeat(self.physics.ctrl[:, None, :], self.substeps, axis=1)
         for i, path in enumerate(self._command_paths):
             path.submit(targets[i], float(t0[i]))
-        diverged = np.zeros(self.num_envs, dtype=bool)
-        for k in range(self.substeps):
-            for i, path in enumerate(self._command_paths):
-                self.physics.ctrl[i, self.index.actuator_ids] = path.update(float(t0[i]) + k * sub)
-            diverged |= np.asarray(self.physics.step(1), dtype=bool)
-        return diverged
+            # A path's output depends on time and its own state, not the robot's: the whole control period
+            # is known before the physics runs, and one rollout call steps it as the direct path does.
+            for k in range(self.substeps):
+                ctrl[i, k, self.index.actuator_ids] = path.update(float(t0[i]) + k * sub)
+        return np.asarray(self.physics.step(self.substeps, ctrl_steps=ctrl), dtype=bool)
 
     def _reset_command_paths(self, ids: np.ndarray, q: np.ndarray) -> None:
         if self._command_paths is not None:
