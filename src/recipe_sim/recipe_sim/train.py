@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlay", type=Path, default=None, help="autotune ModelParams YAML applied to the robot"
     )
     p.add_argument(
+        "--command-path",
+        type=Path,
+        default=None,
+        help="driver parameter YAML (e.g. config/driver.yaml): demonstrate and train through the driver's "
+        "command path (start ramp, step and velocity caps), as the robot will move (evaluation stays direct)",
+    )
+    p.add_argument(
         "--demo-init",
         action="store_true",
         help="before PPO, clone the scripted expert's successful episodes into the actor (grasp_reach; "
@@ -158,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         init_path, no_init = resolve_init_states(args.task, args.task_aware_init, args.init_states)
         if args.overlay is not None and not args.overlay.is_file():
             raise FileNotFoundError(f"--overlay {args.overlay}: no such file")
+        if args.command_path is not None:
+            _check_driver_config(args.command_path)
         if args.resume is not None and (len(subtasks) > 1 or args.all_subtasks):
             raise ValueError("--resume continues one specialist: add --subtask to pick its group "
                              "(--all-subtasks resumes by itself: run the same command again)")
@@ -232,10 +241,22 @@ def _request(args, sub, config, run_dir, randomization, init_path, no_init, **ex
         init_states=init_path,
         no_init_states=no_init,
         demo_init=args.demo_init,
+        command_path=None if args.command_path is None else args.command_path.resolve(),
         export=not args.no_export,
         verbose=args.verbose,
         **extra,
     )
+
+
+def _check_driver_config(path: Path) -> None:
+    """--command-path: the driver's own validation (file, node name, keys, ranges) before any work."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--command-path {path}: no such file")
+    try:
+        from recipe_gr1_driver.config import load_driver_config
+    except ImportError as exc:
+        raise ValueError(f"--command-path {path}: needs recipe_gr1_driver ({exc})") from exc
+    load_driver_config(path)
 
 
 def _remove_failed_run(run_dir: Path, existed: bool) -> None:

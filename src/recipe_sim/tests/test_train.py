@@ -186,3 +186,30 @@ def test_train_cli_records_a_randomization_file(tmp_path: Path):
     used = RandomizationConfig.from_dict(meta["randomization_values"])
     assert used.action_noise.std == 0.02  # from the file
     assert used.joint_obs_noise.std == RandomizationConfig.load().joint_obs_noise.std  # left out: Table IV
+
+
+def test_train_cli_trains_through_the_drivers_command_path(tmp_path: Path, capsys):
+    pytest.importorskip("recipe_gr1_driver")
+    from recipe_common.paths import config_path
+    from recipe_sim.randomization import RandomizationConfig
+
+    driver = config_path("driver.yaml")
+    out = tmp_path / "run"
+    args = ["--task", "grasp_reach", "--group", "single:can_medium", "--profile", "tiny", "--num-envs", "2",
+            "--iterations", "1", "--no-export", "--no-randomization", "--command-path", str(driver),
+            "--out", str(out)]
+    assert train_main(args) == 0
+    assert read_metadata(out / "model_0.pt")["command_path"] == str(driver.resolve())
+    env = make_env(resolve_subtasks("grasp_reach", "single:can_medium", None)[0], 2, 0,
+                   RandomizationConfig.disabled(), command_path=driver)
+    try:
+        assert env._command_paths is not None and len(env._command_paths) == 2
+    finally:
+        env.close()
+
+    bad = tmp_path / "driver.yaml"
+    bad.write_text(driver.read_text().replace("max_step: 0.05", "max_step: 7.0"))
+    assert train_main([*args[:-4], "--command-path", str(bad), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "driver.yaml" in err and "max_step" in err
+    assert not (tmp_path / "bad").exists()

@@ -146,16 +146,29 @@ def make_env(
     no_init_states: bool = False,
     num_threads: int = 2,
     task_overrides: dict[str, Any] | None = None,
+    command_path: Path | None = None,
 ) -> Any:
-    """A RecipeVecEnv for one sub-task (imports MuJoCo lazily so ``--help`` stays fast)."""
+    """A RecipeVecEnv for one sub-task (imports MuJoCo lazily so ``--help`` stays fast).
+
+    ``command_path``: a driver parameter YAML (config/driver.yaml): the env's actuators then get what the
+    robot's driver would make of the policy's targets (start ramp, step and velocity caps, limit margins;
+    ``recipe_gr1_driver.command_path``), so demonstrations and PPO see the motion the robot will make.
+    """
     from recipe_sim.model.params import ModelParams
     from recipe_sim.vec_env import RecipeVecEnv
 
+    paths = None
+    if command_path is not None:
+        try:  # the driver package depends on recipe_sim, not the other way round: an optional import
+            from recipe_gr1_driver.command_path import driver_command_paths
+        except ImportError as exc:
+            raise ValueError(f"--command-path {command_path}: needs recipe_gr1_driver ({exc})") from exc
+        paths = driver_command_paths(command_path)
     params = ModelParams.from_yaml(overlay) if overlay is not None else None
     overrides = dict(task_overrides or {})
     if no_init_states:
         overrides["init_states"] = None
-    return RecipeVecEnv(
+    env = RecipeVecEnv(
         sub.task,
         num_envs,
         objects=list(sub.objects),
@@ -166,3 +179,6 @@ def make_env(
         num_threads=num_threads,
         task_overrides=overrides or None,
     )
+    if paths is not None:
+        env.set_command_path(paths)
+    return env

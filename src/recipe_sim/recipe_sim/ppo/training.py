@@ -51,6 +51,7 @@ class TrainRequest:
     export: bool = True
     verbose: bool = False
     task_overrides: dict[str, Any] | None = None  # tasks.yaml keys for this run (tests, benchmarks)
+    command_path: Path | None = None  # driver YAML: train and demonstrate through the driver's command path
     extra_metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,6 +110,7 @@ def _train(
         no_init_states=req.no_init_states,
         num_threads=req.config.env_threads,
         task_overrides=req.task_overrides,
+        command_path=req.command_path,
     )
     try:
         info = RunInfo(
@@ -124,6 +126,7 @@ def _train(
                 "task_aware_init": env.init_states is not None,
                 "init_states": None if env.init_states is None else str(env.cfg["init_states"]),
                 "overlay": None if req.overlay is None else str(req.overlay),
+                "command_path": None if req.command_path is None else str(req.command_path),
                 "task_overrides": req.task_overrides,
                 "policy_obs_layout": env.cfg.get("policy_obs"),
                 **req.extra_metadata,
@@ -169,6 +172,7 @@ def make_demo_env(req: TrainRequest) -> Any:
         no_init_states=True,
         num_threads=req.config.env_threads,
         task_overrides=req.task_overrides,
+        command_path=req.command_path,
     )
 
 
@@ -216,6 +220,7 @@ def demos_key(req: TrainRequest) -> str:
     return json.dumps({"task": req.sub.task, "objects": list(req.sub.objects), "seed": req.seed,
                        "randomization": req.randomization.to_dict(), "overrides": req.task_overrides,
                        "overlay": None if req.overlay is None else str(req.overlay),
+                       "command_path": None if req.command_path is None else str(req.command_path),
                        "experts": digest.hexdigest()[:16], "expert_options": expert_options},
                       sort_keys=True)
 
