@@ -206,6 +206,14 @@ def test_train_cli_trains_through_the_drivers_command_path(tmp_path: Path, capsy
         assert env._command_paths is not None and len(env._command_paths) == 2
     finally:
         env.close()
+    from recipe_sim.ppo.all_subtasks import main as evaluate_main
+
+    assert evaluate_main(["--checkpoint", str(out / "model_0.pt"), "--episodes", "1", "--seed", "1000",
+                          "--randomization", str(config_path("randomization_low_noise.yaml")),
+                          "--command-path", str(driver), "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert report["command_path"] == str(driver)
+    assert set(report["conditions"]) == {"nominal", "low_noise", "pushes"}
 
     bad = tmp_path / "driver.yaml"
     bad.write_text(driver.read_text().replace("max_step: 0.05", "max_step: 7.0"))

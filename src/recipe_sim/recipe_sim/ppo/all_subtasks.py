@@ -215,9 +215,11 @@ def evaluate_checkpoint(
     objects: Sequence[str] | None = None,
     task_overrides: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
+    command_path: Path | None = None,
 ) -> dict[str, Any]:
     """The eval.json report (the ``eval`` CLI's layout) of a checkpoint under the plan's named conditions,
-    deterministic actions, episodes from the ready pose."""
+    deterministic actions, episodes from the ready pose (through the driver's command path of
+    ``command_path``, a driver YAML, if given)."""
     from recipe_sim.ppo.evaluation import deterministic_policy, evaluate_objects, load_actor, summarize
 
     meta = read_metadata(ckpt)
@@ -236,7 +238,8 @@ def evaluate_checkpoint(
                     f"({batch.success.size} episodes)")
 
         results[cond] = evaluate_objects(meta["task"], names, rand, plan.episodes, plan.max_envs, plan.seed,
-                                         policy_for, task_overrides=task_overrides, on_object=report)
+                                         policy_for, task_overrides=task_overrides, on_object=report,
+                                         command_path=command_path)
     return {
         "checkpoint": str(ckpt),
         "task": meta["task"],
@@ -247,6 +250,7 @@ def evaluate_checkpoint(
         "episodes_per_object": plan.episodes,
         "conditions": summarize(results),
         "start": "ready",
+        "command_path": None if command_path is None else str(command_path),
         "randomization": {c: r.to_dict() for c, r in plan.conditions.items()},
         "wall_time_s": time.monotonic() - start,
     }
@@ -309,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="randomization files, one condition each (default: low-noise and degrees profiles)")
     p.add_argument("--out", type=Path, default=None, help="default <checkpoint dir>/eval_<it>")
     p.add_argument("--package", default=None, metavar="NAME", help="package as data/specialists/NAME")
+    p.add_argument("--command-path", type=Path, default=None, metavar="DRIVER_YAML",
+                   help="evaluate as deployed: every env through the driver's command path of this YAML")
     a = p.parse_args(argv)
     try:
         meta = read_metadata(a.checkpoint)
@@ -322,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     out = a.out or a.checkpoint.resolve().parent / f"eval_{meta['iteration']}"
     out.mkdir(parents=True, exist_ok=True)
     report = evaluate_checkpoint(a.checkpoint, plan, task_overrides=meta.get("task_overrides") or None,
-                                 log=lambda m: print(m, file=sys.stderr, flush=True))
+                                 log=lambda m: print(m, file=sys.stderr, flush=True),
+                                 command_path=a.command_path)
     write_json(out / "eval.json", report)
     from recipe_sim.ppo.evaluation import plot_success
 

@@ -287,9 +287,12 @@ def evaluate_objects(
     threads: int = 2,
     on_object: Callable[[str, EpisodeBatch], None] | None = None,
     disturbance: str | None = None,
+    command_path: Path | None = None,
 ) -> dict[str, EpisodeBatch]:
     """``episodes`` episodes per object, each object in its own env (seed ``seed + k`` for object k).
     ``disturbance``: one scripted disturbance of that kind per episode (``recipe_sim.disturbances``).
+    ``command_path``: a driver YAML; the policy's targets then reach the joints as the robot's driver would
+    pass them (``ppo.envs.make_env``): success as deployed.
 
     ``policy_for(env)`` builds the policy for that env (a checkpoint's actor, a scripted expert).
     Without ``init_states`` episodes start from the ready pose. ``on_object`` reports each object as
@@ -310,6 +313,7 @@ def evaluate_objects(
             no_init_states=init_states is None,
             num_threads=threads,
             task_overrides=task_overrides,
+            command_path=command_path,
         )
         try:
             if disturbance is not None:
