@@ -161,17 +161,15 @@ class BatchedPhysics:
         if self._out_state is None or self._out_state.shape[1] != nstep:
             self._out_state = np.empty((n, nstep, self.nstate))
             self._out_sens = np.empty((n, nstep, self.sensordata.shape[1]))
-        xfrc = self.xfrc.reshape(n, 1, -1)
         if ctrl_steps is None:
-            control = np.concatenate([self.ctrl, self.xfrc.reshape(n, -1)], axis=1)[:, None, :]
-            control = np.ascontiguousarray(np.broadcast_to(control, (n, nstep, control.shape[2])))
+            ctrl_steps = np.broadcast_to(self.ctrl[:, None, :], (n, nstep, self.nu))
         else:
             ctrl_steps = np.asarray(ctrl_steps, dtype=np.float64)
             if ctrl_steps.shape != (n, nstep, self.nu):
                 raise ValueError(f"ctrl_steps has shape {ctrl_steps.shape}, expected {(n, nstep, self.nu)}")
-            control = np.ascontiguousarray(
-                np.concatenate([ctrl_steps, np.broadcast_to(xfrc, (n, nstep, xfrc.shape[2]))], axis=2))
             self.ctrl[:] = ctrl_steps[:, -1]
+        xfrc = np.broadcast_to(self.xfrc.reshape(n, 1, -1), (n, nstep, self.xfrc[0].size))
+        control = np.ascontiguousarray(np.concatenate([ctrl_steps, xfrc], axis=2))
         t_expected = self.time + nstep * np.array([m.opt.timestep for m in self.models])
         rollout.rollout(
             self.models,

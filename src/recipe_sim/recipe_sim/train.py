@@ -153,7 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     from recipe_common.config import ConfigError
     from recipe_sim.ppo.checkpoint import CheckpointError
     from recipe_sim.ppo.config import load_config
-    from recipe_sim.ppo.envs import randomization_config, resolve_init_states, resolve_subtasks
+    from recipe_sim.ppo.envs import (
+        driver_command_paths,
+        randomization_config,
+        resolve_init_states,
+        resolve_subtasks,
+    )
     from recipe_sim.ppo.progress import TrainingProgress, format_stats
     from recipe_sim.ppo.training import train_specialist
 
@@ -166,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.overlay is not None and not args.overlay.is_file():
             raise FileNotFoundError(f"--overlay {args.overlay}: no such file")
         if args.command_path is not None:
-            _check_driver_config(args.command_path)
+            driver_command_paths(args.command_path)  # the driver's own validation, before any work
         if args.resume is not None and (len(subtasks) > 1 or args.all_subtasks):
             raise ValueError("--resume continues one specialist: add --subtask to pick its group "
                              "(--all-subtasks resumes by itself: run the same command again)")
@@ -246,17 +251,6 @@ def _request(args, sub, config, run_dir, randomization, init_path, no_init, **ex
         verbose=args.verbose,
         **extra,
     )
-
-
-def _check_driver_config(path: Path) -> None:
-    """--command-path: the driver's own validation (file, node name, keys, ranges) before any work."""
-    if not path.is_file():
-        raise FileNotFoundError(f"--command-path {path}: no such file")
-    try:
-        from recipe_gr1_driver.config import load_driver_config
-    except ImportError as exc:
-        raise ValueError(f"--command-path {path}: needs recipe_gr1_driver ({exc})") from exc
-    load_driver_config(path)
 
 
 def _remove_failed_run(run_dir: Path, existed: bool) -> None:

@@ -136,6 +136,19 @@ def randomization_config(
     return cfg
 
 
+def driver_command_paths(path: Path) -> Any:
+    """The factory of the robot driver's command paths configured by ``path`` (a driver parameter YAML),
+    validated by the driver's own loader: file, node name, keys and ranges.
+
+    The driver package depends on recipe_sim, not the other way round: an optional import.
+    """
+    try:
+        from recipe_gr1_driver.command_path import driver_command_paths as factory
+    except ImportError as exc:
+        raise ValueError(f"--command-path {path}: needs recipe_gr1_driver ({exc})") from exc
+    return factory(path)
+
+
 def make_env(
     sub: SubTask,
     num_envs: int,
@@ -157,13 +170,7 @@ def make_env(
     from recipe_sim.model.params import ModelParams
     from recipe_sim.vec_env import RecipeVecEnv
 
-    paths = None
-    if command_path is not None:
-        try:  # the driver package depends on recipe_sim, not the other way round: an optional import
-            from recipe_gr1_driver.command_path import driver_command_paths
-        except ImportError as exc:
-            raise ValueError(f"--command-path {command_path}: needs recipe_gr1_driver ({exc})") from exc
-        paths = driver_command_paths(command_path)
+    paths = None if command_path is None else driver_command_paths(command_path)
     params = ModelParams.from_yaml(overlay) if overlay is not None else None
     overrides = dict(task_overrides or {})
     if no_init_states:
