@@ -20,6 +20,7 @@ from launch_ros.actions import Node
 
 from launch import LaunchDescription
 from recipe_bringup.stack import (
+    TWIN_TRUTH_TOPIC,
     StackOptions,
     command_prefix,
     deploy_stack,
@@ -57,7 +58,8 @@ def _nodes(context, *_args, **_kwargs):
         actions.append(Node(package=proc.package, executable=proc.executable, output="screen",
                             parameters=params, additional_env=dict(proc.env), **named, **prefix))
     if arg["record"].lower() == "true":
-        actions.append(ExecuteProcess(cmd=["ros2", "bag", "record", "-s", "mcap", *RECORD_TOPICS],
+        topics = RECORD_TOPICS + ([TWIN_TRUTH_TOPIC] if arg["backend"] == "sim" else [])  # the twin's truth
+        actions.append(ExecuteProcess(cmd=["ros2", "bag", "record", "-s", "mcap", *topics],
                                       output="screen"))
     return actions
 

@@ -33,6 +33,10 @@ from recipe_common.tasks import TASK_NAMES
 
 BACKENDS = ("sim", "gr1")
 OBJECT_SOURCES = ("perception", "truth")
+# Where the twin's trial node publishes the true object position while perception drives /object_state: the
+# trial bags record it beside perception's estimate (benchmarks/perception_in_trials.py compares the two).
+# No node of the stack subscribes to it; a real robot has no such topic.
+TWIN_TRUTH_TOPIC = "/twin/object_truth"
 DEPLOY_FORMAT = "recipe_bringup/deploy/v1"
 
 
@@ -238,7 +242,8 @@ def deploy_stack(opts: StackOptions, cpus: Iterable[int] | None = None) -> list[
         procs.append(ProcessDecl(
             key="twin", package="recipe_bringup", executable="twin", compose="recipe_bringup.twin:compose",
             nodes=(driver, NodeDecl("trials", "trials.yaml", {
-                "task": opts.task, "truth_topic": "/object_state" if opts.object_source == "truth" else ""})),
+                "task": opts.task, "truth_topic": "/object_state" if opts.object_source == "truth"
+                else TWIN_TRUTH_TOPIC})),
             ready="service:/trial/reset"))
     else:
         procs.append(ProcessDecl(

@@ -22,6 +22,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
+from recipe_bringup.stack import TWIN_TRUTH_TOPIC
 from recipe_common import robot_spec
 from recipe_common.config import as_float, as_int, as_str
 from recipe_common.frames import WORLD
@@ -84,8 +85,12 @@ class TrialNode(Node):
         self._judge_timer = self.create_timer(0.1, self._judge,
                                               callback_group=MutuallyExclusiveCallbackGroup())
         if cfg.truth_topic:
-            self.get_logger().warning(f"publishing the twin's ground-truth object position on "
-                                      f"{cfg.truth_topic} (no perception in the loop)")
+            if cfg.truth_topic == TWIN_TRUTH_TOPIC:
+                self.get_logger().info(f"publishing the twin's ground-truth object position on "
+                                       f"{cfg.truth_topic} (recorded beside perception's)")
+            else:
+                self.get_logger().warning(f"publishing the twin's ground-truth object position on "
+                                          f"{cfg.truth_topic} (no perception in the loop)")
             self._truth = self.create_publisher(ObjectState, cfg.truth_topic, 10)
             self.create_timer(0.1, self._publish_truth, callback_group=MutuallyExclusiveCallbackGroup())
 
@@ -113,6 +118,13 @@ class TrialNode(Node):
             park[2] = trials.rest_z + 0.002
             trials.twin.set_object_pose(park)
             reached = all(self._move_to(q, trials.twin) for q in trials.path_to_ready())
+            if not reached:
+                # a failed episode can leave an arm caught (e.g. a hand pressed below the table's edge)
+                # where no commanded move frees it; on the twin the harness places it, and says so
+                self.get_logger().warning("the robot did not reach the ready pose through the driver; "
+                                          "placing it there (twin only)")
+                trials.twin.place_robot(trials.ready_q)
+                reached = self._move_to(trials.ready_q, trials.twin)
             if not reached:
                 raise RuntimeError("the robot did not reach the ready pose (is the driver running and "
                                    "not e-stopped?)")

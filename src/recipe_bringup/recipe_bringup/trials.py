@@ -33,6 +33,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 
 from recipe_bringup.bag_recorder import BagRecorder
+from recipe_bringup.stack import TWIN_TRUTH_TOPIC
 from recipe_common.cameras import HEAD, THIRD_VIEW, camera_table
 from recipe_common.frames import WORLD
 from recipe_common.paths import workspace_dir
@@ -260,7 +261,7 @@ class TrialsClient(Node):
     def _open_bag(self, path: Path) -> BagRecorder:
         topics: dict[str, type] = {"/joint_states": JointState, "/joint_commands": JointState,
                                    "/object_state": ObjectState, "/policy/status": PolicyStatus,
-                                   "/trial/status": TrialStatus}
+                                   "/trial/status": TrialStatus, TWIN_TRUTH_TOPIC: ObjectState}
         if self.record_depth:
             head = camera_table()[HEAD].topics()
             topics[head.depth] = Image

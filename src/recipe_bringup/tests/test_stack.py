@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from recipe_bringup.stack import (
+    TWIN_TRUTH_TOPIC,
     StackOptions,
     command_prefix,
     deploy_stack,
@@ -140,6 +141,10 @@ def test_truth_object_source_replaces_perception_on_the_twin_only():
     assert procs[0].nodes[1].parameters["truth_topic"] == "/object_state"
     with pytest.raises(ValueError, match="only on the twin"):
         StackOptions(backend="gr1", object_source="truth")
+    # with perception in the loop the twin's truth goes to a topic of its own, which the trial bags record
+    # and nothing in the stack reads
+    twin = deploy_stack(StackOptions())[0]
+    assert twin.nodes[1].parameters["truth_topic"] == TWIN_TRUTH_TOPIC != "/object_state"
     with pytest.raises(ValueError, match="task: 'pour'"):
         StackOptions(task="pour")
 

@@ -237,9 +237,14 @@ class DriverNode(Node):
         for name, (sim_name, img_pub, info_pub) in self._cameras.items():
             if self._closed:  # shutdown() ran while this callback was under way: the backend is gone
                 return
+            # The capture instant: the backend copies the pose as the render starts, so this is the time the
+            # image shows (a camera's exposure stamp). Stamped after the render, a frame looked 20-100 ms
+            # newer than its content: perception then rendered the robot for its self-filter too far ahead,
+            # and a frame of the object before a trial placed it counted as seen after the placement.
+            stamp = self.get_clock().now().to_msg()
             try:
                 depth, info = self.backend.render_depth(sim_name)  # type: ignore[attr-defined]
-                img, cam_info = self._camera_msgs(name, depth, info)
+                img, cam_info = self._camera_msgs(name, depth, info, stamp)
             except Exception as exc:
                 if self._closed:
                     return
@@ -252,12 +257,11 @@ class DriverNode(Node):
         busy = time.monotonic() - start
         self._camera_next = start + busy / CAMERA_MAX_DUTY
 
-    def _camera_msgs(self, name: str, depth: np.ndarray, info: dict) -> tuple[Image, CameraInfo]:
+    def _camera_msgs(self, name: str, depth: np.ndarray, info: dict, stamp: Any) -> tuple[Image, CameraInfo]:
         mm = depth_m_to_mm(depth, self.cfg.depth_max_m)
         width, height, k, p = intrinsics(info)
         if mm.shape != (height, width):
             raise ValueError(f"depth image {mm.shape} does not match camera_info {height}x{width}")
-        stamp = self.get_clock().now().to_msg()
         frame = str(info.get("frame_id") or f"{name}_depth_optical_frame")
         img = Image()
         img.header.stamp, img.header.frame_id = stamp, frame

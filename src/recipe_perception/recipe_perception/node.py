@@ -63,6 +63,7 @@ from recipe_perception.debug_image import debug_image
 from recipe_perception.depth_frame import DepthFrame, FrameError, decode_depth, intrinsics_from_info
 from recipe_perception.depth_segmenter import DepthSegmenter
 from recipe_perception.head_image import HeadDepth
+from recipe_perception.joint_history import JointHistory
 from recipe_perception.pipeline import ObjectEstimate, ThirdViewPipeline
 from recipe_perception.segmenter import Prompt
 from recipe_perception.tracking import TrackStatus
@@ -144,6 +145,8 @@ class PerceptionNode(Node):
         )
         self._lock = threading.Lock()
         self._latest: dict[str, Any] = {}
+        # the self-filter renders the robot as it was when the frame was taken, not as it is now
+        self._joints = JointHistory(horizon_s=cfg.max_frame_age_s + 0.5)
         self._received: dict[str, float] = {}
         self._colors: list[Image] = []
         self._processed_depth: Any = None
@@ -227,6 +230,8 @@ class PerceptionNode(Node):
         with self._lock:
             self._latest[key] = msg
             self._received[key] = time.monotonic()
+            if key == "joints":
+                self._joints.add(stamp_s(msg.header.stamp), msg.name, msg.position)
 
     def _on_color(self, msg: Image) -> None:
         with self._lock:
@@ -328,7 +333,15 @@ class PerceptionNode(Node):
                     f"joint states are {mono - received['joints']:.1f} s old "
                     "(the robot self-filter needs current ones)",
                 )
-            joints = (list(js.name), list(js.position))
+            with self._lock:
+                joints = self._joints.at(stamp)
+            if joints is None:  # joint states stamped ahead of the node's clock: use the newest, as before
+                self.get_logger().warning(
+                    f"joint states on {cfg.joint_states_topic} are stamped after this depth frame by more "
+                    "than their history; is one of the two stamped by another clock? Using the newest.",
+                    throttle_duration_sec=5.0,
+                )
+                joints = (list(js.name), list(js.position))
         color = None
         if getattr(self.pipeline.segmenter, "needs_color", False):
             color, why = self._color_for(stamp)

@@ -1,6 +1,7 @@
 """The perception node over real rclpy: synthetic frames in, ObjectState out, and every bad input."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -157,3 +158,42 @@ def test_reset_service_and_prompt_parameter(rig):
     rig.stream(lambda: rig.publish_depth(depth), 1.5)
     last = rig.wait_for(lambda: _tracking(rig, n1), 5.0)[-1]
     assert np.linalg.norm(_position(last)[:2] - OTHER[:2]) < 0.01
+
+
+def test_the_self_filter_gets_the_joints_at_the_frames_capture_time_not_the_newest():
+    """Frames are processed up to a period after they were taken; rendering the robot from the newest joint
+    states put a moving hand centimetres ahead of the imaged one (recipe_perception.joint_history)."""
+    from perception_testing import stamp_msg
+    from sensor_msgs.msg import JointState
+
+    from recipe_common import robot_spec
+    from recipe_perception.pipeline import ThirdViewPipeline
+
+    seen = []
+    rig = Rig({**PARAMS, "self_filter": True, "max_frame_age_s": 5.0, "frame_timeout_s": 5.0})  # a busy host
+    try:
+        pipe = rig.node.pipeline
+        assert pipe.uses_self_filter
+
+        def spy(frame, joints=None, color=None):
+            seen.append((frame.stamp, joints))
+            return ThirdViewPipeline.bad_frame(pipe, frame.stamp, "spy")
+
+        pipe.process = spy
+        names = robot_spec.state_joint_names(robot_spec.DEFAULT_HAND)
+        assert rig.wait_for(lambda: rig.pub["joints"].get_subscription_count() > 0, 5.0)
+        t0 = rig.now() - 0.3  # the newest joint state is stamped now
+        for k in range(7):  # every 0.05 s over 0.3 s; the first joint's position is its stamp's offset
+            js = JointState(name=names, position=[0.05 * k] + [0.0] * (len(names) - 1))
+            js.header.stamp = stamp_msg(t0 + 0.05 * k)
+            rig.pub["joints"].publish(js)
+            time.sleep(0.02)  # the subscription keeps 5
+        assert rig.wait_for(lambda: len(rig.node._joints) == 7, 5.0)
+        depth = _scene(BOX)
+        rig.publish_depth(depth, stamp=t0 + 0.125)  # taken 0.175 s before the newest joint state
+        assert rig.wait_for(lambda: seen, 5.0)
+        stamp, (got_names, q) = seen[0]
+        assert stamp == pytest.approx(t0 + 0.125, abs=1e-6)
+        assert got_names == list(names) and q[0] == pytest.approx(0.125, abs=1e-6)
+    finally:
+        rig.close()

@@ -143,6 +143,24 @@ class SimTwin:
                 self._place_object(randomize_object)
             mujoco.mj_forward(self.model, self.data)
 
+    def place_robot(self, q: np.ndarray) -> None:
+        """Put the actuated joints at ``q`` (26,) at rest, targets = q, coupled joints on their coupling;
+        the object, the clock and everything else stay. For the trial harness when a failed episode left
+        an arm caught where a commanded move cannot free it (on the robot, the operator frees it)."""
+        q = np.clip(_check_vector(q, robot_spec.ACTION_DIM, "q"), self._lower, self._upper)
+        with self._lock:
+            self.data.qpos[self.index.actuated_qpos_adr] = q
+            self.data.qvel[self.index.actuated_dof_adr] = 0.0
+            eq = self.model.eq_data[self.index.coupling_eq_ids]
+            drivers = q[self.index.coupling_actuated_index]
+            coupled = self.index.joint_ids[robot_spec.ACTION_DIM:]
+            coupled_range = self.model.jnt_range[coupled]
+            self.data.qpos[self.index.coupled_qpos_adr] = np.clip(eq[:, 0] + eq[:, 1] * drivers,
+                                                                  coupled_range[:, 0], coupled_range[:, 1])
+            self.data.qvel[self.model.jnt_dofadr[coupled]] = 0.0
+            self.data.ctrl[self.index.actuator_ids] = q
+            mujoco.mj_forward(self.model, self.data)
+
     def _place_object(self, randomize: bool) -> None:
         spec = self.index.object_spec
         assert spec is not None

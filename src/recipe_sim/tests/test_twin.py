@@ -98,6 +98,24 @@ def test_reset_places_couplings_and_object(twin):
     assert 0 < np.linalg.norm(twin.object_position()[:2] - scene.spawn_xy) <= 0.02 * np.sqrt(2)
 
 
+def test_place_robot_moves_only_the_robot_and_keeps_the_clock_and_the_object(twin):
+    twin.reset()
+    q = np.zeros(robot_spec.ACTION_DIM)
+    q[PITCH] = -0.6
+    twin.set_targets(q)
+    twin.step(100)
+    t, obj = twin.time, twin.object_position()
+    ready = np.zeros(robot_spec.ACTION_DIM)
+    ready[ROLL] = 0.3
+    ready[14:20] = robot_spec.hand_normalized_to_rad(np.full(6, 0.5))
+    twin.place_robot(ready)
+    assert twin.time == t
+    np.testing.assert_allclose(twin.joint_positions()[:26], ready, atol=1e-12)
+    np.testing.assert_allclose(twin.object_position(), obj, atol=1e-5)
+    twin.step(50)  # at rest there, targets = the placed pose
+    np.testing.assert_allclose(twin.joint_positions()[:14], ready[:14], atol=0.02)
+
+
 def test_bad_commands_are_rejected(twin):
     with pytest.raises(ValueError, match="shape"):
         twin.set_targets(np.zeros(25))
