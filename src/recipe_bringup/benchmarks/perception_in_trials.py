@@ -26,8 +26,7 @@ from recipe_bringup.bag_recorder import read_bag
 from recipe_bringup.perception_vs_truth import Sample, TrialErrors, compare
 from recipe_bringup.stack import TWIN_TRUTH_TOPIC
 from recipe_common.frames import to_world
-
-RUNNING = 1  # TrialStatus.STATE_RUNNING and PolicyStatus.STATE_RUNNING
+from recipe_interfaces.msg import PolicyStatus, TrialStatus
 
 
 def _samples(bag: Path) -> tuple[list[Sample], list[Sample], float | None]:
@@ -42,11 +41,11 @@ def _samples(bag: Path) -> tuple[list[Sample], list[Sample], float | None]:
     for topic, _, msg in read_bag(bag, topics):
         stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
         if topic == "/trial/status":
-            if trial_start is None and msg.state == RUNNING:
+            if trial_start is None and msg.state == TrialStatus.STATE_RUNNING:
                 trial_start = stamp - float(msg.elapsed)
             continue
         if topic == "/policy/status":
-            if msg.state == RUNNING:
+            if msg.state == PolicyStatus.STATE_RUNNING:
                 running.append(stamp)
             continue
         p = np.array([msg.position.x, msg.position.y, msg.position.z], dtype=np.float64)

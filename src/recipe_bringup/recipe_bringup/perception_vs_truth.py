@@ -2,8 +2,8 @@
 
 A deploy on the twin fails where the same policy succeeds with the twin's true object position
 (``--object-source truth``) only through what perception reported. The trial bags record both
-(``/object_state`` and ``recipe_bringup.stack.TWIN_TRUTH_TOPIC``); this module lines them up. Pure: it takes
-(stamp, frame, position, status) rows already read from a bag, so it is tested without ROS.
+(``/object_state`` and ``recipe_bringup.stack.TWIN_TRUTH_TOPIC``); this module lines them up. It takes
+(stamp, position, status) rows already read from a bag, so it is tested without a bag or a running stack.
 
 Each perception message is compared with the truth interpolated at its ``header.stamp`` (the depth frame's
 capture time, so the error is the estimate's own, not its age), in the world frame. Phases split by the true
@@ -14,13 +14,17 @@ where occlusion is worst).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-STATUS_NAMES = {0: "LOST", 1: "TRACKING", 2: "INITIALIZING", 3: "OCCLUDED"}
-USABLE = (1, 3)  # statuses that carry a position (the policy node's USABLE_OBJECT)
+from recipe_interfaces.msg import ObjectState
+
+STATUS_NAMES = {ObjectState.STATUS_LOST: "LOST", ObjectState.STATUS_TRACKING: "TRACKING",
+                ObjectState.STATUS_INITIALIZING: "INITIALIZING", ObjectState.STATUS_OCCLUDED: "OCCLUDED"}
+# statuses that carry a position (as the policy node's USABLE_OBJECT)
+USABLE = (ObjectState.STATUS_TRACKING, ObjectState.STATUS_OCCLUDED)
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class Sample:
 
     stamp: float
     position: np.ndarray
-    status: int = 1
+    status: int = ObjectState.STATUS_TRACKING
 
 
 @dataclass
@@ -40,7 +44,6 @@ class TrialErrors:
     error: np.ndarray  # (M,) metres, NaN where the message carried no position
     status: np.ndarray  # (M,) status codes
     lifted: np.ndarray  # (M,) bool: the true object was above its start height + lift_m
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def summary(self, far_m: float = 0.05) -> dict[str, Any]:
         """JSON-ready figures: status shares, error percentiles per phase, when first off by ``far_m``."""

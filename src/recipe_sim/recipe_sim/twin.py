@@ -129,16 +129,9 @@ class SimTwin:
         The object goes to the scene's spawn pose (with the paper's jitter if ``randomize_object``).
         """
         q = np.zeros(robot_spec.ACTION_DIM) if q is None else _check_vector(q, robot_spec.ACTION_DIM, "q")
-        q = np.clip(q, self._lower, self._upper)
         with self._lock:
             mujoco.mj_resetData(self.model, self.data)
-            self.data.qpos[self.index.actuated_qpos_adr] = q
-            eq = self.model.eq_data[self.index.coupling_eq_ids]
-            drivers = q[self.index.coupling_actuated_index]
-            coupled_range = self.model.jnt_range[self.index.joint_ids[robot_spec.ACTION_DIM:]]
-            self.data.qpos[self.index.coupled_qpos_adr] = np.clip(eq[:, 0] + eq[:, 1] * drivers,
-                                                                  coupled_range[:, 0], coupled_range[:, 1])
-            self.data.ctrl[self.index.actuator_ids] = q
+            self._set_robot(q)
             if self.index.object_body >= 0:
                 self._place_object(randomize_object)
             mujoco.mj_forward(self.model, self.data)
@@ -147,19 +140,25 @@ class SimTwin:
         """Put the actuated joints at ``q`` (26,) at rest, targets = q, coupled joints on their coupling;
         the object, the clock and everything else stay. For the trial harness when a failed episode left
         an arm caught where a commanded move cannot free it (on the robot, the operator frees it)."""
-        q = np.clip(_check_vector(q, robot_spec.ACTION_DIM, "q"), self._lower, self._upper)
+        q = _check_vector(q, robot_spec.ACTION_DIM, "q")
         with self._lock:
-            self.data.qpos[self.index.actuated_qpos_adr] = q
-            self.data.qvel[self.index.actuated_dof_adr] = 0.0
-            eq = self.model.eq_data[self.index.coupling_eq_ids]
-            drivers = q[self.index.coupling_actuated_index]
-            coupled = self.index.joint_ids[robot_spec.ACTION_DIM:]
-            coupled_range = self.model.jnt_range[coupled]
-            self.data.qpos[self.index.coupled_qpos_adr] = np.clip(eq[:, 0] + eq[:, 1] * drivers,
-                                                                  coupled_range[:, 0], coupled_range[:, 1])
-            self.data.qvel[self.model.jnt_dofadr[coupled]] = 0.0
-            self.data.ctrl[self.index.actuator_ids] = q
+            self._set_robot(q)
             mujoco.mj_forward(self.model, self.data)
+
+    def _set_robot(self, q: np.ndarray) -> None:
+        """Actuated joints at ``q`` (clipped to their limits) and at rest, targets = q; coupled joints on
+        their coupling (q_u = k * q_a + b, clipped to their range) and at rest. Caller holds the lock."""
+        q = np.clip(q, self._lower, self._upper)
+        self.data.qpos[self.index.actuated_qpos_adr] = q
+        self.data.qvel[self.index.actuated_dof_adr] = 0.0
+        eq = self.model.eq_data[self.index.coupling_eq_ids]
+        drivers = q[self.index.coupling_actuated_index]
+        coupled = self.index.joint_ids[robot_spec.ACTION_DIM:]
+        coupled_range = self.model.jnt_range[coupled]
+        self.data.qpos[self.index.coupled_qpos_adr] = np.clip(eq[:, 0] + eq[:, 1] * drivers,
+                                                              coupled_range[:, 0], coupled_range[:, 1])
+        self.data.qvel[self.model.jnt_dofadr[coupled]] = 0.0
+        self.data.ctrl[self.index.actuator_ids] = q
 
     def _place_object(self, randomize: bool) -> None:
         spec = self.index.object_spec
