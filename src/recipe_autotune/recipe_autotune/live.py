@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from recipe_common import robot_spec
+from recipe_common.ros.stamps import stamp_s
 
 from .calibration import ramp
 from .clearance import ClearanceChecker, approach_path
@@ -76,7 +77,7 @@ class LiveRecorder:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
     def _on_state(self, msg) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = stamp_s(msg.header.stamp)
         if stamp <= 0:
             stamp = self._now()
         names = tuple(msg.name)

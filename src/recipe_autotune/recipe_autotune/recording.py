@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from recipe_common import robot_spec
+from recipe_common.ros.stamps import stamp_ns
 
 RECORDING_FORMAT = "recipe_autotune/recording/v1"
 COMMAND_TOPIC = "/joint_commands"
@@ -182,7 +183,7 @@ def load_recording(path: str | Path, hand: str = robot_spec.DEFAULT_HAND) -> Rec
 def _stamp(msg: object, log_time_ns: int) -> float:
     header = getattr(msg, "header", None)
     if header is not None:
-        ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+        ns = stamp_ns(header.stamp)
         if ns > 0:
             return ns * 1e-9
     return log_time_ns * 1e-9

@@ -26,6 +26,7 @@ from recipe_bringup.bag_recorder import read_bag
 from recipe_bringup.perception_vs_truth import Sample, TrialErrors, compare
 from recipe_bringup.stack import TWIN_TRUTH_TOPIC
 from recipe_common.frames import to_world
+from recipe_common.ros.stamps import stamp_s
 from recipe_interfaces.msg import PolicyStatus, TrialStatus
 
 
@@ -39,7 +40,7 @@ def _samples(bag: Path) -> tuple[list[Sample], list[Sample], float | None]:
     running: list[float] = []
     topics = ["/object_state", TWIN_TRUTH_TOPIC, "/trial/status", "/policy/status"]
     for topic, _, msg in read_bag(bag, topics):
-        stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        stamp = stamp_s(msg.header.stamp)
         if topic == "/trial/status":
             if trial_start is None and msg.state == TrialStatus.STATE_RUNNING:
                 trial_start = stamp - float(msg.elapsed)

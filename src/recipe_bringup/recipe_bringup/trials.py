@@ -37,6 +37,7 @@ from recipe_bringup.stack import TWIN_TRUTH_TOPIC
 from recipe_common.cameras import HEAD, THIRD_VIEW, camera_table
 from recipe_common.frames import WORLD
 from recipe_common.paths import workspace_dir
+from recipe_common.ros.stamps import stamp_s
 from recipe_interfaces.msg import ObjectState, PolicyStatus, TrialStatus
 from recipe_interfaces.srv import ResetTrial, StartEpisode
 
@@ -129,7 +130,7 @@ class TrialsClient(Node):
                 self._log.commands.append(time.monotonic())
 
     def _on_object(self, msg: ObjectState) -> None:
-        stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        stamp = stamp_s(msg.header.stamp)
         with self._lock:
             if self._log is not None and stamp >= self._log.tracking_after:
                 self._log.tracking = msg.status == ObjectState.STATUS_TRACKING
@@ -253,7 +254,7 @@ class TrialsClient(Node):
         index = 0
         for s in running:
             if s.chunk_index != index:
-                events.append((s.header.stamp.sec + 1e-9 * s.header.stamp.nanosec, s.chunk_index))
+                events.append((stamp_s(s.header.stamp), s.chunk_index))
                 index = s.chunk_index
         if len(events) > 1 and events[-1][0] > events[0][0]:
             result.policy_rate_hz = (events[-1][1] - events[0][1]) / (events[-1][0] - events[0][0])

@@ -56,6 +56,7 @@ from recipe_common.cameras import camera_table
 from recipe_common.policy_image import PolicyImageSpec
 from recipe_common.ros.params import declare_fields
 from recipe_common.ros.process import run_nodes
+from recipe_common.ros.stamps import stamp_s
 from recipe_interfaces.msg import ObjectState
 from recipe_perception import extrinsics as extrinsics_mod
 from recipe_perception.config import NODE_NAME, PerceptionConfig
@@ -67,10 +68,6 @@ from recipe_perception.joint_history import JointHistory
 from recipe_perception.pipeline import ObjectEstimate, ThirdViewPipeline
 from recipe_perception.segmenter import Prompt
 from recipe_perception.tracking import TrackStatus
-
-
-def stamp_s(stamp: Any) -> float:
-    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
 
 
 def _kind(reason: str) -> str:

@@ -48,6 +48,7 @@ from recipe_common.policy_image import to_policy_image
 from recipe_common.realtime import RealtimeSection, realtime_priority
 from recipe_common.ros.params import read_node_config
 from recipe_common.ros.process import run_nodes
+from recipe_common.ros.stamps import stamp_s
 from recipe_common.tasks import TASK_NAMES
 from recipe_interfaces.msg import ObjectState, PolicyStatus
 from recipe_interfaces.srv import StartEpisode
@@ -201,7 +202,7 @@ class PolicyNode(Node):
 
     @staticmethod
     def _stamp(msg: Any) -> float:
-        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        return stamp_s(msg.header.stamp)
 
     # --- inputs -----------------------------------------------------------------------------------------
 

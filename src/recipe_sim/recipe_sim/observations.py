@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering default; read when mujoco is first imported
 
@@ -46,10 +47,17 @@ def policy_obs(
     goal: np.ndarray | None,
     cfg: RandomizationConfig,
     rng: np.random.Generator,
+    noise_std: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """(N, 29 or 32) float64 actor observation with the configured observation noise."""
-    return policy_state(apply_obs_noise(q, cfg.joint_obs_noise, rng),
-                        apply_obs_noise(obj_pos, cfg.object_pos_obs_noise, rng), goal)
+    """(N, 29 or 32) float64 actor observation with the configured observation noise.
+
+    ``noise_std`` maps a noise item's name to each env's level this episode (items with ``std_min``)."""
+    levels = {} if noise_std is None else noise_std
+    return policy_state(
+        apply_obs_noise(q, cfg.joint_obs_noise, rng, levels.get("joint_obs_noise")),
+        apply_obs_noise(obj_pos, cfg.object_pos_obs_noise, rng, levels.get("object_pos_obs_noise")),
+        goal,
+    )
 
 
 def privileged_obs(

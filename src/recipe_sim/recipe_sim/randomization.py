@@ -82,10 +82,16 @@ class RangeItem:
 
 @dataclass(frozen=True)
 class NoiseItem:
-    """Zero-mean Gaussian noise with standard deviation ``std``, added every policy step."""
+    """Zero-mean Gaussian noise with standard deviation ``std``, added every policy step.
+
+    With ``std_min`` each env draws its standard deviation per episode from U(std_min, std): one
+    policy trained across noise levels, e.g. from Table IV read as degrees up to the low-noise profile.
+    A PPO fine-tune on one level alone learnt to rely on that level (box_lift, docs/specialists.md).
+    """
 
     enabled: bool
     std: float
+    std_min: float | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,7 @@ BOUNDS: dict[str, Bounds] = {
     "camera_fov_noise_deg": Bounds(-30.0, 30.0, closed_low=True, unit="deg"),
 }
 NOISE_MAX: dict[str, float] = {"object_pos_obs_noise": 0.2, "joint_obs_noise": 1.0, "action_noise": 1.0}
+NOISE_ITEMS = tuple(NOISE_MAX)  # the per-step Gaussian items (NoiseItem)
 FORCE_SCALE_MAX = 50.0  # m/s^2 of acceleration from a push
 CATALOG_ITEMS = {"object_mass": "mass_range", "object_friction": "friction_range"}
 
@@ -150,6 +157,8 @@ def _parse_item(cls: type, data: Any, default: Any, where: str) -> Any:
             kw[key] = as_float(value, name, 0.0, 1.0)
         elif key == "std":
             kw[key] = as_float(value, name, 0.0, NOISE_MAX.get(where))
+        elif key == "std_min":
+            kw[key] = None if value is None else as_float(value, name, 0.0, NOISE_MAX.get(where))
         elif key == "scale":
             kw[key] = as_float(value, name, 0.0, FORCE_SCALE_MAX)
         elif key == "interval_s":
@@ -158,6 +167,9 @@ def _parse_item(cls: type, data: Any, default: Any, where: str) -> Any:
             kw[key] = as_float(value, name)
             if key == "nominal" and bounds is not None:
                 bounds.check(kw[key], name)
+    if kw.get("std_min") is not None and kw["std_min"] > kw["std"]:
+        raise ConfigError(f"{where}.std_min: {kw['std_min']} must be <= {where}.std ({kw['std']}): the "
+                          f"per-episode standard deviation is drawn from U(std_min, std)")
     if where in CATALOG_ITEMS:
         for key in ("range", "nominal"):
             if key in data and kw[key] != getattr(default, key):
@@ -221,6 +233,8 @@ class RandomizationConfig:
         out: dict[str, Any] = {"format": FORMAT}
         for f in fields(self):
             item = asdict(getattr(self, f.name))
+            if item.get("std_min", 0.0) is None:
+                del item["std_min"]  # a single noise level, written as before std_min existed
             if "range" in item:
                 item["range"] = list(item["range"])
             out[f.name] = item
@@ -310,21 +324,41 @@ def scales_vector(sample: Mapping[str, np.ndarray]) -> np.ndarray:
 # --------------------------------------------------------------------------- per-step noise
 
 
-def _add_gaussian(x: np.ndarray, item: NoiseItem, rng: np.random.Generator) -> np.ndarray:
+def episode_noise_std(item: NoiseItem, rng: np.random.Generator, n_envs: int) -> np.ndarray:
+    """(N,) per-env standard deviation for new episodes: U(std_min, std), or ``std`` without std_min.
+
+    ``rng`` is consumed only with std_min, so a single-level profile's draws are unchanged."""
+    n = _check_n_envs(n_envs)
+    if item.std_min is None:
+        return np.full(n, item.std)
+    return rng.uniform(item.std_min, item.std, size=n)
+
+
+def _add_gaussian(x: np.ndarray, item: NoiseItem, rng: np.random.Generator,
+                  std: np.ndarray | None) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if not item.enabled or item.std == 0.0:
         return arr.copy()
-    return arr + rng.normal(0.0, item.std, size=arr.shape)
+    if std is None:
+        return arr + rng.normal(0.0, item.std, size=arr.shape)
+    per_env = np.asarray(std, dtype=np.float64)
+    if per_env.shape != arr.shape[:1]:
+        raise ValueError(f"per-env noise std must have shape {arr.shape[:1]}, got {per_env.shape}")
+    return arr + rng.normal(0.0, per_env.reshape(-1, *([1] * (arr.ndim - 1))), size=arr.shape)
 
 
-def apply_obs_noise(obs: np.ndarray, item: NoiseItem, rng: np.random.Generator) -> np.ndarray:
-    """obs + N(0, std^2) per entry (e.g. cfg.object_pos_obs_noise, cfg.joint_obs_noise)."""
-    return _add_gaussian(obs, item, rng)
+def apply_obs_noise(obs: np.ndarray, item: NoiseItem, rng: np.random.Generator,
+                    std: np.ndarray | None = None) -> np.ndarray:
+    """obs + N(0, std^2) per entry (e.g. cfg.object_pos_obs_noise, cfg.joint_obs_noise); ``std`` (N,)
+    gives each env (row) its own level (``episode_noise_std``), else the item's ``std`` applies."""
+    return _add_gaussian(obs, item, rng, std)
 
 
-def apply_action_noise(action: np.ndarray, item: NoiseItem, rng: np.random.Generator) -> np.ndarray:
-    """action + N(0, std^2) per entry, before the action is mapped to joint targets (which clips)."""
-    return _add_gaussian(action, item, rng)
+def apply_action_noise(action: np.ndarray, item: NoiseItem, rng: np.random.Generator,
+                       std: np.ndarray | None = None) -> np.ndarray:
+    """action + N(0, std^2) per entry, before the action is mapped to joint targets (which clips);
+    ``std`` as in apply_obs_noise."""
+    return _add_gaussian(action, item, rng, std)
 
 
 class LagBuffer:

@@ -40,11 +40,13 @@ from recipe_sim.model.params import ModelParams
 from recipe_sim.model.scene import load_scene
 from recipe_sim.objects import load_catalog
 from recipe_sim.randomization import (
+    NOISE_ITEMS,
     PRIVILEGED_KEYS,
     LagBuffer,
     ObjectForce,
     RandomizationConfig,
     apply_action_noise,
+    episode_noise_std,
     sample_episode,
 )
 from recipe_sim.rewards import load_reward_configs
@@ -143,10 +145,15 @@ class RecipeVecEnv(VecEnv):
 
     def _make_randomness(self, seed: int) -> None:
         """One generator per consumer, so switching one item on or off leaves the others' draws alone."""
-        seeds = np.random.SeedSequence(seed).spawn(6)
-        self._rng_reset, self._rng_obs, self._rng_action, rng_action_lag, rng_frame_lag, rng_force = (
-            np.random.default_rng(s) for s in seeds
-        )
+        # spawn(7)'s first six children are spawn(6)'s: the seventh (noise levels) leaves their draws alone
+        seeds = np.random.SeedSequence(seed).spawn(7)
+        (self._rng_reset, self._rng_obs, self._rng_action, rng_action_lag, rng_frame_lag, rng_force,
+         self._rng_noise_level) = (np.random.default_rng(s) for s in seeds)
+        # Per-env noise levels of the items with std_min (drawn per episode at reset); others use their std.
+        self._noise_std = {
+            name: np.full(self.num_envs, getattr(self.rand_cfg, name).std)
+            for name in NOISE_ITEMS if getattr(self.rand_cfg, name).std_min is not None
+        }
         self._action_lag = LagBuffer(self.rand_cfg.action_lag, self.num_envs, rng_action_lag)
         self._frame_lag = LagBuffer(self.rand_cfg.frame_lag, self.num_envs, rng_frame_lag)
         self._force = ObjectForce(self.rand_cfg.object_force, self.num_envs, rng_force)
@@ -221,7 +228,8 @@ class RecipeVecEnv(VecEnv):
         a = self._check_actions(actions)
         lo, hi = self._action_bounds()
         a = np.clip(a, lo, hi)
-        applied = self._action_lag(apply_action_noise(a, self.rand_cfg.action_noise, self._rng_action))
+        applied = self._action_lag(apply_action_noise(
+            a, self.rand_cfg.action_noise, self._rng_action, self._noise_std.get("action_noise")))
         targets = robot_spec.action_to_joint_targets(applied, self.hand)
         hold = self.task.hold_mask()
         if hold is not None:
@@ -501,6 +509,8 @@ class RecipeVecEnv(VecEnv):
             self._disturbance.reset(ids)
         self._action_lag.reset(ids)
         self._frame_lag.reset(ids)
+        for name, level in self._noise_std.items():
+            level[ids] = episode_noise_std(getattr(self.rand_cfg, name), self._rng_noise_level, n)
         self._ep_success[ids] = False
         self.episode_length_buf[torch.as_tensor(ids, device=self.device)] = 0
         frame = self._frame(self._prev_actions)
@@ -512,7 +522,8 @@ class RecipeVecEnv(VecEnv):
         goal = self.task.goal.numpy() if self.task.has_goal else None
         oa = idx.object_qpos_adr
         policy = obs_mod.policy_obs(
-            ph.qpos[:, idx.actuated_qpos_adr], ph.qpos[:, oa : oa + 3], goal, self.rand_cfg, self._rng_obs
+            ph.qpos[:, idx.actuated_qpos_adr], ph.qpos[:, oa : oa + 3], goal, self.rand_cfg, self._rng_obs,
+            self._noise_std,
         )
         groups: dict[str, torch.Tensor] = {}
         if self.depth is not None:

@@ -258,3 +258,55 @@ def test_large_exponent_floats_are_numbers(tmp_path):
     path.write_text("format: recipe_sim/randomization/v1\nobject_force: {scale: 1.0e12}\n")
     with pytest.raises(ConfigError, match=r"object_force\.scale must be <= 50"):  # not "must be a number"
         dr.RandomizationConfig.load(path)
+
+
+def test_a_noise_range_draws_one_level_per_env_and_episode():
+    item = dr.NoiseItem(True, 0.02, std_min=0.007)
+    levels = dr.episode_noise_std(item, np.random.default_rng(6), 4000)
+    assert levels.shape == (4000,) and 0.007 <= levels.min() and levels.max() <= 0.02
+    assert levels.mean() == pytest.approx(0.0135, abs=5e-4)
+    # each row gets its own level, every entry of the row the same one
+    x = np.zeros((2, 20000))
+    noisy = dr.apply_obs_noise(x, item, np.random.default_rng(7), np.array([0.007, 0.02]))
+    assert noisy[0].std() == pytest.approx(0.007, rel=0.03)
+    assert noisy[1].std() == pytest.approx(0.02, rel=0.03)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        dr.apply_action_noise(x, item, np.random.default_rng(7), np.array([0.01]))
+
+
+def test_a_single_noise_level_leaves_the_draws_as_they_were():
+    item = dr.NoiseItem(True, 0.02)
+    rng = np.random.default_rng(8)
+    np.testing.assert_array_equal(dr.episode_noise_std(item, rng, 3), 0.02)
+    assert rng.random() == np.random.default_rng(8).random()  # the generator was not consumed
+    x = np.ones((3, 5))
+    a = dr.apply_obs_noise(x, item, np.random.default_rng(9))
+    b = dr.apply_obs_noise(x, item, np.random.default_rng(9), np.full(3, 0.02))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_noise_range_loads_checks_and_round_trips(tmp_path):
+    path = tmp_path / "range.yaml"
+    path.write_text("format: recipe_sim/randomization/v1\naction_noise: {std: 0.02, std_min: 0.00175}\n")
+    cfg = dr.RandomizationConfig.load(path)
+    assert cfg.action_noise == dr.NoiseItem(True, 0.02, 0.00175)
+    data = cfg.to_dict()
+    assert data["action_noise"]["std_min"] == 0.00175 and "std_min" not in data["joint_obs_noise"]
+    assert dr.RandomizationConfig.from_dict(data) == cfg
+    path.write_text("format: recipe_sim/randomization/v1\naction_noise: {std: 0.01, std_min: 0.02}\n")
+    with pytest.raises(ValueError, match=r"range\.yaml.*action_noise\.std_min: 0\.02 must be <="):
+        dr.RandomizationConfig.load(path)
+
+
+def test_the_noise_range_profile_spans_the_degrees_and_the_low_noise_readings():
+    from recipe_common.paths import config_path
+
+    def load(name):
+        return dr.RandomizationConfig.load(config_path(f"randomization_{name}.yaml"))
+
+    span, low, degrees = load("noise_range"), load("low_noise"), load("degrees")
+    for item in ("joint_obs_noise", "action_noise"):
+        assert getattr(span, item).std == getattr(low, item).std
+        assert getattr(span, item).std_min == getattr(degrees, item).std
+    same_noise = {"joint_obs_noise": low.joint_obs_noise, "action_noise": low.action_noise}
+    assert dataclasses.replace(span, **same_noise) == low

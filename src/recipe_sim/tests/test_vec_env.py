@@ -13,7 +13,7 @@ from tensordict import TensorDict
 
 from recipe_common import robot_spec
 from recipe_sim.init_states import InitStates
-from recipe_sim.randomization import RandomizationConfig
+from recipe_sim.randomization import NoiseItem, RandomizationConfig
 from recipe_sim.vec_env import RecipeVecEnv
 
 N = 4
@@ -343,3 +343,16 @@ def test_a_pass_through_command_path_commands_the_targets_unchanged():
     assert np.array_equal(s_path, s_direct)
     with pytest.raises(RuntimeError, match="before reset"):
         PassThroughCommandPath().update(0.0)
+
+
+def test_a_noise_range_gives_each_env_its_own_level_per_episode():
+    cfg = RandomizationConfig.disabled()
+    cfg = dataclasses.replace(cfg, joint_obs_noise=NoiseItem(True, 0.05, 0.001))
+    env = RecipeVecEnv("grasp_reach", 4, seed=5, randomization=cfg)
+    first = env._noise_std["joint_obs_noise"].copy()
+    assert np.all((first >= 0.001) & (first <= 0.05)) and len(set(first.tolist())) == 4
+    true_q = env.physics.qpos[:, env.index.actuated_qpos_adr]
+    err = np.abs(env.get_observations()["policy"].numpy()[:, :26] - true_q).std(axis=1)
+    assert np.argmax(err) == np.argmax(first) and np.argmin(err) == np.argmin(first)
+    env.reset()
+    assert not np.array_equal(env._noise_std["joint_obs_noise"], first)  # drawn again for new episodes
