@@ -19,12 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from recipe_common.ros.object_status import STATUS_NAMES, USABLE_STATUSES
 from recipe_interfaces.msg import ObjectState
-
-STATUS_NAMES = {ObjectState.STATUS_LOST: "LOST", ObjectState.STATUS_TRACKING: "TRACKING",
-                ObjectState.STATUS_INITIALIZING: "INITIALIZING", ObjectState.STATUS_OCCLUDED: "OCCLUDED"}
-# statuses that carry a position (as the policy node's USABLE_OBJECT)
-USABLE = (ObjectState.STATUS_TRACKING, ObjectState.STATUS_OCCLUDED)
 
 
 @dataclass(frozen=True)
@@ -84,7 +80,7 @@ def compare(perceived: Sequence[Sample], truth: Sequence[Sample], start: float |
     true_at = np.stack([np.interp(t, tt, tp[:, k]) for k in range(3)], axis=1) if rows else np.zeros((0, 3))
     pos = np.stack([np.asarray(s.position, dtype=np.float64) for s in rows]) if rows else np.zeros((0, 3))
     status = np.array([s.status for s in rows], dtype=int)
-    usable = np.isin(status, USABLE) & np.all(np.isfinite(pos), axis=1)
+    usable = np.isin(status, USABLE_STATUSES) & np.all(np.isfinite(pos), axis=1)
     error = np.full(t.shape, np.nan)
     error[usable] = np.linalg.norm(pos[usable] - true_at[usable], axis=1)
     return TrialErrors(t=t - t0, error=error, status=status, lifted=true_at[:, 2] > start_z + lift_m)

@@ -46,6 +46,7 @@ from recipe_common.frames import BASE, WORLD, to_world
 from recipe_common.paths import config_path
 from recipe_common.policy_image import to_policy_image
 from recipe_common.realtime import RealtimeSection, realtime_priority
+from recipe_common.ros.object_status import USABLE_STATUSES, status_name
 from recipe_common.ros.params import read_node_config
 from recipe_common.ros.process import run_nodes
 from recipe_common.ros.stamps import stamp_s
@@ -57,10 +58,6 @@ from recipe_policy.controller import FAULT, HOLDING, IDLE, RUNNING, Limits, Poli
 
 STATES = {IDLE: PolicyStatus.STATE_IDLE, RUNNING: PolicyStatus.STATE_RUNNING,
           HOLDING: PolicyStatus.STATE_HOLDING, FAULT: PolicyStatus.STATE_FAULT}
-# OCCLUDED carries perception's best estimate (the hand that holds the object hides it, which is exactly
-# when the policy needs it); LOST and INITIALIZING carry none.
-USABLE_OBJECT = (ObjectState.STATUS_TRACKING, ObjectState.STATUS_OCCLUDED)
-
 
 NODE_NAME = "policy"
 PARAMS_FILE = "policy_node.yaml"
@@ -223,10 +220,8 @@ class PolicyNode(Node):
         t = self._stamp(msg)
         p = np.array([msg.position.x, msg.position.y, msg.position.z])
         with self._lock:
-            if msg.status not in USABLE_OBJECT:
-                names = {ObjectState.STATUS_LOST: "LOST", ObjectState.STATUS_OCCLUDED: "OCCLUDED",
-                         ObjectState.STATUS_INITIALIZING: "INITIALIZING"}
-                self.controller.set_object(t, None, f"perception reports {names.get(msg.status, msg.status)}")
+            if msg.status not in USABLE_STATUSES:
+                self.controller.set_object(t, None, f"perception reports {status_name(msg.status)}")
             elif not np.isfinite(p).all():
                 self.controller.set_object(t, None, "object position is not finite")
             elif msg.header.frame_id not in (BASE, WORLD):
