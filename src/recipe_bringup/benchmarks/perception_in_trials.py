@@ -18,12 +18,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from recipe_bringup.bag_recorder import read_bag
-from recipe_bringup.perception_vs_truth import Sample, TrialErrors, compare
+from recipe_bringup.perception_vs_truth import PHASES, Sample, TrialErrors, compare, error_figures
 from recipe_bringup.stack import TWIN_TRUTH_TOPIC
 from recipe_common.frames import to_world
 from recipe_common.ros.stamps import stamp_s
@@ -57,14 +56,6 @@ def _samples(bag: Path) -> tuple[list[Sample], list[Sample], float | None]:
         return perceived, truth, None
     acting = [t for t in running if t >= trial_start]
     return perceived, truth, min(acting) if acting else trial_start
-
-
-def _pooled(errors: list[TrialErrors], phase: str) -> dict[str, Any]:
-    parts = [x.error[x.lifted if phase == "lifted" else ~x.lifted] for x in errors]
-    e = np.concatenate(parts or [np.zeros(0)])
-    e = e[np.isfinite(e)]
-    return {"messages": int(e.size), "median_m": float(np.median(e)) if e.size else None,
-            "p95_m": float(np.percentile(e, 95)) if e.size else None}
 
 
 def _cm(v: float | None) -> str:
@@ -106,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
               + ("-" if first is None else f"{first:.1f} s"))
         rows.append({"trial": r["trial"], "seed": r["seed"], "outcome": r["outcome"], **s})
         by_outcome.setdefault("success" if r["outcome"] == "success" else "failure", []).append(err)
-    pooled = {k: {ph: _pooled(v, ph) for ph in ("table", "lifted")} for k, v in by_outcome.items()}
+    pooled = {k: {ph: error_figures([x.error[x.phase_mask(ph)] for x in v]) for ph in PHASES}
+              for k, v in by_outcome.items()}
     for k, v in pooled.items():
         print(f"{k:8} ({len(by_outcome[k])} trials): table median {_cm(v['table']['median_m'])} / p95 "
               f"{_cm(v['table']['p95_m'])} cm, lifted median {_cm(v['lifted']['median_m'])} / p95 "

@@ -41,24 +41,43 @@ class TrialErrors:
     status: np.ndarray  # (M,) status codes
     lifted: np.ndarray  # (M,) bool: the true object was above its start height + lift_m
 
+    def phase_mask(self, phase: str) -> np.ndarray:
+        """Messages of ``phase``: ``table`` (the true object near its start height) or ``lifted``."""
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        return self.lifted if phase == "lifted" else ~self.lifted
+
     def summary(self, far_m: float = 0.05) -> dict[str, Any]:
         """JSON-ready figures: status shares, error percentiles per phase, when first off by ``far_m``."""
         out: dict[str, Any] = {"messages": int(self.t.size)}
         for code, name in STATUS_NAMES.items():
             out[f"share_{name.lower()}"] = float(np.mean(self.status == code)) if self.t.size else 0.0
-        for phase, mask in (("table", ~self.lifted), ("lifted", self.lifted)):
-            e = self.error[mask]
-            e = e[np.isfinite(e)]
+        for phase in PHASES:
+            mask = self.phase_mask(phase)
+            figures = error_figures([self.error[mask]])
             out[f"{phase}_messages"] = int(mask.sum())
-            out[f"{phase}_median_m"] = float(np.median(e)) if e.size else None
-            out[f"{phase}_p95_m"] = float(np.percentile(e, 95)) if e.size else None
-            out[f"{phase}_max_m"] = float(np.max(e)) if e.size else None
-            no_pos = ~np.isfinite(self.error[mask])
-            out[f"{phase}_no_position"] = float(np.mean(no_pos)) if mask.any() else 0.0
+            for key in ("median_m", "p95_m", "max_m"):
+                out[f"{phase}_{key}"] = figures[key]
+            no_position = ~np.isfinite(self.error[mask])
+            out[f"{phase}_no_position"] = float(np.mean(no_position)) if mask.any() else 0.0
         far = np.flatnonzero(np.isfinite(self.error) & (self.error > far_m))
         out["far_m"] = float(far_m)
         out["first_far_s"] = float(self.t[far[0]]) if far.size else None
         return out
+
+
+PHASES = ("table", "lifted")
+
+
+def error_figures(errors: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Median, 95th percentile and maximum of the finite errors of one or more trials pooled (None if none);
+    ``messages`` counts the finite ones. One definition for a trial's figures and a set of trials' figures."""
+    e = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1) for x in errors] or [np.zeros(0)])
+    e = e[np.isfinite(e)]
+    return {"messages": int(e.size),
+            "median_m": float(np.median(e)) if e.size else None,
+            "p95_m": float(np.percentile(e, 95)) if e.size else None,
+            "max_m": float(np.max(e)) if e.size else None}
 
 
 def compare(perceived: Sequence[Sample], truth: Sequence[Sample], start: float | None = None,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recipe_bringup.perception_vs_truth import Sample, compare
+from recipe_bringup.perception_vs_truth import Sample, compare, error_figures
 
 
 def _truth() -> list[Sample]:
@@ -42,3 +42,15 @@ def test_the_reset_before_the_trials_start_is_left_out_and_heights_count_from_th
 def test_a_bag_without_the_twins_truth_is_named_as_such():
     with pytest.raises(ValueError, match="truth"):
         compare([Sample(0.0, np.zeros(3))], [])
+
+
+def test_trials_pool_into_the_same_figures_as_one_trial_holding_all_their_messages():
+    truth = _truth()
+    first = compare([Sample(10.05, np.array([0.31, 0.1, 0.80]))], truth)
+    second = compare([Sample(10.5, np.array([0.33, 0.1, 0.80])), Sample(12.7, np.full(3, np.nan), 0)], truth)
+    pooled = error_figures([x.error[x.phase_mask("table")] for x in (first, second)])
+    assert pooled["messages"] == 2 and pooled["median_m"] == pytest.approx(0.02)
+    assert pooled["max_m"] == pytest.approx(0.03)
+    assert error_figures([])["median_m"] is None
+    with pytest.raises(ValueError, match="phase"):
+        first.phase_mask("carried")

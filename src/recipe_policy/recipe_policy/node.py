@@ -197,10 +197,6 @@ class PolicyNode(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    @staticmethod
-    def _stamp(msg: Any) -> float:
-        return stamp_s(msg.header.stamp)
-
     # --- inputs -----------------------------------------------------------------------------------------
 
     def _on_joint_state(self, msg: JointState) -> None:
@@ -214,10 +210,10 @@ class PolicyNode(Node):
         q = np.array([msg.position[index[n]] for n in self._names])
         if np.isfinite(q).all():
             with self._lock:
-                self.controller.set_joint_state(self._stamp(msg), q)
+                self.controller.set_joint_state(stamp_s(msg.header.stamp), q)
 
     def _on_object(self, msg: ObjectState) -> None:
-        t = self._stamp(msg)
+        t = stamp_s(msg.header.stamp)
         p = np.array([msg.position.x, msg.position.y, msg.position.z])
         with self._lock:
             if msg.status not in USABLE_STATUSES:
@@ -252,7 +248,7 @@ class PolicyNode(Node):
             self.get_logger().warning(f"head depth: {exc}", throttle_duration_sec=5.0)
             return
         with self._lock:
-            self.controller.set_depth(self._stamp(msg), image)
+            self.controller.set_depth(stamp_s(msg.header.stamp), image)
 
     # --- services ---------------------------------------------------------------------------------------
 
