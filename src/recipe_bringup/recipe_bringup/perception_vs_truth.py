@@ -22,6 +22,8 @@ import numpy as np
 from recipe_common.ros.object_status import STATUS_NAMES, USABLE_STATUSES
 from recipe_interfaces.msg import ObjectState
 
+PHASES = ("table", "lifted")  # by the true object height: near its start, or lifted
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -64,9 +66,6 @@ class TrialErrors:
         out["far_m"] = float(far_m)
         out["first_far_s"] = float(self.t[far[0]]) if far.size else None
         return out
-
-
-PHASES = ("table", "lifted")
 
 
 def error_figures(errors: Sequence[np.ndarray]) -> dict[str, Any]:
