@@ -13,7 +13,8 @@ computed from row t's observation):
 
 * ``state`` (32) float32: ``policy_state(q, object_pos, goal)`` with true values (noise is added in
   training, fresh per sample: the paper's object-position observation noise);
-* ``obs_state`` (32) float32: what the specialist saw (Table IV noise and frame lag included);
+* ``obs_state`` (32) float32: what the specialist saw (Table IV noise, its object-position filter and frame
+  lag included);
 * ``action`` (26) float32: the specialist's action (robot_spec convention);
 * ``depth`` (H, W) uint16 millimetres: the head camera's policy image (``to_policy_image``);
 * ``qpos``, ``ctrl``, ``force`` float64: the simulator state and the applied controls, so an episode

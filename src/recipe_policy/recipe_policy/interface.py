@@ -24,6 +24,7 @@ import numpy as np
 from recipe_common import robot_spec
 from recipe_common.observation import policy_layout
 from recipe_common.policy_image import PolicyImageSpec
+from recipe_common.position_filter import check_weight
 
 KINDS = ("specialist", "diffusion")
 
@@ -46,8 +47,14 @@ class PolicySpec:
         float  # s between predict calls the runtime should make (0.1 specialists, 0.2 diffusion)
     )
     depth: PolicyImageSpec | None  # the depth image predict expects (None without depth)
+    # Weight of the exponential filter (recipe_common.position_filter) the policy was trained to see the
+    # object position through. ``predict`` applies it to the raw rows it is given (and ``reset`` restarts
+    # it); a sim env serving a policy whole batches of its own rows must apply it instead (RecipeVecEnv's
+    # task key ``object_pos_filter``). 0: raw positions.
+    object_pos_filter: float = 0.0
 
     def __post_init__(self) -> None:
+        check_weight(self.object_pos_filter, "PolicySpec.object_pos_filter")
         if self.kind not in KINDS:
             raise ValueError(f"PolicySpec.kind must be one of {KINDS}, got {self.kind!r}")
         robot_spec.get_hand(self.hand)

@@ -17,11 +17,14 @@ import numpy as np
 
 from recipe_common import robot_spec
 from recipe_common.checkpoint_io import read_json_object
+from recipe_common.observation import field_slice
+from recipe_common.position_filter import ExponentialFilter
 from recipe_policy.exported import ExportedPolicy, load_exported_policy
 from recipe_policy.interface import PolicySpec
 
 POLICY_FILES = ("policy.ts", "policy.onnx", "policy.json")
 SPECIALIST_DT = 0.1  # s: the specialists act at the env's 10 Hz policy rate
+OBJECT_POS = field_slice("object_pos")
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -39,6 +42,11 @@ def check_consistent(meta: dict[str, Any], report: dict[str, Any], info: dict[st
         )
     if report.get("task") != meta.get("task") or info.get("task") != meta.get("task"):
         raise ValueError(f"{where}: task differs between metadata, eval.json and policy.json")
+    if float(info.get("object_pos_filter", 0.0)) != float(meta.get("object_pos_filter", 0.0)):
+        raise ValueError(
+            f"{where}: object_pos_filter is {meta.get('object_pos_filter', 0.0)} in metadata.json but "
+            f"{info.get('object_pos_filter', 0.0)} in policy.json: the actor would be fed the wrong input"
+        )
 
 
 @dataclass(frozen=True)
@@ -113,11 +121,18 @@ def specialist_spec(info: dict[str, Any], meta: dict[str, Any] | None = None) ->
         action_dt=SPECIALIST_DT,
         inference_period=SPECIALIST_DT,
         depth=None,
+        object_pos_filter=float(info.get("object_pos_filter", meta.get("object_pos_filter", 0.0))),
     )
 
 
 class SpecialistPolicy:
-    """An exported specialist actor behind the DeployablePolicy interface (stateless: reset does nothing)."""
+    """An exported specialist actor behind the DeployablePolicy interface.
+
+    Its one piece of state is the object-position filter of ``spec.object_pos_filter`` (none at weight 0):
+    ``predict`` feeds the actor the filtered position, as the env did in training, and ``reset`` restarts
+    the filter at an episode's start. ``predict_batch`` takes an env's rows as they are: that env already
+    applies the filter (built with ``object_pos_filter`` = the spec's weight).
+    """
 
     def __init__(self, actor: ExportedPolicy, spec: PolicySpec, source: Path) -> None:
         if actor.obs_dim is not None and actor.obs_dim != spec.state_dim:
@@ -127,9 +142,12 @@ class SpecialistPolicy:
         self.actor = actor
         self.spec = spec
         self.source = source
+        self._object_filter = ExponentialFilter(spec.object_pos_filter, rows=1)
 
     def predict(self, states: np.ndarray, depths: np.ndarray | None = None) -> np.ndarray:
         s, _ = self.spec.check_inputs(states, None)
+        s = s.copy()
+        s[:, OBJECT_POS] = self._object_filter(s[:, OBJECT_POS])
         return np.asarray(self.actor(s), dtype=np.float64).reshape(1, robot_spec.ACTION_DIM)
 
     def predict_batch(self, states: np.ndarray) -> np.ndarray:
@@ -137,7 +155,7 @@ class SpecialistPolicy:
         return np.asarray(self.actor(np.asarray(states)), dtype=np.float64)
 
     def reset(self) -> None:
-        return None
+        self._object_filter.restart()
 
     def warm_up(self) -> None:
         """One call on zeros: the exported actor's first call (TorchScript profiling, ONNX allocation) is

@@ -222,3 +222,38 @@ def test_no_committed_generalist_shadows_a_specialist_of_the_same_name():
     specialists = {p.name for r in specialist_roots for p in r.iterdir() if p.is_dir()}
     assert generalists and specialists
     assert not generalists & specialists, generalists & specialists
+
+
+def _with_filter(tmp_path: Path, weight_meta: float, weight_info: float) -> Path:
+    """A copy of the committed specialist whose record says it was trained behind an object filter."""
+    import json
+    import shutil
+
+    folder = tmp_path / "filtered"
+    shutil.copytree(resolve(SPECIALIST), folder)
+    for name, weight in (("metadata.json", weight_meta), ("policy.json", weight_info)):
+        record = json.loads((folder / name).read_text())
+        record["object_pos_filter"] = weight
+        (folder / name).write_text(json.dumps(record))
+    return folder
+
+
+def test_a_specialist_trained_behind_an_object_filter_applies_it_in_predict_and_restarts_it_at_reset(
+    tmp_path: Path,
+):
+    assert load_policy(SPECIALIST).spec.object_pos_filter == 0.0  # packages from before the filter: raw
+    pol = load_policy(_with_filter(tmp_path, 0.5, 0.5))
+    assert pol.spec.object_pos_filter == 0.5
+    a, b = _state(), _state()
+    b[26:29] += [0.04, -0.02, 0.01]
+    blend = 0.5 * a + 0.5 * b
+    direct = load_policy(SPECIALIST)
+    np.testing.assert_allclose(pol.predict(a[None]), direct.predict(a[None]), atol=1e-6)  # first: as it is
+    np.testing.assert_allclose(pol.predict(b[None]), direct.predict(blend[None]), atol=1e-6)
+    pol.reset()
+    np.testing.assert_allclose(pol.predict(b[None]), direct.predict(b[None]), atol=1e-6)
+
+
+def test_a_specialist_whose_files_disagree_on_the_object_filter_is_refused(tmp_path: Path):
+    with pytest.raises(ValueError, match=r"object_pos_filter is 0\.85 in metadata\.json but 0\.0"):
+        load_policy(_with_filter(tmp_path, 0.85, 0.0))

@@ -85,8 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     report: dict[str, Any] = {"policy": str(a.checkpoint or "expert"), "seed": a.seed,
                               "randomization": str(a.randomization), "boxes": {}}
+    overrides = None
+    if a.checkpoint is not None:
+        from recipe_sim.ppo.checkpoint import read_metadata
+        from recipe_sim.ppo.envs import recorded_task_overrides
+
+        overrides = recorded_task_overrides(read_metadata(a.checkpoint))
     for obj in a.objects:
-        r = run_box(obj, a.episodes, a.seed, a.randomization, a.checkpoint)
+        r = run_box(obj, a.episodes, a.seed, a.randomization, a.checkpoint, overrides)
         report["boxes"][obj] = r
 
         def pct(x: float | None) -> str:

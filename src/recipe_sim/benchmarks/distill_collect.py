@@ -27,6 +27,7 @@ def env_rate(depth: bool, num_envs: int, steps: int, specialist: str) -> float:
     """env steps/s of the specialist driving the env, with or without rendering every env's depth."""
     from recipe_policy.loading import load_policy
     from recipe_policy.specialist import read_specialist
+    from recipe_sim.distill.eval_generalist import env_overrides
     from recipe_sim.randomization import RandomizationConfig
     from recipe_sim.vec_env import RecipeVecEnv
 
@@ -39,7 +40,7 @@ def env_rate(depth: bool, num_envs: int, steps: int, specialist: str) -> float:
         seed=1,
         randomization=RandomizationConfig.from_dict(meta["randomization_values"]),
         depth_camera="head_depth" if depth else None,
-        task_overrides={"init_states": None},
+        task_overrides=env_overrides(pol),
     )
     try:
         env.step(pol.predict_batch(env.get_observations()["policy"].numpy()))

@@ -167,7 +167,7 @@ def final_evaluation(
     """Deterministic policy from the ready pose (the deployment start, also for runs trained from
     task-aware initial states), ``eval_episodes`` per object, under ``randomization`` (None: Table IV)."""
     from recipe_sim.ppo.checkpoint import read_metadata
-    from recipe_sim.ppo.envs import SubTask, make_env
+    from recipe_sim.ppo.envs import SubTask, make_env, recorded_task_overrides
     from recipe_sim.ppo.evaluation import (
         condition_randomization,
         deterministic_policy,
@@ -188,6 +188,7 @@ def final_evaluation(
             10_000 + k,
             condition_randomization(condition, path=randomization),
             no_init_states=True,
+            task_overrides=recorded_task_overrides(meta),
         )
         try:
             actor, _ = load_actor(checkpoint, env)

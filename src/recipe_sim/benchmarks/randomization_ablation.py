@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from recipe_sim.experts import make_expert
     from recipe_sim.ppo.checkpoint import CheckpointError, read_metadata
+    from recipe_sim.ppo.envs import recorded_task_overrides
     from recipe_sim.ppo.evaluation import deterministic_policy, evaluate_objects, load_actor, objects_of
 
     torch.set_num_threads(a.threads)
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.checkpoint is not None:
             meta = read_metadata(a.checkpoint)
             task, objects = meta["task"], objects_of(meta, None)
-            overrides = meta.get("task_overrides") or None
+            overrides = recorded_task_overrides(meta)
             who = f"{a.checkpoint} (it {meta['iteration']})"
         else:
             task, objects, overrides = "grasp_reach", [a.object], None

@@ -118,8 +118,10 @@ class _Plan:
     objects: list[str]
 
     @property
-    def task_overrides(self) -> dict | None:
-        return self.meta.get("task_overrides") or None
+    def task_overrides(self) -> dict:
+        from recipe_sim.ppo.envs import recorded_task_overrides
+
+        return recorded_task_overrides(self.meta)
 
 
 def _plan(args: argparse.Namespace) -> _Plan:

@@ -2,7 +2,8 @@
 
 ``policy`` (actor, what the real robot can also provide; paper: joint positions + object position):
   joint_pos (26, actuated, robot_spec order, + N(0, joint_obs_noise)) | object_pos (3, + N(0,
-  object_pos_obs_noise)) | goal (3, only for tasks with a goal: the goal of the current stage).
+  object_pos_obs_noise), then the env's exponential filter of weight ``object_pos_filter`` from tasks.yaml,
+  0 = off) | goal (3, only for tasks with a goal: the goal of the current stage).
   Frame lag (Table IV) repeats the previous policy frame for an env with the configured probability.
 ``privileged`` (critic extras, noise-free):
   joint_vel (26) | fingertips (24: left then right, thumb/index/middle/ring, xyz) | object_quat (4,

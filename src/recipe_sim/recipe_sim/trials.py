@@ -198,7 +198,7 @@ def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds:
     (``eval_generalist.InputAge``), None for current inputs.
     """
     from recipe_policy.runtime import RuntimeConfig
-    from recipe_sim.distill.eval_generalist import ChunkController
+    from recipe_sim.distill.eval_generalist import ChunkController, env_overrides
     from recipe_sim.vec_env import RecipeVecEnv
 
     seeds = list(seeds)
@@ -206,7 +206,8 @@ def sim_success_on_trial_spawns(policy: Any, task: str, object_name: str, seeds:
     trials = TwinTrials(twin, task, randomization)
     env = RecipeVecEnv(task, len(seeds), objects=[object_name], seed=0,
                        randomization=env_randomization or RandomizationConfig.disabled(),
-                       depth_camera="head_depth" if policy.spec.uses_depth else None)
+                       depth_camera="head_depth" if policy.spec.uses_depth else None,
+                       task_overrides=env_overrides(policy))
     env.set_command_path(command_path)
     try:
         env.reset()

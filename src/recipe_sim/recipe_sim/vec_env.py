@@ -31,7 +31,8 @@ from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
 from recipe_common import robot_spec
-from recipe_common.observation import policy_layout
+from recipe_common.observation import field_slice, policy_layout
+from recipe_common.position_filter import ExponentialFilter
 from recipe_sim import observations as obs_mod
 from recipe_sim.env_models import EnvModels
 from recipe_sim.init_states import InitStates
@@ -57,6 +58,7 @@ from recipe_sim.tasks.config import load_task_configs
 from recipe_sim.tasks.poses import configured_left_palm, ready_pose
 
 N_ARM = 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE
+_OBJECT_POS = field_slice("object_pos")  # the same columns with and without a goal
 SPAWN_CLEARANCE = 0.001  # m between a spawned object and the table top (no initial penetration)
 
 
@@ -191,6 +193,8 @@ class RecipeVecEnv(VecEnv):
         self.applied_ctrl = np.zeros((n, self.physics.nu))
         self.applied_force = np.zeros((n, 3))
         self._command_paths: list[CommandPath] | None = None
+        # The actor's object position through the task's filter (identity at weight 0), restarted per episode.
+        self._object_filter = ExponentialFilter(self.task_cfg.object_pos_filter, n)
 
     def _make_depth(self, depth_camera: str) -> obs_mod.DepthObservations:
         cam = load_scene().cameras[depth_camera]
@@ -213,6 +217,7 @@ class RecipeVecEnv(VecEnv):
             "num_threads": num_threads,
             "depth_camera": depth_camera,
             "policy_obs": dict(policy_layout(self.task.has_goal)),
+            "object_pos_filter": self.task_cfg.object_pos_filter,
             "privileged_obs": dict(obs_mod.PRIVILEGED_FIELDS),
             "randomization": self.rand_cfg.to_dict(),
             "init_states": None if path is None else str(path),
@@ -377,6 +382,7 @@ class RecipeVecEnv(VecEnv):
         ph.refresh_sensors(ids)
         self._action_lag.reset(ids)
         self._frame_lag.reset(ids)
+        self._object_filter.restart(ids)  # the state jumped: no estimate from before it
         self._obs = self._compute_obs()
 
     def close(self) -> None:
@@ -509,6 +515,7 @@ class RecipeVecEnv(VecEnv):
             self._disturbance.reset(ids)
         self._action_lag.reset(ids)
         self._frame_lag.reset(ids)
+        self._object_filter.restart(ids)
         for name, level in self._noise_std.items():
             level[ids] = episode_noise_std(getattr(self.rand_cfg, name), self._rng_noise_level, n)
         self._ep_success[ids] = False
@@ -525,6 +532,7 @@ class RecipeVecEnv(VecEnv):
             ph.qpos[:, idx.actuated_qpos_adr], ph.qpos[:, oa : oa + 3], goal, self.rand_cfg, self._rng_obs,
             self._noise_std,
         )
+        policy[:, _OBJECT_POS] = self._object_filter(policy[:, _OBJECT_POS])  # a lagged frame repeats it
         groups: dict[str, torch.Tensor] = {}
         if self.depth is not None:
             depth = self.depth.render()

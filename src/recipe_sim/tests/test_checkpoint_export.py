@@ -364,3 +364,27 @@ def test_eval_errors_are_clean_and_leave_no_directory(trained, tmp_path: Path, c
     assert eval_main(["--checkpoint", str(tmp_path / "model_2.pt"), "--episodes", "2", "--num-envs", "2",
                       "--out", str(out)]) == 1
     assert not out.exists()
+
+
+def test_an_actor_is_only_loaded_into_an_env_with_the_object_filter_it_was_trained_behind(trained):
+    from recipe_sim.ppo.envs import recorded_task_overrides
+
+    _, run_dir, _ = trained
+    ckpt = latest_checkpoint(run_dir)
+    meta = read_metadata(ckpt)
+    assert "object_pos_filter" not in meta  # a checkpoint from before the filter was recorded: raw readings
+    assert recorded_task_overrides(meta) == {**OVERRIDES, "object_pos_filter": 0.0}
+    assert recorded_task_overrides({**meta, "object_pos_filter": 0.85})["object_pos_filter"] == 0.85
+    filtered = make_env(SUB, 2, 0, randomization_config(False),
+                        task_overrides={**OVERRIDES, "object_pos_filter": 0.5})
+    try:
+        match = r"trained behind object_pos_filter 0\.0, but the env applies 0\.5"
+        with pytest.raises(ValueError, match=match):
+            load_actor(ckpt, filtered)
+    finally:
+        filtered.close()
+    env = make_env(SUB, 2, 0, randomization_config(False), task_overrides=recorded_task_overrides(meta))
+    try:
+        load_actor(ckpt, env)
+    finally:
+        env.close()

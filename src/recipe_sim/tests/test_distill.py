@@ -277,3 +277,28 @@ def test_an_appended_run_adds_its_source_and_labels_its_episodes_with_it(tmp_pat
     assert collect_main(["--task", "handover", "--expert", "handover_block", "--steps", "8", "--append",
                          "--out", str(out)]) == 1
     assert "collect: error:" in capsys.readouterr().err and open_dataset(out).n_episodes == 4
+
+
+def test_a_specialist_trained_behind_an_object_filter_is_served_filtered_rows_in_collection_and_eval(
+    tmp_path: Path,
+):
+    import json
+    import shutil
+
+    from recipe_sim.distill.collect import specialist_source
+    from recipe_sim.distill.eval_generalist import env_overrides
+    from recipe_sim.ppo.packaged import SPECIALISTS_DIR
+
+    folder = tmp_path / "filtered"
+    shutil.copytree(SPECIALISTS_DIR / SPECIALIST, folder)
+    for name in ("metadata.json", "policy.json"):
+        record = json.loads((folder / name).read_text())
+        record["object_pos_filter"] = 0.5
+        (folder / name).write_text(json.dumps(record))
+    source = specialist_source(str(folder), None)
+    assert source.task_overrides == {"object_pos_filter": 0.5} and source.record["object_pos_filter"] == 0.5
+    assert env_overrides(load_policy(folder), 40) == {
+        "init_states": None, "object_pos_filter": 0.5, "episode_length": 40}
+    # Older packages (no record): raw readings, whatever tasks.yaml says today.
+    assert specialist_source(SPECIALIST, None).task_overrides == {"object_pos_filter": 0.0}
+    assert env_overrides(load_policy(SPECIALIST))["object_pos_filter"] == 0.0

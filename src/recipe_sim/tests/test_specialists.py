@@ -14,7 +14,7 @@ import pytest
 
 from recipe_common import robot_spec
 from recipe_sim.objects import load_catalog
-from recipe_sim.ppo.envs import SubTask, make_env, randomization_config
+from recipe_sim.ppo.envs import SubTask, make_env, randomization_config, recorded_task_overrides
 from recipe_sim.ppo.packaged import SPECIALISTS_DIR, available, load_specialist
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -41,7 +41,8 @@ def test_packaged_specialist_contract(name):
         assert set(meta["objects"]) <= set(rows), (condition, rows)
         assert 0.0 <= rows["_overall"]["success_rate"] <= 1.0
     sub = SubTask(meta["task"], f"single:{meta['objects'][0]}", 0, (meta["objects"][0],))
-    env = make_env(sub, 2, 0, randomization_config(False), no_init_states=True)
+    env = make_env(sub, 2, 0, randomization_config(False), no_init_states=True,
+                   task_overrides=recorded_task_overrides(meta))
     try:
         obs = env.get_observations()["policy"].numpy()
     finally:

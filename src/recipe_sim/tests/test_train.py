@@ -149,6 +149,9 @@ def test_train_cli_writes_checkpoints_metadata_export_and_resumes(tmp_path: Path
     assert max(curve["export_max_abs_diff"].values()) < 1e-4
     first = read_metadata(out / "model_1.pt")
     assert first["iteration"] == 1 and first["objects"] == ["ball_small"] and first["seed"] == 3
+    # The object-position filter the actor saw (none for grasp_reach), for evaluation and deployment.
+    assert first["object_pos_filter"] == 0.0
+    assert json.loads((out / "exported" / "policy.json").read_text())["object_pos_filter"] == 0.0
 
     assert train_main([*common, "--iterations", "2", "--resume", str(out / "model_1.pt")]) == 0
     resumed = read_metadata(out / "model_3.pt")  # resumed into the checkpoint's directory

@@ -12,6 +12,7 @@ from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
 from recipe_common import robot_spec
+from recipe_common.observation import field_slice
 from recipe_sim.init_states import InitStates
 from recipe_sim.randomization import NoiseItem, RandomizationConfig
 from recipe_sim.vec_env import RecipeVecEnv
@@ -356,3 +357,44 @@ def test_a_noise_range_gives_each_env_its_own_level_per_episode():
     assert np.argmax(err) == np.argmax(first) and np.argmin(err) == np.argmin(first)
     env.reset()
     assert not np.array_equal(env._noise_std["joint_obs_noise"], first)  # drawn again for new episodes
+
+
+def _object_position(env: RecipeVecEnv) -> np.ndarray:
+    return env.get_observations()["policy"].numpy()[:, field_slice("object_pos")].astype(np.float64)
+
+
+def test_the_object_position_filter_smooths_readings_and_restarts_at_reset_and_teleport():
+    # Two envs with one seed see the same noisy readings (the filter draws nothing); one filters them.
+    rand = dataclasses.replace(RandomizationConfig.disabled(), object_pos_obs_noise=NoiseItem(True, 0.02))
+    raw = RecipeVecEnv("handover", 3, seed=4, randomization=rand, task_overrides={"object_pos_filter": 0.0})
+    smooth = RecipeVecEnv("handover", 3, seed=4, randomization=rand,
+                          task_overrides={"object_pos_filter": 0.5})
+    assert (raw.cfg["object_pos_filter"], smooth.cfg["object_pos_filter"]) == (0.0, 0.5)
+    estimate = _object_position(raw)
+    np.testing.assert_allclose(_object_position(smooth), estimate, atol=1e-6)  # the first reading as it is
+    hold = raw._prev_actions.copy()
+    for _ in range(3):
+        raw.step(hold)
+        smooth.step(hold)
+        estimate = 0.5 * estimate + 0.5 * _object_position(raw)
+        np.testing.assert_allclose(_object_position(smooth), estimate, atol=1e-5)
+    assert np.abs(_object_position(smooth) - _object_position(raw)).max() > 1e-3  # it did smooth
+
+    raw.reset([1])
+    smooth.reset([1])
+    np.testing.assert_allclose(_object_position(smooth)[1], _object_position(raw)[1], atol=1e-6)
+    oa = raw.index.object_qpos_adr
+    pose = raw.physics.qpos[[2], oa : oa + 7].copy()
+    pose[0, 0] += 0.03
+    raw.teleport([2], object_pose=pose)
+    smooth.teleport([2], object_pose=pose)
+    np.testing.assert_allclose(_object_position(smooth)[2], _object_position(raw)[2], atol=1e-6)
+    assert np.abs(_object_position(smooth)[0] - _object_position(raw)[0]).max() > 1e-4  # row 0 kept going
+    raw.close()
+    smooth.close()
+
+
+@pytest.mark.parametrize("weight", [1.0, -0.2, "0.5"])
+def test_an_object_position_filter_outside_zero_to_one_is_refused_naming_the_key(weight):
+    with pytest.raises(ValueError, match=r"tasks\.handover\.object_pos_filter"):
+        RecipeVecEnv("handover", 1, task_overrides={"object_pos_filter": weight})

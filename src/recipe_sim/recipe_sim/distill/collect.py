@@ -69,6 +69,9 @@ class Source:
     randomization: Any  # RandomizationConfig
     make_policy: Callable[[Any], Callable[[Any], np.ndarray]]
     record: dict[str, Any] = field(default_factory=dict)
+    # tasks.yaml keys of the env it acts in: a specialist's object-position filter (the env applies it to
+    # the rows the actor reads, as in training; the dataset's obs_state holds the filtered rows)
+    task_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def specialist_source(ref: str, randomization_file: Path | None) -> Source:
@@ -99,8 +102,10 @@ def specialist_source(ref: str, randomization_file: Path | None) -> Source:
         "policy_ts_sha256": file_sha256(path / "policy.ts"),
         "eval_success": {c: pkg.success_rate(c) for c in ("nominal", "randomized", "pushes")},
         "randomization": rand_name,
+        "object_pos_filter": float(meta.get("object_pos_filter", 0.0)),
     }
-    return Source(pkg.name, "specialist", meta["task"], list(meta["objects"]), rand, make_policy, record)
+    return Source(pkg.name, "specialist", meta["task"], list(meta["objects"]), rand, make_policy, record,
+                  {"object_pos_filter": record["object_pos_filter"]})
 
 
 def expert_source(task: str, objects: list[str], randomization_file: Path | None) -> Source:
@@ -365,7 +370,7 @@ class Collector:
 
         from recipe_sim.vec_env import RecipeVecEnv
 
-        overrides: dict[str, Any] = {"init_states": None}
+        overrides: dict[str, Any] = {**source.task_overrides, "init_states": None}
         if episode_length is not None:
             overrides["episode_length"] = episode_length
         env = RecipeVecEnv(

@@ -67,6 +67,15 @@ def predict_many(policy: DeployablePolicy, states: np.ndarray, depths: np.ndarra
     )
 
 
+def env_overrides(policy: DeployablePolicy, episode_length: int | None = None) -> dict[str, Any]:
+    """The tasks.yaml keys of an env that serves ``policy`` its rows: episodes from the ready pose, and the
+    object-position filter the policy was trained behind (the env applies it to the batches it serves)."""
+    out: dict[str, Any] = {"init_states": None, "object_pos_filter": policy.spec.object_pos_filter}
+    if episode_length is not None:
+        out["episode_length"] = episode_length
+    return out
+
+
 @dataclass
 class RuntimeStats:
     inferences: int = 0
@@ -210,9 +219,7 @@ def evaluate_policy_on_object(
     from recipe_sim.ppo.evaluation import run_episodes
     from recipe_sim.vec_env import RecipeVecEnv
 
-    overrides: dict[str, Any] = {"init_states": None}
-    if episode_length is not None:
-        overrides["episode_length"] = episode_length
+    overrides = env_overrides(policy, episode_length)
     env = RecipeVecEnv(
         task,
         episodes,
@@ -522,7 +529,7 @@ def _video(
         depth_camera="head_depth" if policy.spec.uses_depth else None,
         num_threads=1,
         hand=policy.spec.hand,
-        task_overrides={"init_states": None},
+        task_overrides=env_overrides(policy),
     )
     try:
         rec = VideoRecorder(env)

@@ -26,7 +26,7 @@ from typing import Any
 
 from recipe_common.checkpoint_io import write_json
 from recipe_sim.ppo.checkpoint import CheckpointError, read_metadata
-from recipe_sim.ppo.envs import SubTask
+from recipe_sim.ppo.envs import SubTask, recorded_task_overrides
 from recipe_sim.ppo.training import TrainRequest, train_specialist
 from recipe_sim.randomization import RandomizationConfig
 
@@ -126,7 +126,7 @@ def run_all_subtasks(
             _train_one(sub, rec, base, run_dir, log, progress, save)
             save()
         if rec.status == "trained":
-            rec.eval = _evaluate_one(Path(str(rec.checkpoint)), sub, evaluation, base, run_dir, log)
+            rec.eval = _evaluate_one(Path(str(rec.checkpoint)), evaluation, run_dir, log)
             rec.status = "evaluated"
             _save_state(state_path, task, grouping, records)
         if package and rec.status == "evaluated":
@@ -199,10 +199,10 @@ def success_rates(report: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {c: {o: v["success_rate"] for o, v in rows.items()} for c, rows in report["conditions"].items()}
 
 
-def _evaluate_one(
-    ckpt: Path, sub: SubTask, plan: EvalPlan, base: TrainRequest, run_dir: Path, log: Callable[[str], None]
-) -> dict[str, Any]:
-    report = evaluate_checkpoint(ckpt, plan, task_overrides=base.task_overrides, log=log)
+def _evaluate_one(ckpt: Path, plan: EvalPlan, run_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """Evaluate under the env the checkpoint recorded (its task overrides and object-position filter)."""
+    overrides = recorded_task_overrides(read_metadata(ckpt))
+    report = evaluate_checkpoint(ckpt, plan, task_overrides=overrides, log=log)
     out = run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "eval.json", report)
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out = a.out or a.checkpoint.resolve().parent / f"eval_{meta['iteration']}"
     out.mkdir(parents=True, exist_ok=True)
-    report = evaluate_checkpoint(a.checkpoint, plan, task_overrides=meta.get("task_overrides") or None,
+    report = evaluate_checkpoint(a.checkpoint, plan, task_overrides=recorded_task_overrides(meta),
                                  log=lambda m: print(m, file=sys.stderr, flush=True),
                                  command_path=a.command_path)
     write_json(out / "eval.json", report)

@@ -116,6 +116,14 @@ def recorded_init_states(meta: dict[str, Any]) -> Path | None:
     raise FileNotFoundError(f"checkpoint was trained with init states {recorded}, not found on this machine")
 
 
+def recorded_task_overrides(meta: dict[str, Any]) -> dict[str, Any]:
+    """The tasks.yaml keys a checkpoint's env ran with: its recorded overrides plus the object-position
+    filter it was trained behind (0 for checkpoints from before the filter was recorded), so that editing
+    tasks.yaml never changes what a trained actor sees in evaluation or distillation."""
+    weight = float(meta.get("object_pos_filter", 0.0))
+    return {**(meta.get("task_overrides") or {}), "object_pos_filter": weight}
+
+
 def randomization_config(
     enabled: bool, force: bool | None = None, path: str | Path | None = None
 ) -> RandomizationConfig:

@@ -63,6 +63,12 @@ def build_actor(config: PPOConfig, obs: Any, num_actions: int) -> torch.nn.Modul
 def load_actor(checkpoint: str | Path, env: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Actor of a checkpoint (safe load, shape-checked) for ``env``, and the checkpoint's metadata."""
     meta = read_metadata(checkpoint)
+    trained, served = float(meta.get("object_pos_filter", 0.0)), float(env.cfg.get("object_pos_filter", 0.0))
+    if trained != served:  # the actor would read an object position unlike any it was trained on
+        raise ValueError(
+            f"{checkpoint}: trained behind object_pos_filter {trained}, but the env applies {served}; build "
+            f"the env with task_overrides=recorded_task_overrides(metadata)"
+        )
     config_dict = dict(meta["config"])
     profile = config_dict.pop("profile", "checkpoint")
     config = config_from_dict(config_dict, profile)

@@ -48,13 +48,14 @@ def load_specialist(name: str, root: Path | None = None) -> PackagedSpecialist:
 
 def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
     """Export (and verify) the actor of any saved checkpoint, e.g. one picked by eval before the last."""
-    from recipe_sim.ppo.envs import SubTask, make_env, randomization_config
+    from recipe_sim.ppo.envs import SubTask, make_env, randomization_config, recorded_task_overrides
     from recipe_sim.ppo.evaluation import load_actor
     from recipe_sim.ppo.export import export_actor, verify_export
 
     meta = read_metadata(checkpoint)
     sub = SubTask(meta["task"], meta["object_group"], 0, tuple(meta["objects"]))
-    env = make_env(sub, 2, 0, randomization_config(False), no_init_states=True)
+    overrides = recorded_task_overrides(meta)
+    env = make_env(sub, 2, 0, randomization_config(False), no_init_states=True, task_overrides=overrides)
     try:
         actor, _ = load_actor(checkpoint, env)
         info = {
@@ -62,6 +63,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path) -> Path:
             "objects": list(meta["objects"]),
             "iteration": meta["iteration"],
             "obs_layout": env.cfg.get("policy_obs"),
+            "object_pos_filter": overrides["object_pos_filter"],
         }
         files = export_actor(actor, out_dir, info=info)
         verify_export(actor, files, obs=env.get_observations()["policy"])

@@ -129,6 +129,7 @@ def _train(
                 "command_path": None if req.command_path is None else str(req.command_path),
                 "task_overrides": req.task_overrides,
                 "policy_obs_layout": env.cfg.get("policy_obs"),
+                "object_pos_filter": env.cfg["object_pos_filter"],
                 **req.extra_metadata,
             },
         )
@@ -148,7 +149,8 @@ def _train(
         checkpoint = latest_checkpoint(req.run_dir)
         diffs = None
         if req.export:
-            _, diffs = runner.export(req.run_dir / "exported", info={"obs_layout": env.cfg.get("policy_obs")})
+            _, diffs = runner.export(req.run_dir / "exported", info={
+                "obs_layout": env.cfg.get("policy_obs"), "object_pos_filter": env.cfg["object_pos_filter"]})
         write_curve(req.run_dir / CURVE_FILE, runner.history, req, diffs)
         return TrainResult(req.run_dir, checkpoint, list(runner.history), diffs, wall)
     finally:

@@ -19,6 +19,7 @@ import numpy as np
 
 from recipe_common.config import as_bool, as_float, as_int, as_range, check_keys, load_yaml
 from recipe_common.paths import config_path
+from recipe_common.position_filter import check_weight
 from recipe_common.tasks import TASK_NAMES
 from recipe_sim.rewards import TASKS as REWARD_TASKS
 
@@ -38,6 +39,7 @@ _COMMON_KEYS = (
     "spawn",
     "success",
     "sticker_count",
+    "object_pos_filter",
 )
 _KIND_KEYS = {
     "grasp_reach": ("idle_arm", "goal"),
@@ -96,6 +98,9 @@ class TaskConfig:
     spawn: Region
     success: dict[str, Any] = field(default_factory=dict)  # overrides of rewards.yaml success thresholds
     sticker_count: int | None = None  # None: the natural count of the object's sticker placement
+    # Weight of the previous estimate in the exponential filter of the actor's object position
+    # (recipe_common.position_filter); 0 = the raw noisy reading. A policy trained behind it records it.
+    object_pos_filter: float = 0.0
     idle_arm: str = "hold"  # grasp_reach
     goal: Region | None = None  # grasp_reach
     lift_goal_height: float = 0.0  # box_lift
@@ -183,6 +188,7 @@ def parse_task(name: str, raw: Any, base_dir: Path | None) -> TaskConfig:
         "sticker_count": None
         if sticker_count is None
         else as_int(sticker_count, f"{where}.sticker_count", 1),
+        "object_pos_filter": check_weight(raw.get("object_pos_filter", 0.0), f"{where}.object_pos_filter"),
         "raw": copy.deepcopy(dict(raw)),
     }
     if kind == "grasp_reach":
