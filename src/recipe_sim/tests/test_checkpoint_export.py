@@ -388,3 +388,13 @@ def test_an_actor_is_only_loaded_into_an_env_with_the_object_filter_it_was_train
         load_actor(ckpt, env)
     finally:
         env.close()
+
+
+def test_a_run_is_not_resumed_behind_another_object_filter(trained):
+    from recipe_sim.ppo.training import check_resume_compatible
+
+    _, run_dir, _ = trained
+    ckpt = latest_checkpoint(run_dir)
+    check_resume_compatible(ckpt, SUB, 0.0)
+    with pytest.raises(CheckpointError, match=r"object_pos_filter 0\.0, this run's env applies 0\.85"):
+        check_resume_compatible(ckpt, SUB, 0.85)

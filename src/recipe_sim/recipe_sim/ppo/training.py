@@ -28,6 +28,7 @@ from recipe_sim.ppo.demo_init import Demonstrations, clone_actor, collect_demons
 from recipe_sim.ppo.envs import SubTask, make_env
 from recipe_sim.ppo.runner import IterationStats, RunInfo, SpecialistRunner
 from recipe_sim.randomization import RandomizationConfig
+from recipe_sim.tasks.config import load_task_configs
 
 CURVE_FILE = "training_curve.json"
 DEMOS_FILE = "demonstrations.npz"
@@ -83,7 +84,8 @@ def train_specialist(
     seed_everything(req.seed)
     start = time.monotonic()
     if req.resume is not None:
-        check_resume_compatible(req.resume, req.sub)
+        weight = load_task_configs().get(req.sub.task).with_overrides(req.task_overrides).object_pos_filter
+        check_resume_compatible(req.resume, req.sub, weight)
     demo_env = make_demo_env(req) if req.demo_init else None
     try:
         return _train(req, start, demo_env, on_iteration, log)
@@ -280,8 +282,9 @@ def restore_demo_schedule(runner: SpecialistRunner, req: TrainRequest, info: Run
         runner.freeze_actor_normalizer()
 
 
-def check_resume_compatible(checkpoint: Path, sub: SubTask) -> None:
-    """A resumed run must continue the same task on the same objects (metadata, when present)."""
+def check_resume_compatible(checkpoint: Path, sub: SubTask, object_pos_filter: float | None = None) -> None:
+    """A resumed run must continue the same task on the same objects, with the actor reading the object
+    position through the same filter (metadata, when present; ``object_pos_filter``: this run's weight)."""
     if not metadata_path(checkpoint).is_file():
         return
     meta = read_metadata(checkpoint)
@@ -293,6 +296,13 @@ def check_resume_compatible(checkpoint: Path, sub: SubTask) -> None:
         raise CheckpointError(
             f"{checkpoint}: trained on objects {meta['objects']}, this run uses "
             f"{list(sub.objects)}; pick the matching --group/--subtask"
+        )
+    trained = float(meta.get("object_pos_filter", 0.0))
+    if object_pos_filter is not None and trained != object_pos_filter:
+        raise CheckpointError(
+            f"{checkpoint}: trained behind object_pos_filter {trained}, this run's env applies "
+            f"{object_pos_filter} (config/tasks.yaml tasks.{sub.task}.object_pos_filter): the actor would "
+            f"read another input; set the weight back or start a new run"
         )
 
 
