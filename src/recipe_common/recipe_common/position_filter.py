@@ -14,6 +14,8 @@ the identity.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +29,13 @@ def check_weight(weight: float, where: str = "object_pos_filter") -> float:
     return float(weight)
 
 
+def recorded_weight(record: Mapping[str, Any]) -> float:
+    """The weight a policy's record (checkpoint metadata, policy.json, an env's cfg) says its actor reads the
+    object position through; 0 for records written before the weight was recorded (their actors read raw
+    positions). The one reading of that rule, so that no caller can default differently."""
+    return float(record.get("object_pos_filter", 0.0))
+
+
 class ExponentialFilter:
     """``estimate = weight * estimate + (1 - weight) * reading`` per row; a restarted row takes its
     reading as it is."""
@@ -35,10 +44,6 @@ class ExponentialFilter:
         self.weight = check_weight(weight)
         self._estimate = np.zeros((int(rows), int(dim)))
         self._fresh = np.ones(int(rows), dtype=bool)
-
-    @property
-    def rows(self) -> int:
-        return self._estimate.shape[0]
 
     def restart(self, rows: np.ndarray | list[int] | None = None) -> None:
         """Forget the estimate of ``rows`` (all when None): their next reading is taken as it is."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recipe_common.position_filter import ExponentialFilter, check_weight
+from recipe_common.position_filter import ExponentialFilter, check_weight, recorded_weight
 
 
 def test_a_row_takes_its_first_reading_then_blends_each_new_one_with_its_estimate():
@@ -51,3 +51,8 @@ def test_a_weight_outside_zero_to_one_is_refused_by_name(weight):
 def test_readings_of_the_wrong_shape_are_refused():
     with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
         ExponentialFilter(0.5, rows=2)(np.zeros((3, 3)))
+
+
+def test_a_record_from_before_the_weight_was_recorded_reads_as_raw_positions():
+    assert recorded_weight({"task": "handover"}) == 0.0
+    assert recorded_weight({"object_pos_filter": 0.85}) == 0.85

@@ -18,7 +18,7 @@ import numpy as np
 from recipe_common import robot_spec
 from recipe_common.checkpoint_io import read_json_object
 from recipe_common.observation import field_slice
-from recipe_common.position_filter import ExponentialFilter
+from recipe_common.position_filter import ExponentialFilter, recorded_weight
 from recipe_policy.exported import ExportedPolicy, load_exported_policy
 from recipe_policy.interface import PolicySpec
 
@@ -42,10 +42,10 @@ def check_consistent(meta: dict[str, Any], report: dict[str, Any], info: dict[st
         )
     if report.get("task") != meta.get("task") or info.get("task") != meta.get("task"):
         raise ValueError(f"{where}: task differs between metadata, eval.json and policy.json")
-    if float(info.get("object_pos_filter", 0.0)) != float(meta.get("object_pos_filter", 0.0)):
+    if recorded_weight(info) != recorded_weight(meta):
         raise ValueError(
-            f"{where}: object_pos_filter is {meta.get('object_pos_filter', 0.0)} in metadata.json but "
-            f"{info.get('object_pos_filter', 0.0)} in policy.json: the actor would be fed the wrong input"
+            f"{where}: object_pos_filter is {recorded_weight(meta)} in metadata.json but "
+            f"{recorded_weight(info)} in policy.json: the actor would be fed the wrong input"
         )
 
 
@@ -121,7 +121,7 @@ def specialist_spec(info: dict[str, Any], meta: dict[str, Any] | None = None) ->
         action_dt=SPECIALIST_DT,
         inference_period=SPECIALIST_DT,
         depth=None,
-        object_pos_filter=float(info.get("object_pos_filter", meta.get("object_pos_filter", 0.0))),
+        object_pos_filter=recorded_weight(info if "object_pos_filter" in info else meta),
     )
 
 

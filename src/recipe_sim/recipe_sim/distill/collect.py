@@ -46,6 +46,7 @@ from recipe_common import robot_spec
 from recipe_common.checkpoint_io import file_sha256, git_commit
 from recipe_common.observation import policy_state
 from recipe_common.policy_image import PolicyImageSpec
+from recipe_common.position_filter import recorded_weight
 from recipe_policy.dataset import DEPTH_MM_PER_M, Field, ReplayDataset, create_dataset, open_dataset
 from recipe_policy.loading import GENERALIST_FILE, resolve
 from recipe_policy.specialist import read_specialist
@@ -102,7 +103,7 @@ def specialist_source(ref: str, randomization_file: Path | None) -> Source:
         "policy_ts_sha256": file_sha256(path / "policy.ts"),
         "eval_success": {c: pkg.success_rate(c) for c in ("nominal", "randomized", "pushes")},
         "randomization": rand_name,
-        "object_pos_filter": float(meta.get("object_pos_filter", 0.0)),
+        "object_pos_filter": recorded_weight(meta),
     }
     return Source(pkg.name, "specialist", meta["task"], list(meta["objects"]), rand, make_policy, record,
                   {"object_pos_filter": record["object_pos_filter"]})

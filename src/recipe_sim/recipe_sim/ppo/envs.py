@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recipe_common.position_filter import recorded_weight
 from recipe_sim.objects import load_catalog
 from recipe_sim.randomization import RandomizationConfig
 
@@ -120,8 +121,7 @@ def recorded_task_overrides(meta: dict[str, Any]) -> dict[str, Any]:
     """The tasks.yaml keys a checkpoint's env ran with: its recorded overrides plus the object-position
     filter it was trained behind (0 for checkpoints from before the filter was recorded), so that editing
     tasks.yaml never changes what a trained actor sees in evaluation or distillation."""
-    weight = float(meta.get("object_pos_filter", 0.0))
-    return {**(meta.get("task_overrides") or {}), "object_pos_filter": weight}
+    return {**(meta.get("task_overrides") or {}), "object_pos_filter": recorded_weight(meta)}
 
 
 def randomization_config(

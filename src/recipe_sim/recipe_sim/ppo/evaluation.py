@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recipe_common.position_filter import recorded_weight
 from recipe_sim.disturbances import CONDITIONS as DISTURBANCE_CONDITIONS
 from recipe_sim.ppo.action_head import install_action_head
 from recipe_sim.ppo.checkpoint import check_state_matches, load_checkpoint, read_metadata
@@ -63,7 +64,7 @@ def build_actor(config: PPOConfig, obs: Any, num_actions: int) -> torch.nn.Modul
 def load_actor(checkpoint: str | Path, env: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Actor of a checkpoint (safe load, shape-checked) for ``env``, and the checkpoint's metadata."""
     meta = read_metadata(checkpoint)
-    trained, served = float(meta.get("object_pos_filter", 0.0)), float(env.cfg.get("object_pos_filter", 0.0))
+    trained, served = recorded_weight(meta), recorded_weight(env.cfg)
     if trained != served:  # the actor would read an object position unlike any it was trained on
         raise ValueError(
             f"{checkpoint}: trained behind object_pos_filter {trained}, but the env applies {served}; build "

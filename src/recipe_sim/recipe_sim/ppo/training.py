@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recipe_common.position_filter import recorded_weight
 from recipe_sim.ppo.action_head import set_action_std
 from recipe_sim.ppo.checkpoint import CheckpointError, latest_checkpoint, metadata_path, read_metadata
 from recipe_sim.ppo.config import PPOConfig
@@ -282,7 +283,7 @@ def restore_demo_schedule(runner: SpecialistRunner, req: TrainRequest, info: Run
         runner.freeze_actor_normalizer()
 
 
-def check_resume_compatible(checkpoint: Path, sub: SubTask, object_pos_filter: float | None = None) -> None:
+def check_resume_compatible(checkpoint: Path, sub: SubTask, object_pos_filter: float) -> None:
     """A resumed run must continue the same task on the same objects, with the actor reading the object
     position through the same filter (metadata, when present; ``object_pos_filter``: this run's weight)."""
     if not metadata_path(checkpoint).is_file():
@@ -297,8 +298,8 @@ def check_resume_compatible(checkpoint: Path, sub: SubTask, object_pos_filter: f
             f"{checkpoint}: trained on objects {meta['objects']}, this run uses "
             f"{list(sub.objects)}; pick the matching --group/--subtask"
         )
-    trained = float(meta.get("object_pos_filter", 0.0))
-    if object_pos_filter is not None and trained != object_pos_filter:
+    trained = recorded_weight(meta)
+    if trained != object_pos_filter:
         raise CheckpointError(
             f"{checkpoint}: trained behind object_pos_filter {trained}, this run's env applies "
             f"{object_pos_filter} (config/tasks.yaml tasks.{sub.task}.object_pos_filter): the actor would "
