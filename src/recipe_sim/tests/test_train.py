@@ -19,6 +19,7 @@ from recipe_sim.ppo.checkpoint import read_metadata
 from recipe_sim.ppo.config import config_from_file_dict, load_config
 from recipe_sim.ppo.envs import make_env, randomization_config, resolve_init_states, resolve_subtasks
 from recipe_sim.ppo.runner import RunInfo, SpecialistRunner
+from recipe_sim.tasks.config import load_task_configs
 from recipe_sim.train import main as train_main
 
 TASK_OVERRIDES = {"episode_length": 32}  # short episodes: several resets within a test
@@ -149,9 +150,11 @@ def test_train_cli_writes_checkpoints_metadata_export_and_resumes(tmp_path: Path
     assert max(curve["export_max_abs_diff"].values()) < 1e-4
     first = read_metadata(out / "model_1.pt")
     assert first["iteration"] == 1 and first["objects"] == ["ball_small"] and first["seed"] == 3
-    # The object-position filter the actor saw (none for grasp_reach), for evaluation and deployment.
-    assert first["object_pos_filter"] == 0.0
-    assert json.loads((out / "exported" / "policy.json").read_text())["object_pos_filter"] == 0.0
+    # The object-position filter the actor saw (tasks.yaml's weight for grasp_reach), for evaluation and
+    # deployment.
+    weight = load_task_configs().get("grasp_reach").object_pos_filter
+    assert weight > 0 and first["object_pos_filter"] == weight
+    assert json.loads((out / "exported" / "policy.json").read_text())["object_pos_filter"] == weight
 
     assert train_main([*common, "--iterations", "2", "--resume", str(out / "model_1.pt")]) == 0
     resumed = read_metadata(out / "model_3.pt")  # resumed into the checkpoint's directory
