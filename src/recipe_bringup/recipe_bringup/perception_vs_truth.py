@@ -70,10 +70,11 @@ class TrialErrors:
 
 def error_figures(errors: Sequence[np.ndarray]) -> dict[str, Any]:
     """Median, 95th percentile and maximum of the finite errors of one or more trials pooled (None if none);
-    ``messages`` counts the finite ones. One definition for a trial's figures and a set of trials' figures."""
+    ``errors`` counts the finite ones (a trial's ``summary`` counts every message as ``messages``, those
+    without a position too). One definition for a trial's figures and a set of trials' figures."""
     e = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1) for x in errors] or [np.zeros(0)])
     e = e[np.isfinite(e)]
-    return {"messages": int(e.size),
+    return {"errors": int(e.size),
             "median_m": float(np.median(e)) if e.size else None,
             "p95_m": float(np.percentile(e, 95)) if e.size else None,
             "max_m": float(np.max(e)) if e.size else None}

@@ -49,8 +49,10 @@ def test_trials_pool_into_the_same_figures_as_one_trial_holding_all_their_messag
     first = compare([Sample(10.05, np.array([0.31, 0.1, 0.80]))], truth)
     second = compare([Sample(10.5, np.array([0.33, 0.1, 0.80])), Sample(12.7, np.full(3, np.nan), 0)], truth)
     pooled = error_figures([x.error[x.phase_mask("table")] for x in (first, second)])
-    assert pooled["messages"] == 2 and pooled["median_m"] == pytest.approx(0.02)
+    assert pooled["errors"] == 2 and pooled["median_m"] == pytest.approx(0.02)
     assert pooled["max_m"] == pytest.approx(0.03)
+    # A trial counts every message; the error figures count those with a position.
+    assert second.summary()["messages"] == 2 and error_figures([second.error])["errors"] == 1
     assert error_figures([])["median_m"] is None
     with pytest.raises(ValueError, match="phase"):
         first.phase_mask("carried")
