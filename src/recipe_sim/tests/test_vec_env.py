@@ -183,7 +183,9 @@ def test_nan_state_resets_that_env_and_counts_a_failure():
 
 
 def test_observations_carry_no_noise_without_randomization():
-    env = RecipeVecEnv("grasp_reach", 3, seed=4, randomization=RandomizationConfig.disabled())
+    # Raw readings: tasks.yaml's object-position filter would trail a moving object (tested on its own below).
+    env = RecipeVecEnv("grasp_reach", 3, seed=4, randomization=RandomizationConfig.disabled(),
+                       task_overrides={"object_pos_filter": 0.0})
     rng = np.random.default_rng(0)
     for _ in range(3):
         obs, _, _, _ = env.step(random_actions(env, rng))
