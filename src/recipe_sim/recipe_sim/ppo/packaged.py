@@ -8,7 +8,8 @@ specialist is a folder under ``recipe_sim/data/specialists/<name>/`` holding
   actor with its observation normalizer baked in, loadable without pickle (``load_exported_policy``);
 * ``metadata.json``: the checkpoint's metadata (config, git commit, task, objects, randomization,
   training metrics at save time);
-* ``eval.json``: the ``eval`` report of that checkpoint (success per object and condition);
+* ``eval.json``: the ``eval`` report of that checkpoint (success per object and condition; evaluated as
+  deployed, through a driver's command path, where its ``command_path`` names one);
 * ``training_curve.json``: per-iteration statistics of the run, when the run finished normally.
 
 ``package_specialist`` builds such a folder from a run (``python -m recipe_sim.ppo.packaged``); it
