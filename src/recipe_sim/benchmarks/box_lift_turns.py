@@ -3,7 +3,8 @@
 Why: between two flat palms a box settles where its width along the squeeze is least. That width,
 ``hx |sin yaw| + hy |cos yaw|``, peaks at ``atan(hx / hy)`` (0.49 rad for the wide box), inside the spawn's
 +-0.75 rad, so a box spawned beyond its peak is turned towards a quarter turn instead of squared, and the
-fingertips end up on one sticker half only (docs/specialists.md, box_lift). This prints, per box, the
+palms end up on its +-x faces near one end (counted since 2026-12-05, when each hand's sticker half became
+the side facing it; docs/specialists.md, box_lift). This prints, per box, the
 success within and beyond the peak and the share of episodes whose box turned by more than 45 degrees,
 for the box expert or a checkpoint (deterministic actions), episodes from the ready pose.
 

@@ -4,6 +4,8 @@ firing on a scripted success in the simulator (and not on a failure)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -13,10 +15,11 @@ import yaml
 from recipe_common import robot_spec
 from recipe_common.paths import config_path
 from recipe_common.robot_spec import side_action_mask
+from recipe_sim.objects import load_catalog
 from recipe_sim.randomization import RandomizationConfig
 from recipe_sim.rewards import load_reward_configs
 from recipe_sim.tasks import Frame, make_task
-from recipe_sim.tasks.box_lift import split_by_side
+from recipe_sim.tasks.box_lift import facing_halves
 from recipe_sim.tasks.config import load_task_configs, parse_task
 from recipe_sim.tasks.poses import palm_frame, set_coupled, solve_palm_pose
 from recipe_sim.tasks.scripted import plan_side_grasp
@@ -42,9 +45,9 @@ def frame(n: int, obj_pos, palms=None, tips=None) -> Frame:
     )
 
 
-def task_for(name: str, n: int, **overrides):
+def task_for(name: str, n: int, max_stickers: int = 16, **overrides):
     cfg = load_task_configs().get(name).with_overrides(overrides)
-    return make_task(cfg, load_reward_configs()[cfg.reward_config], n, TABLE, max_stickers=16)
+    return make_task(cfg, load_reward_configs()[cfg.reward_config], n, TABLE, max_stickers=max_stickers)
 
 
 # --- configuration --------------------------------------------------------------------------------------
@@ -141,14 +144,50 @@ def test_failure_when_object_falls_or_flies_away():
     assert out.terms["drop"][1] < 0 and out.terms["drop"][0] == 0
 
 
-def test_box_lift_stickers_split_by_side():
-    pts = np.array(
+def _yaw_quat(yaw: float) -> torch.Tensor:
+    return torch.tensor([[math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]])
+
+
+def test_box_lift_stickers_split_by_the_side_facing_each_hand():
+    pts = torch.tensor(
         [[0.1, 0.0, 0.0], [0.0, 0.16, 0.0], [-0.1, 0.0, 0.0], [0.0, -0.16, 0.0], [0.05, 0.16, 0.0]]
-    )
-    left, right = split_by_side(pts)
-    assert np.all(left[:, 1] > 0) and np.all(right[:, 1] < 0) and len(left) == 2 and len(right) == 1
-    ring = np.array([[0.1, 0.0, 0.0], [-0.1, 0.0, 0.0]])  # no point on either side: both hands get all
-    assert split_by_side(ring)[0].shape == (2, 3)
+    )[None]
+    for yaw in (0.0, 0.7, -0.7):  # within 45 degrees of square: the box's own +-y
+        left, right = facing_halves(pts, _yaw_quat(yaw))
+        assert left[0].tolist() == [False, True, False, False, True]
+        assert right[0].tolist() == [False, False, False, True, False]
+    # a quarter turn (the squeeze turns a wide box so): its +-x faces now face the hands
+    left, right = facing_halves(pts, _yaw_quat(math.pi / 2))
+    assert left[0].tolist() == [True, False, False, False, True]
+    assert right[0].tolist() == [False, False, True, False, False]
+    left, right = facing_halves(pts, _yaw_quat(-math.pi / 2))
+    assert left[0].tolist() == [False, False, True, False, False]
+    ring = torch.tensor([[0.1, 0.0, 0.0], [-0.1, 0.0, 0.0]])[None]  # no point on either side: both get all
+    assert facing_halves(ring, _yaw_quat(0.0))[0].all() and facing_halves(ring, _yaw_quat(0.0))[1].all()
+
+
+def test_box_lift_quarter_turned_box_held_on_the_faces_facing_the_hands_is_a_lift():
+    """The squeeze turns a wide box spawned beyond its peak-width yaw a quarter turn; both palms then hold
+    its +-x faces near one end, where a split fixed to the box's own y put both hands on one half."""
+    task = task_for("box_lift", 1, max_stickers=32)
+    spec = load_catalog().objects["lift_box_wide"]
+    task.set_objects(np.array([0]), [spec], np.array([1.0]))
+    hx = spec.size[0]
+    center = torch.tensor([0.42, 0.0, TABLE + 0.10 + 0.10])
+    task.rest_z[0] = TABLE + 0.10
+    turned = dataclasses.replace(frame(1, center.numpy()[None]), obj_quat=_yaw_quat(math.pi / 2))
+    # local (+-hx, 0.12): the +y end of the box's x faces, which now face left (+y) and right (-y)
+    tips = torch.zeros(1, 2, 4, 3)
+    tips[0, 0] = center + torch.tensor([-0.12, hx + 0.01, 0.0])
+    tips[0, 1] = center + torch.tensor([-0.12, -hx - 0.01, 0.0])
+    held = dataclasses.replace(turned, tips=tips)
+    oks = [bool(task._evaluate(held).success[0]) for _ in range(task.success_params.hold_steps)]
+    assert oks[-1] and not oks[0]
+    one_hand = tips.clone()
+    one_hand[0, 1] = center + torch.tensor([0.0, -0.40, 0.2])
+    task.counter.zero_()
+    one_handed = dataclasses.replace(turned, tips=one_hand)
+    assert not any(bool(task._evaluate(one_handed).success[0]) for _ in range(8))
 
 
 def test_handover_directions_stage_and_bonus_once():

@@ -1,9 +1,12 @@
 """Box lift: both hands lift a box too large for one hand to a goal above its start.
 
-Stickers: the object's placement (side centres by default, ``sticker_count`` points) split by the
-sign of the object-local y: the left hand is rewarded on the +y half, the right hand on the -y half,
-so the two hands go to opposite sides instead of both to the nearest face. A shape with no points
-on one side gives that hand all points.
+Stickers: the object's placement (side centres by default, ``sticker_count`` points) split, at every
+step, into the half facing each hand (``facing_halves``): the left hand is rewarded on the half on the
+robot's left (+y), the right hand on the other, so the two hands go to opposite sides instead of both
+to the nearest face. The split runs along whichever of the box's horizontal axes points most nearly
+sideways, so a box the squeeze turns by a quarter turn is held on its faces that now face the hands
+(a split fixed to the box's own y would put both palms on one half then). A shape with no points on
+one side gives that hand all points.
 
 Reward (paper Eq. 3 with both hands): r_contact(left, alpha) + r_contact(right, beta) + r_goal, the
 goal being the rest position raised by ``lift_goal_height``.
@@ -16,16 +19,32 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recipe_sim import success
-from recipe_sim.objects import ObjectSpec
+from recipe_sim import stickers, success
 from recipe_sim.rewards import contact_reward, goal_reward, lift_reward
-from recipe_sim.tasks.base import LEFT, RIGHT, Frame, StepOutcome, Task, sticker_points
+from recipe_sim.tasks.base import LEFT, RIGHT, Frame, StepOutcome, Task
+
+FAR = 1.0e3  # m: where a sticker outside a hand's half is moved, so min distances ignore it
 
 
-def split_by_side(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(left half, right half) of local sticker points by the sign of y (all points if a half is empty)."""
-    left, right = pts[pts[:, 1] > 1e-9], pts[pts[:, 1] < -1e-9]
-    return (left if len(left) else pts), (right if len(right) else pts)
+def facing_halves(local: torch.Tensor, obj_quat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, n) bool masks (left, right) of object-local stickers (N, n, 3) on the box's half facing each hand.
+
+    The halves are split by the sign of the local coordinate along the box's horizontal axis (x or y)
+    whose world direction is nearest the robot's lateral axis (world y), signed so that + faces the
+    left. For a box within 45 degrees of square to the robot (every spawn) that is its own +-y; past
+    45 degrees (the squeeze turns a wide box spawned beyond its peak-width yaw towards a quarter turn)
+    it is its +-x, the faces the palms then hold. A half with no point is given all points.
+    """
+    q = obj_quat / torch.linalg.vector_norm(obj_quat, dim=-1, keepdim=True)
+    rot = stickers.quat_to_matrix(q)  # columns: the local axes in the world
+    lat_x, lat_y = rot[:, 1, 0], rot[:, 1, 1]  # world-y component of the local x and y axes
+    use_x = lat_x.abs() > lat_y.abs()
+    sign = torch.where(use_x, torch.sign(lat_x), torch.sign(lat_y)).unsqueeze(-1)
+    coord = torch.where(use_x.unsqueeze(-1), local[..., 0], local[..., 1]) * sign
+    left, right = coord > 1e-9, coord < -1e-9
+    left = torch.where(left.any(dim=-1, keepdim=True), left, torch.ones_like(left))
+    right = torch.where(right.any(dim=-1, keepdim=True), right, torch.ones_like(right))
+    return left, right
 
 
 class BoxLiftTask(Task):
@@ -34,11 +53,12 @@ class BoxLiftTask(Task):
     def spawn_positions(self, env_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.cfg.spawn.sample(rng, len(env_ids), self.table_top)
 
-    def set_objects(self, env_ids: np.ndarray, specs: list[ObjectSpec], scales: np.ndarray) -> None:
-        for k, (spec, s) in enumerate(zip(specs, scales, strict=True)):
-            left, right = split_by_side(sticker_points(spec, float(s), self.cfg.sticker_count))
-            self.stickers_left[env_ids[k]] = self.pad(left)
-            self.stickers_right[env_ids[k]] = self.pad(right)
+    def world_stickers(self, frame: Frame) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each hand's half (``facing_halves``) of all stickers in the world; the rest moved out of reach."""
+        world = stickers.stickers_world(self.stickers_left, frame.obj_pos, frame.obj_quat)
+        left, right = facing_halves(self.stickers_left, frame.obj_quat)
+        far = frame.obj_pos.unsqueeze(1) + torch.tensor([0.0, 0.0, FAR])
+        return torch.where(left.unsqueeze(-1), world, far), torch.where(right.unsqueeze(-1), world, far)
 
     def _finish_reset(self, env_ids: np.ndarray, frame: Frame, rng: np.random.Generator) -> None:
         ids = torch.as_tensor(env_ids, dtype=torch.long)
