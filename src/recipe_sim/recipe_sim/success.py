@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from recipe_common.config import as_float, as_int, check_keys
-from recipe_sim.stickers import as_points, as_positions, min_dist
+from recipe_sim.stickers import as_points, as_positions, min_dist, quat_to_matrix
 
 # handover progress values: 0 = hand A carrying to the transfer point, 1 = hand B carrying to
 # the final goal, 2 = done (success)
@@ -41,6 +41,7 @@ class SuccessParams:
     min_tips_in_contact: int = 2  # per hand, of the 4 fingertips (thumb + one finger = a grasp)
     drop_margin: float = 0.05  # m below the table top that counts as fallen off
     max_object_distance: float = 1.0  # m from the episode anchor that counts as flown away
+    table_clearance: float = 0.005  # m between the object's lowest point and the table for a lift (box_lift)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "success") -> SuccessParams:
@@ -138,11 +139,14 @@ def grasp_reach_success(obj_pos: torch.Tensor, goal_pos: torch.Tensor, rest_z: t
 def box_lift_success(obj_pos: torch.Tensor, rest_z: torch.Tensor | float,
                      stickers_left: torch.Tensor, tips_left: torch.Tensor,
                      stickers_right: torch.Tensor, tips_right: torch.Tensor,
-                     counter: torch.Tensor, params: SuccessParams | None = None
+                     counter: torch.Tensor, params: SuccessParams | None = None,
+                     clear: torch.Tensor | np.ndarray | None = None,
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Box lifted with both hands in contact for hold_steps steps -> (success, counter).
 
-    Stickers are world-frame (N, n, 3), tips (N, 4, 3).
+    Stickers are world-frame (N, n, 3), tips (N, 4, 3). ``clear`` (N,) bool, when given, must also
+    hold: the box off the table (``lowest_point_clear``), so a box tipped up on one edge, its centre
+    raised by lift_height while its far end still rests on the table, is not a lift.
     """
     params = params or SuccessParams()
     p = as_positions("obj_pos", obj_pos)
@@ -151,8 +155,25 @@ def box_lift_success(obj_pos: torch.Tensor, rest_z: torch.Tensor | float,
                             params.contact_distance, params.min_tips_in_contact)
             & hand_in_contact(as_points("stickers_right", stickers_right, p.shape[0]), tips_right,
                               params.contact_distance, params.min_tips_in_contact))
-    c = update_hold_counter(c, both & object_lifted(p, rest_z, params.lift_height))
+    cond = both & object_lifted(p, rest_z, params.lift_height)
+    if clear is not None:
+        cond = cond & _bool("clear", clear, p.shape[0])
+    c = update_hold_counter(c, cond)
     return c >= params.hold_steps, c
+
+
+def lowest_point_clear(obj_pos: torch.Tensor, obj_quat: torch.Tensor, half_extents: torch.Tensor,
+                       table_top: float, clearance: float) -> torch.Tensor:
+    """(N,) bool: a box's lowest corner is more than ``clearance`` above the table top.
+
+    half_extents (N, 3) are the box's half sizes; obj_quat (N, 4) wxyz. The lowest corner lies
+    sum_j |R[2, j]| h_j below the centre, whatever the box's tilt.
+    """
+    p = as_positions("obj_pos", obj_pos)
+    q = torch.as_tensor(obj_quat, dtype=p.dtype)
+    q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
+    below = (quat_to_matrix(q)[:, 2, :].abs() * torch.as_tensor(half_extents, dtype=p.dtype)).sum(dim=-1)
+    return p[:, 2] - below > table_top + clearance
 
 
 def handover_step(progress: torch.Tensor, counter: torch.Tensor, obj_pos: torch.Tensor,

@@ -1,5 +1,7 @@
 """Success/failure detectors on scripted trajectories: fire on success, not on the failure modes."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -94,6 +96,31 @@ def test_box_lift_needs_both_hands_and_lift_for_hold_steps():
     assert run(True, True, lifted) == [False, False, False, True, True]
     assert not any(run(True, False, lifted))  # one hand only
     assert not any(run(True, True, [REST_Z + 0.03] * 6))  # not high enough
+
+
+def test_box_lift_tipped_up_on_an_edge_is_not_a_lift():
+    """A box whose centre is raised by lift_height while one end still rests on the table is not lifted."""
+    half = torch.tensor([[0.09, 0.17, 0.10]])
+    table = 0.9
+    tilt = 0.6  # rad about x: the +-y ends of the 34 cm box go up and down
+    quat = torch.tensor([[math.cos(tilt / 2), math.sin(tilt / 2), 0.0, 0.0]])
+    below = 0.17 * math.sin(tilt) + 0.10 * math.cos(tilt)  # the lowest corner under the centre
+    on_edge = torch.tensor([[0.4, 0.0, table + below]])  # that corner on the table
+    assert not success.lowest_point_clear(on_edge, quat, half, table, 0.005)[0]
+    assert success.lowest_point_clear(on_edge + torch.tensor([0.0, 0.0, 0.02]), quat, half, table, 0.005)[0]
+    flat = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    lifted_flat = torch.tensor([[0.4, 0.0, table + 0.10 + 0.08]])
+    assert success.lowest_point_clear(lifted_flat, flat, half, table, 0.005)[0]
+    # the detector: both hands on and the centre 8 cm up, but tipped on an edge -> never a success
+    rest = table + 0.10
+    assert on_edge[0, 2] - rest > PARAMS.lift_height
+    counter = torch.zeros(1, dtype=torch.long)
+    for _ in range(PARAMS.hold_steps + 2):
+        sl, tl = _hand(True, on_edge[:, None])
+        sr, tr = _hand(True, on_edge[:, None])
+        clear = success.lowest_point_clear(on_edge, quat, half, table, 0.005)
+        ok, counter = success.box_lift_success(on_edge, rest, sl, tl, sr, tr, counter, PARAMS, clear=clear)
+        assert not ok[0]
 
 
 def test_hand_in_contact_counts_tips():

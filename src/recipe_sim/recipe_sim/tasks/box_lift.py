@@ -10,8 +10,9 @@ one side gives that hand all points.
 
 Reward (paper Eq. 3 with both hands): r_contact(left, alpha) + r_contact(right, beta) + r_goal, the
 goal being the rest position raised by ``lift_goal_height``.
-Success (success.box_lift_success): box lifted by lift_height with both hands in contact
-(min_tips_in_contact fingertips within contact_distance of their half's stickers) for hold_steps steps.
+Success (success.box_lift_success): box lifted by lift_height and off the table (its lowest corner
+table_clearance above the top) with both hands in contact (min_tips_in_contact fingertips within
+contact_distance of their half's stickers) for hold_steps steps.
 """
 
 from __future__ import annotations
@@ -20,8 +21,18 @@ import numpy as np
 import torch
 
 from recipe_sim import stickers, success
+from recipe_sim.objects import ObjectSpec
 from recipe_sim.rewards import contact_reward, goal_reward, lift_reward
 from recipe_sim.tasks.base import LEFT, RIGHT, Frame, StepOutcome, Task
+
+
+def bounding_half_extents(shape: str, size: tuple[float, ...]) -> np.ndarray:
+    """Half sizes (3,) of an object's bounding box in its own frame: exact for a box, the task's objects."""
+    if shape == "box":
+        return np.asarray(size, dtype=np.float32)
+    r = size[0]
+    return np.asarray([r, r, size[1] if shape == "cylinder" else r], dtype=np.float32)
+
 
 FAR = 1.0e3  # m: where a sticker outside a hand's half is moved, so min distances ignore it
 
@@ -50,8 +61,19 @@ def facing_halves(local: torch.Tensor, obj_quat: torch.Tensor) -> tuple[torch.Te
 class BoxLiftTask(Task):
     kind = "box_lift"
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.half_extents = torch.zeros(self.num_envs, 3)  # each env's box, for the table-clearance check
+
     def spawn_positions(self, env_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.cfg.spawn.sample(rng, len(env_ids), self.table_top)
+
+    def set_objects(self, env_ids: np.ndarray, specs: list[ObjectSpec], scales: np.ndarray) -> None:
+        """Stickers (all points for both hands; ``world_stickers`` splits them) and the boxes' half sizes."""
+        super().set_objects(env_ids, specs, scales)
+        for k, (spec, s) in enumerate(zip(specs, scales, strict=True)):
+            half = bounding_half_extents(spec.shape, spec.size) * float(s)
+            self.half_extents[env_ids[k]] = torch.as_tensor(half)
 
     def world_stickers(self, frame: Frame) -> tuple[torch.Tensor, torch.Tensor]:
         """Each hand's half (``facing_halves``) of all stickers in the world; the rest moved out of reach."""
@@ -87,6 +109,8 @@ class BoxLiftTask(Task):
             frame.tips[:, RIGHT],
             self.counter,
             sp,
+            clear=success.lowest_point_clear(frame.obj_pos, frame.obj_quat, self.half_extents, self.table_top,
+                                             sp.table_clearance),
         )
         return StepOutcome(
             reward=contact + goal + lift,
