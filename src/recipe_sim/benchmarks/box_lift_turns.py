@@ -6,7 +6,9 @@ Why: between two flat palms a box settles where its width along the squeeze is l
 palms end up on its +-x faces near one end (counted since 2026-12-05, when each hand's sticker half became
 the side facing it; docs/specialists.md, box_lift). This prints, per box, the
 success within and beyond the peak and the share of episodes whose box turned by more than 45 degrees,
-for the box expert or a checkpoint (deterministic actions), episodes from the ready pose.
+for the box expert or a checkpoint (deterministic actions), episodes from the ready pose. At each success it
+also reads MuJoCo's contacts: the share of successes with both hands touching the box, and with the table
+still touching it (a tipped-up box; the detector reads sticker proximity, not contacts, so this checks it).
 
     ./dev bench box_lift_turns                                             # the expert, low-noise profile
     ./dev bench box_lift_turns --checkpoint runs/box_lift/clone/model_0.pt --episodes 128
@@ -46,9 +48,33 @@ def split(success: np.ndarray, yaw_start: np.ndarray, yaw_end: np.ndarray, peak:
     return out
 
 
+def body_side(name: str, body_id: int) -> str:
+    """Who a body touching the box is: "left" / "right" (hand or arm), "table" (world), or its name."""
+    if name.startswith("L_") or name.startswith("left"):
+        return "left"
+    if name.startswith("R_") or name.startswith("right"):
+        return "right"
+    return "table" if body_id == 0 or "table" in name else name
+
+
+def touching(model: Any, data: Any, object_body: int) -> set[str]:
+    """The parties (``body_side``) in contact with the object in a forwarded MjData."""
+    import mujoco
+
+    out = set()
+    for c in data.contact[: data.ncon]:
+        b1, b2 = int(model.geom_bodyid[c.geom1]), int(model.geom_bodyid[c.geom2])
+        if object_body in (b1, b2):
+            other = b2 if b1 == object_body else b1
+            out.add(body_side(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, other) or "", other))
+    return out
+
+
 def run_box(obj: str, episodes: int, seed: int, randomization: Path | None, checkpoint: Path | None,
             task_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """One box's episodes (one env each) with the expert or the checkpoint's deterministic actor."""
+    import mujoco
+
     from recipe_sim.experts import make_expert
     from recipe_sim.experts.base import quat_yaw
     from recipe_sim.ppo.evaluation import deterministic_policy, load_actor
@@ -65,12 +91,24 @@ def run_box(obj: str, episodes: int, seed: int, randomization: Path | None, chec
         act = make_expert(env) if checkpoint is None else deterministic_policy(load_actor(checkpoint, env)[0])
         success = np.zeros(episodes, dtype=bool)
         hold = env.task.success_params.hold_steps
+        at_success: list[set[str]] = []
         for _ in range(int(env.max_episode_length) - 1):  # stop before the env's own reset
             obs, _, _, _ = env.step(act(obs))
-            success |= env.task.counter.numpy() >= hold
+            new = (env.task.counter.numpy() >= hold) & ~success
+            for i in np.flatnonzero(new):
+                m, d = env.physics.models[i], env.physics.scratch_data(int(i))
+                mujoco.mj_forward(m, d)
+                at_success.append(touching(m, d, env.index.object_body))
+            success |= new
         yaw_end = quat_yaw(env.physics.qpos[:, oa + 3 : oa + 7].copy())
         size = env.physics.models[0].geom_size[env.index.object_geom]
-        return split(success, yaw0, yaw_end, peak_width_yaw(float(size[0]), float(size[1])))
+        out = split(success, yaw0, yaw_end, peak_width_yaw(float(size[0]), float(size[1])))
+        n = len(at_success)
+        both = sum({"left", "right"} <= t for t in at_success)
+        table = sum("table" in t for t in at_success)
+        out["at_success"] = {"successes": n, "both_hands_touching": both / n if n else None,
+                             "table_touching": table / n if n else None}
+        return out
     finally:
         env.close()
 
@@ -102,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         w, b = r["within_peak"], r["beyond_peak"]
         print(f"{obj:16s} peak {r['peak_yaw']:.2f} rad  success {pct(r['success'])}  "
               f"within: {pct(w['success'])} of {w['episodes']:3d} (turned {pct(w['turned'])})  "
-              f"beyond: {pct(b['success'])} of {b['episodes']:3d} (turned {pct(b['turned'])})", flush=True)
+              f"beyond: {pct(b['success'])} of {b['episodes']:3d} (turned {pct(b['turned'])})  "
+              f"at success: both hands touching {pct(r['at_success']['both_hands_touching'])}, "
+              f"table {pct(r['at_success']['table_touching'])}", flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "box_lift_turns.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {a.out / 'box_lift_turns.json'}")

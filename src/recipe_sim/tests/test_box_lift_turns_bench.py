@@ -38,3 +38,30 @@ def test_split_separates_the_spawns_beyond_the_peak(b):
 def test_a_short_expert_run_reports_every_box(b, tmp_path):
     r = b.run_box("lift_box_wide", 2, 3, None, None, task_overrides={"episode_length": 4})
     assert r["episodes"] == 2 and r["within_peak"]["episodes"] + r["beyond_peak"]["episodes"] == 2
+    assert r["at_success"] == {"successes": 0, "both_hands_touching": None, "table_touching": None}
+
+
+def test_bodies_touching_the_box_are_told_apart_by_hand(b):
+    assert b.body_side("L_index_proximal_link", 30) == "left"
+    assert b.body_side("left_hand_roll_link", 20) == "left"
+    assert b.body_side("R_thumb_distal_link", 50) == "right"
+    assert b.body_side("right_lower_arm_pitch_link", 40) == "right"
+    assert b.body_side("world", 0) == "table"
+
+
+def test_contacts_see_the_table_under_a_box_at_reset(b):
+    """In the real model, a step after reset the box stands on the table and no hand touches it yet."""
+    import mujoco
+
+    from recipe_sim.experts import make_expert
+    from recipe_sim.vec_env import RecipeVecEnv
+
+    env = RecipeVecEnv("box_lift", 1, objects=["lift_box"], seed=0)
+    try:
+        obs = env.reset()
+        env.step(make_expert(env)(obs))
+        m, d = env.physics.models[0], env.physics.scratch_data(0)
+        mujoco.mj_forward(m, d)
+        assert b.touching(m, d, env.index.object_body) == {"table"}
+    finally:
+        env.close()
