@@ -48,25 +48,24 @@ def split(success: np.ndarray, yaw_start: np.ndarray, yaw_end: np.ndarray, peak:
     return out
 
 
-def body_side(name: str, body_id: int) -> str:
-    """Who a body touching the box is: "left" / "right" (hand or arm), "table" (world), or its name."""
-    if name.startswith("L_") or name.startswith("left"):
-        return "left"
-    if name.startswith("R_") or name.startswith("right"):
-        return "right"
-    return "table" if body_id == 0 or "table" in name else name
+def touching(model: Any, data: Any, index: Any) -> set[str]:
+    """Who touches the object in a state whose contacts are computed.
 
-
-def touching(model: Any, data: Any, object_body: int) -> set[str]:
-    """The parties (``body_side``) in contact with the object in a forwarded MjData."""
+    "left" / "right" (that hand's collision geoms, ``ModelIndex.hand_geoms``), "table", or a geom's name.
+    """
     import mujoco
 
+    from recipe_common import robot_spec
+
+    per_side = np.split(np.asarray(index.hand_geoms), len(robot_spec.SIDES))
+    party = {int(g): side for side, geoms in zip(robot_spec.SIDES, per_side, strict=True) for g in geoms}
+    party[int(index.table_geom)] = "table"
     out = set()
     for c in data.contact[: data.ncon]:
-        b1, b2 = int(model.geom_bodyid[c.geom1]), int(model.geom_bodyid[c.geom2])
-        if object_body in (b1, b2):
-            other = b2 if b1 == object_body else b1
-            out.add(body_side(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, other) or "", other))
+        if index.object_geom in (c.geom1, c.geom2):
+            other = int(c.geom2 if c.geom1 == index.object_geom else c.geom1)
+            name = party.get(other) or mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, other)
+            out.add(name or str(other))
     return out
 
 
@@ -97,8 +96,8 @@ def run_box(obj: str, episodes: int, seed: int, randomization: Path | None, chec
             new = (env.task.counter.numpy() >= hold) & ~success
             for i in np.flatnonzero(new):
                 m, d = env.physics.models[i], env.physics.scratch_data(int(i))
-                mujoco.mj_forward(m, d)
-                at_success.append(touching(m, d, env.index.object_body))
+                mujoco.mj_collision(m, d)  # scratch_data ran the kinematics
+                at_success.append(touching(m, d, env.index))
             success |= new
         yaw_end = quat_yaw(env.physics.qpos[:, oa + 3 : oa + 7].copy())
         size = env.physics.models[0].geom_size[env.index.object_geom]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -41,12 +43,15 @@ def test_a_short_expert_run_reports_every_box(b, tmp_path):
     assert r["at_success"] == {"successes": 0, "both_hands_touching": None, "table_touching": None}
 
 
-def test_bodies_touching_the_box_are_told_apart_by_hand(b):
-    assert b.body_side("L_index_proximal_link", 30) == "left"
-    assert b.body_side("left_hand_roll_link", 20) == "left"
-    assert b.body_side("R_thumb_distal_link", 50) == "right"
-    assert b.body_side("right_lower_arm_pitch_link", 40) == "right"
-    assert b.body_side("world", 0) == "table"
+def test_geoms_touching_the_box_are_told_apart_by_hand(b):
+    index = SimpleNamespace(hand_geoms=np.array([10, 11, 20, 21]), table_geom=5, object_geom=7)
+
+    def contacts(*pairs):
+        found = [SimpleNamespace(geom1=g1, geom2=g2) for g1, g2 in pairs]
+        return SimpleNamespace(contact=found, ncon=len(found))
+
+    assert b.touching(None, contacts((7, 11), (21, 7), (7, 5)), index) == {"left", "right", "table"}
+    assert b.touching(None, contacts((10, 11), (7, 20)), index) == {"right"}  # hand on hand is not the box
 
 
 def test_contacts_see_the_table_under_a_box_at_reset(b):
@@ -61,7 +66,7 @@ def test_contacts_see_the_table_under_a_box_at_reset(b):
         obs = env.reset()
         env.step(make_expert(env)(obs))
         m, d = env.physics.models[0], env.physics.scratch_data(0)
-        mujoco.mj_forward(m, d)
-        assert b.touching(m, d, env.index.object_body) == {"table"}
+        mujoco.mj_collision(m, d)
+        assert b.touching(m, d, env.index) == {"table"}
     finally:
         env.close()

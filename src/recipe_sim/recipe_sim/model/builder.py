@@ -89,7 +89,7 @@ class ModelIndex:
     cameras: dict[str, int]
     table_geom: int
     floor_geom: int
-    hand_geoms: np.ndarray  # collision geoms of both hands (for friction randomization)
+    hand_geoms: np.ndarray  # collision geoms of both hands, robot_spec.SIDES order, as many per side
     nominal_body_mass: np.ndarray = field(repr=False)
     nominal_body_inertia: np.ndarray = field(repr=False)
     nominal_jnt_range: np.ndarray = field(repr=False)
