@@ -7,8 +7,14 @@ palms end up on its +-x faces near one end (counted since 2026-12-05, when each 
 the side facing it; docs/specialists.md, box_lift). This prints, per box, the
 success within and beyond the peak and the share of episodes whose box turned by more than 45 degrees,
 for the box expert or a checkpoint (deterministic actions), episodes from the ready pose. At each success it
-also reads MuJoCo's contacts: the share of successes with both hands touching the box, and with the table
-still touching it (a tipped-up box; the detector reads sticker proximity, not contacts, so this checks it).
+also scans MuJoCo's contact list: the share of successes with both hands touching the box, and with the table
+still touching it (a tipped-up box). The failures are checked the other way (``failure_kinds``): each failed
+episode is put in the first kind it fits, "held": lifted by lift_height, clear of the table and touched by
+both hands for hold_steps steps (a lift by contacts that the detector refused), "not_lifted": never
+lift_height up, "tipped": lifted only with an end still on the table, "brief": lifted clear, but with both
+hands on it for fewer than hold_steps steps. Until 2026-12-05 the detector asked for fingertips on the
+stickers and this found 18 "held" failures in 384 episodes of the committed clone; it now reads the hands'
+contacts (the model's contact sensors), so "held" should be 0 and the contact scan here checks the sensors.
 
     ./dev bench box_lift_turns                                             # the expert, low-noise profile
     ./dev bench box_lift_turns --checkpoint runs/box_lift/clone/model_0.pt --episodes 128
@@ -48,6 +54,31 @@ def split(success: np.ndarray, yaw_start: np.ndarray, yaw_end: np.ndarray, peak:
     return out
 
 
+FAILURE_KINDS = ("held", "not_lifted", "tipped", "brief")
+
+
+def longest_run(mask: np.ndarray) -> np.ndarray:
+    """(N,) the longest run of consecutive True steps in each column of a (T, N) bool array."""
+    m = np.asarray(mask, dtype=bool)
+    best = np.zeros(m.shape[1], dtype=int)
+    run = np.zeros(m.shape[1], dtype=int)
+    for row in m:
+        run = np.where(row, run + 1, 0)
+        best = np.maximum(best, run)
+    return best
+
+
+def failure_kinds(success: np.ndarray, lifted: np.ndarray, clear: np.ndarray, both_touching: np.ndarray,
+                  hold_steps: int) -> dict[str, int]:
+    """Count the failed episodes by what happened to the box (module docstring); (T, N) bool per step."""
+    lifted, clear = np.asarray(lifted, dtype=bool), np.asarray(clear, dtype=bool)
+    failed = ~np.asarray(success, dtype=bool)
+    held = longest_run(lifted & clear & np.asarray(both_touching, dtype=bool)) >= hold_steps
+    ever_up, ever_clear = lifted.any(axis=0), (lifted & clear).any(axis=0)
+    kind = np.select([held, ~ever_up, ~ever_clear], [0, 1, 2], default=3)
+    return {k: int(np.sum(failed & (kind == i))) for i, k in enumerate(FAILURE_KINDS)}
+
+
 def touching(model: Any, data: Any, index: Any) -> set[str]:
     """Who touches the object in a state whose contacts are computed.
 
@@ -73,7 +104,9 @@ def run_box(obj: str, episodes: int, seed: int, randomization: Path | None, chec
             task_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """One box's episodes (one env each) with the expert or the checkpoint's deterministic actor."""
     import mujoco
+    import torch
 
+    from recipe_sim import success as detector
     from recipe_sim.experts import make_expert
     from recipe_sim.experts.base import quat_yaw
     from recipe_sim.ppo.evaluation import deterministic_policy, load_actor
@@ -89,16 +122,25 @@ def run_box(obj: str, episodes: int, seed: int, randomization: Path | None, chec
         yaw0 = quat_yaw(env.physics.qpos[:, oa + 3 : oa + 7].copy())
         act = make_expert(env) if checkpoint is None else deterministic_policy(load_actor(checkpoint, env)[0])
         success = np.zeros(episodes, dtype=bool)
-        hold = env.task.success_params.hold_steps
+        task, sp = env.task, env.task.success_params
+        hold = sp.hold_steps
         at_success: list[set[str]] = []
+        lifted, clear, both = [], [], []
         for _ in range(int(env.max_episode_length) - 1):  # stop before the env's own reset
             obs, _, _, _ = env.step(act(obs))
-            new = (env.task.counter.numpy() >= hold) & ~success
-            for i in np.flatnonzero(new):
-                m, d = env.physics.models[i], env.physics.scratch_data(int(i))
+            new = (task.counter.numpy() >= hold) & ~success
+            touch = []
+            for i in range(episodes):
+                m, d = env.physics.models[i], env.physics.scratch_data(i)
                 mujoco.mj_collision(m, d)  # scratch_data ran the kinematics
-                at_success.append(touching(m, d, env.index))
+                touch.append(touching(m, d, env.index))
+            at_success += [touch[i] for i in np.flatnonzero(new)]
             success |= new
+            pose = torch.as_tensor(env.physics.qpos[:, oa : oa + 7].copy(), dtype=torch.float32)
+            lifted.append(detector.object_lifted(pose[:, :3], task.rest_z, sp.lift_height).numpy())
+            clear.append(detector.lowest_point_clear(pose[:, :3], pose[:, 3:], task.half_extents,
+                                                     task.table_top, sp.table_clearance).numpy())
+            both.append(np.array([{"left", "right"} <= t for t in touch]))
         yaw_end = quat_yaw(env.physics.qpos[:, oa + 3 : oa + 7].copy())
         size = env.physics.models[0].geom_size[env.index.object_geom]
         out = split(success, yaw0, yaw_end, peak_width_yaw(float(size[0]), float(size[1])))
@@ -107,6 +149,7 @@ def run_box(obj: str, episodes: int, seed: int, randomization: Path | None, chec
         table = sum("table" in t for t in at_success)
         out["at_success"] = {"successes": n, "both_hands_touching": both / n if n else None,
                              "table_touching": table / n if n else None}
+        out["failures"] = failure_kinds(success, np.array(lifted), np.array(clear), np.array(both), hold)
         return out
     finally:
         env.close()
@@ -142,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
               f"beyond: {pct(b['success'])} of {b['episodes']:3d} (turned {pct(b['turned'])})  "
               f"at success: both hands touching {pct(r['at_success']['both_hands_touching'])}, "
               f"table {pct(r['at_success']['table_touching'])}", flush=True)
+        kinds = ", ".join(f"{k} {v}" for k, v in r["failures"].items())
+        print(f"{'':16s} failures by kind: {kinds}", flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "box_lift_turns.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {a.out / 'box_lift_turns.json'}")

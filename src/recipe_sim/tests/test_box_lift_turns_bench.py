@@ -41,6 +41,24 @@ def test_a_short_expert_run_reports_every_box(b, tmp_path):
     r = b.run_box("lift_box_wide", 2, 3, None, None, task_overrides={"episode_length": 4})
     assert r["episodes"] == 2 and r["within_peak"]["episodes"] + r["beyond_peak"]["episodes"] == 2
     assert r["at_success"] == {"successes": 0, "both_hands_touching": None, "table_touching": None}
+    assert r["failures"] == {"held": 0, "not_lifted": 2, "tipped": 0, "brief": 0}  # 3 steps: nothing lifted
+
+
+def test_longest_run_counts_consecutive_steps_per_episode(b):
+    mask = np.array([[1, 0, 1], [1, 1, 0], [0, 1, 1], [1, 1, 1]], dtype=bool)
+    assert b.longest_run(mask).tolist() == [2, 3, 2]
+
+
+def test_failures_are_sorted_by_what_happened_to_the_box(b):
+    """Five episodes over four steps, hold 2: one success, then one failure of each kind."""
+    t, f = True, False
+    success = np.array([t, f, f, f, f])
+    # columns: success, held (up, clear, both hands, 2 steps), never up, up only tipped, up clear, 1 hand
+    lifted = np.array([[t, t, f, t, t], [t, t, f, t, t], [f, f, f, t, t], [f, f, f, f, f]])
+    clear = np.array([[t, t, t, f, t], [t, t, t, f, t], [t, t, t, f, t], [t, t, t, t, t]])
+    both = np.array([[t, t, t, t, f], [t, t, t, t, t], [t, f, t, t, f], [t, t, t, t, t]])
+    assert b.failure_kinds(success, lifted, clear, both, hold_steps=2) == {
+        "held": 1, "not_lifted": 1, "tipped": 1, "brief": 1}
 
 
 def test_geoms_touching_the_box_are_told_apart_by_hand(b):
