@@ -84,10 +84,10 @@ def _build_template(hand: str, obj: ObjectSpec, params: ModelParams | None) -> P
     index = builder._make_index(model, hand, obj)
     builder.apply_params(model, index, params)
     site_ids = np.concatenate([index.fingertip_sites.reshape(-1), index.palm_sites])
-    sensor_sites = model.sensor_objid[: len(names)]
-    if not np.array_equal(sensor_sites, site_ids):
+    ids = np.array([model.sensor(f"pos_{name}").id for name in names])  # after the builder's own sensors
+    if not np.array_equal(model.sensor_objid[ids], site_ids):
         raise RuntimeError("fingertip/palm sensors do not match the ModelIndex sites (site naming changed?)")
-    adr = model.sensor_adr[: len(names)].copy()
+    adr = model.sensor_adr[ids].copy()
     return PhysicsTemplate(
         model=model, index=index, tip_sensor_adr=adr[:8].reshape(2, 4), palm_sensor_adr=adr[8:10]
     )
@@ -143,6 +143,13 @@ class BatchedPhysics:
         """(N, 2, 3) palm site positions [left/right]."""
         adr = self.template.palm_sensor_adr
         return self.sensordata[:, adr[:, None] + np.arange(3)]
+
+    def hands_touching(self) -> np.ndarray:
+        """(N, 2) bool [left/right]: the hand touches the object (the builder's contact sensors)."""
+        adr = self.template.index.hand_touch_adr
+        if (adr < 0).any():
+            return np.zeros((self.num_envs, 2), dtype=bool)
+        return self.sensordata[:, adr] > 0
 
     # --- stepping ------------------------------------------------------------------------------------
 

@@ -117,7 +117,8 @@ def hand_in_contact(stickers: torch.Tensor, tips: torch.Tensor, contact_distance
                     min_tips: int) -> torch.Tensor:
     """(N,) bool: at least min_tips fingertips within contact_distance of their nearest sticker.
 
-    Sticker proximity stands in for contact so the detector needs no contact query; pass dense
+    Sticker proximity says where the hand holds (the lift terms of the rewards, the grasp_reach and handover
+    detectors); box_lift's success reads the hands' contacts instead (``box_lift_success``). Pass dense
     stickers (placement "all") when the object is large compared with the sticker spacing.
     """
     d = min_dist(stickers, tips)
@@ -136,26 +137,27 @@ def grasp_reach_success(obj_pos: torch.Tensor, goal_pos: torch.Tensor, rest_z: t
     return c >= params.hold_steps, c
 
 
-def box_lift_success(obj_pos: torch.Tensor, rest_z: torch.Tensor | float,
-                     stickers_left: torch.Tensor, tips_left: torch.Tensor,
-                     stickers_right: torch.Tensor, tips_right: torch.Tensor,
+def box_lift_success(obj_pos: torch.Tensor, rest_z: torch.Tensor | float, hands_touching: torch.Tensor,
                      counter: torch.Tensor, params: SuccessParams | None = None,
                      clear: torch.Tensor | np.ndarray | None = None,
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Box lifted with both hands in contact for hold_steps steps -> (success, counter).
+    """Box lifted with both hands touching it for hold_steps steps -> (success, counter).
 
-    Stickers are world-frame (N, n, 3), tips (N, 4, 3). ``clear`` (N,) bool, when given, must also
-    hold: the box off the table (``lowest_point_clear``), so a box tipped up on one edge, its centre
-    raised by lift_height while its far end still rests on the table, is not a lift.
+    ``hands_touching`` (N, 2) bool [left/right]: the hand touches the box (MuJoCo contacts, the model's
+    contact sensors; ``Frame.hands_touching``). Contacts, not fingertips near the stickers: a box squeezed
+    up between a palm and the other hand's fingers is held by both hands wherever the fingertips are (until
+    2026-12-05 the detector asked for 2 fingertips of each hand within contact_distance of its stickers,
+    and refused such lifts; docs/specialists.md, box_lift). ``clear`` (N,) bool, when given, must also
+    hold: the box off the table (``lowest_point_clear``), so a box tipped up on one edge, its centre raised
+    by lift_height while its far end still rests on the table, is not a lift.
     """
     params = params or SuccessParams()
     p = as_positions("obj_pos", obj_pos)
     c = _counter(counter, p.shape[0])
-    both = (hand_in_contact(as_points("stickers_left", stickers_left, p.shape[0]), tips_left,
-                            params.contact_distance, params.min_tips_in_contact)
-            & hand_in_contact(as_points("stickers_right", stickers_right, p.shape[0]), tips_right,
-                              params.contact_distance, params.min_tips_in_contact))
-    cond = both & object_lifted(p, rest_z, params.lift_height)
+    touch = torch.as_tensor(hands_touching)
+    if touch.shape != (p.shape[0], 2):
+        raise ValueError(f"hands_touching must have shape ({p.shape[0]}, 2), got {tuple(touch.shape)}")
+    cond = touch.to(torch.bool).all(dim=1) & object_lifted(p, rest_z, params.lift_height)
     if clear is not None:
         cond = cond & _bool("clear", clear, p.shape[0])
     c = update_hold_counter(c, cond)

@@ -158,7 +158,8 @@ class TwinTrials:
 
         return Frame(q=t(s["q"]), qd=t(s["qd"]), obj_pos=t(s["object_pos"]), obj_quat=t(quat),
                      obj_linvel=t(s["object_linvel"]), obj_angvel=t(angvel), tips=t(s["tips"]),
-                     palms=t(s["palms"]), actions=t(zeros), prev_actions=t(zeros))
+                     palms=t(s["palms"]), actions=t(zeros), prev_actions=t(zeros),
+                     hands_touching=torch.as_tensor(s["hands_touching"])[None])
 
     def judge(self) -> Verdict:
         """Call once per policy step after ``start``: the verdict so far (final states stay final)."""

@@ -228,7 +228,8 @@ class SimTwin:
 
     def ground_truth(self) -> dict[str, np.ndarray]:
         """One consistent snapshot of what trials judge: actuated q/qd (26), object pose and velocity
-        (free-joint velocity: linear world, angular body frame), fingertip (2, 4, 3) and palm (2, 3) sites."""
+        (free-joint velocity: linear world, angular body frame), fingertip (2, 4, 3) and palm (2, 3) sites,
+        and which hands touch the object (2,) (the model's contact sensors, as in the vectorized env)."""
         idx = self.index
         with self._lock:
             out = {"q": self.data.qpos[idx.actuated_qpos_adr].copy(),
@@ -241,7 +242,8 @@ class SimTwin:
                 out.update(object_pos=self.data.qpos[adr:adr + 3].copy(),
                            object_quat=self.data.qpos[adr + 3:adr + 7].copy(),
                            object_linvel=self.data.qvel[dof:dof + 3].copy(),
-                           object_angvel=self.data.qvel[dof + 3:dof + 6].copy())
+                           object_angvel=self.data.qvel[dof + 3:dof + 6].copy(),
+                           hands_touching=self.data.sensordata[idx.hand_touch_adr] > 0)
         return out
 
     # --- cameras ------------------------------------------------------------------------------------

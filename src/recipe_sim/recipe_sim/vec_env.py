@@ -57,6 +57,11 @@ from recipe_sim.tasks.base import rest_height, sticker_points
 from recipe_sim.tasks.config import load_task_configs
 from recipe_sim.tasks.poses import configured_left_palm, ready_pose
 
+# Per finished episode: did it reach its task's demonstration criterion (StepOutcome.demo_success)? The
+# filter of demo_init's expert demonstrations and of distillation's collection; "/episode/success" is the
+# task's success.
+DEMO_SUCCESS_LOG_KEY = "/episode/demo_success"
+
 N_ARM = 2 * robot_spec.NUM_ARM_JOINTS_PER_SIDE
 _OBJECT_POS = field_slice("object_pos")  # the same columns with and without a goal
 SPAWN_CLEARANCE = 0.001  # m between a spawned object and the table top (no initial penetration)
@@ -185,6 +190,7 @@ class RecipeVecEnv(VecEnv):
         self._scales = np.zeros((n, len(PRIVILEGED_KEYS)))
         self._rest_z = np.zeros(n)
         self._ep_success = np.zeros(n, dtype=bool)
+        self._ep_demo_success = np.zeros(n, dtype=bool)  # StepOutcome.demo_success reached this episode
         self._qpos0 = self.physics.models[0].qpos0.copy()
         # Replay hooks (recipe_sim.distill): each env's randomization draws of its current episode (rows of
         # sample_episode, set at reset) and the controls applied by the last step (joint targets after
@@ -257,6 +263,7 @@ class RecipeVecEnv(VecEnv):
         failure = out.failure | div
         succ = out.success & ~div
         self._ep_success |= succ.numpy()
+        self._ep_demo_success |= (out.demo_success & ~div).numpy()
         self.episode_length_buf += 1
         time_out = (self.episode_length_buf >= self.max_episode_length).cpu()
         terminated = failure | (succ if self.task_cfg.terminate_on_success else torch.zeros_like(succ))
@@ -328,6 +335,7 @@ class RecipeVecEnv(VecEnv):
         ph.xfrc[:, idx.object_body, 3:6] = torque
         # What counts is success after the disturbance (recovering from it), not a success it interrupted.
         self._ep_success[self._disturbance.started_now] = False
+        self._ep_demo_success[self._disturbance.started_now] = False
 
     def reset(self, env_ids: Sequence[int] | np.ndarray | None = None) -> TensorDict:
         """Start new episodes in ``env_ids`` (all when None) and return the observations. rsl-rl never calls
@@ -419,14 +427,14 @@ class RecipeVecEnv(VecEnv):
         quat = qpos[:, oa + 3 : oa + 7].copy()
         linvel = qvel[:, od : od + 3].copy()
         angvel = qvel[:, od + 3 : od + 6].copy()
-        tips, palms = ph.tips(), ph.palms()
+        tips, palms, touching = ph.tips(), ph.palms(), ph.hands_touching()
         if diverged is not None and diverged.any():
             # A diverged env is reset below; give the task finite placeholders so nothing downstream sees NaN.
             d = diverged
             anchor = self.task.anchor.numpy()[d]
             q[d], qd[d], pos[d], linvel[d], angvel[d] = self._reset_targets[d], 0.0, anchor, 0.0, 0.0
             quat[d] = (1.0, 0.0, 0.0, 0.0)
-            tips[d], palms[d] = anchor[:, None, None, :], anchor[:, None, :]
+            tips[d], palms[d], touching[d] = anchor[:, None, None, :], anchor[:, None, :], False
         norm = np.linalg.norm(quat, axis=1, keepdims=True)
         quat = np.where(norm > 1e-9, quat / np.where(norm > 1e-9, norm, 1.0), np.array([1.0, 0.0, 0.0, 0.0]))
         angvel = obs_mod.quat_rotate_np(quat, angvel)  # free joint angular velocity is in the body frame
@@ -442,6 +450,7 @@ class RecipeVecEnv(VecEnv):
             palms=t(palms, "cpu"),
             actions=t(actions, "cpu"),
             prev_actions=t(self._prev_actions, "cpu"),
+            hands_touching=torch.as_tensor(touching),
         )
 
     def _sample_randomization(self, object_ids: np.ndarray) -> dict[str, np.ndarray]:
@@ -519,6 +528,7 @@ class RecipeVecEnv(VecEnv):
         for name, level in self._noise_std.items():
             level[ids] = episode_noise_std(getattr(self.rand_cfg, name), self._rng_noise_level, n)
         self._ep_success[ids] = False
+        self._ep_demo_success[ids] = False
         self.episode_length_buf[torch.as_tensor(ids, device=self.device)] = 0
         frame = self._frame(self._prev_actions)
         self.task.finish_reset(ids, frame, self._rest_z[ids], rng)
@@ -571,6 +581,7 @@ class RecipeVecEnv(VecEnv):
             # One entry per finished episode: rsl-rl concatenates the entries of all steps and averages,
             # so the logged value is the success rate of all episodes finished in the iteration.
             log["/episode/success"] = torch.as_tensor(self._ep_success[done], dtype=torch.float32)
+            log[DEMO_SUCCESS_LOG_KEY] = torch.as_tensor(self._ep_demo_success[done], dtype=torch.float32)
             log["/episode/failure"] = failure[dones].to(torch.float32)
             log["/episode/diverged"] = diverged[dones].to(torch.float32)
             log["/episode/length"] = self.episode_length_buf.cpu()[dones].to(torch.float32)

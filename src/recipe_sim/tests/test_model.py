@@ -265,3 +265,19 @@ def test_collision_filter_matrix(built):
         assert collide(g, index.table_geom)
     # explicit pairs: per hand, each thumb link (without the yaw base) x index/middle proximal+distal
     assert model.npair == 2 * 4 * {"fourier": 2, "inspire": 3}[index.hand]
+
+
+def test_touch_sensors_see_a_hand_on_the_object_and_not_the_table():
+    """The builder's contact sensors (box_lift's success): which hand touches the object, and only a hand."""
+    from recipe_sim.objects import load_catalog
+
+    model, index = build_model("fourier", obj=load_catalog().objects["lift_box"])
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)  # the box rests on the table at reset, the hands at their zero pose
+    assert data.sensordata[index.hand_touch_adr].tolist() == [0.0, 0.0]
+    left_palm = data.site_xpos[index.palm_sites[0]].copy()
+    data.qpos[index.object_qpos_adr : index.object_qpos_adr + 3] = left_palm  # the box around the left palm
+    mujoco.mj_forward(model, data)
+    assert (data.sensordata[index.hand_touch_adr] > 0).tolist() == [True, False]  # contacts found
+    _, no_object = build_model("fourier", obj=None)
+    assert no_object.hand_touch_adr.tolist() == [-1, -1]

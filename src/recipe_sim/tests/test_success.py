@@ -80,22 +80,25 @@ def _hand(contact: bool, centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return stickers, tips
 
 
-def test_box_lift_needs_both_hands_and_lift_for_hold_steps():
-    def run(left_contact, right_contact, z_seq):
+def test_box_lift_needs_both_hands_touching_and_lift_for_hold_steps():
+    def run(left, right, z_seq):
         counter = torch.zeros(1, dtype=torch.long)
         out = []
         for z in z_seq:
             pos = torch.tensor([[0.0, 0.0, z]])
-            sl, tl = _hand(left_contact, pos[:, None])
-            sr, tr = _hand(right_contact, pos[:, None])
-            ok, counter = success.box_lift_success(pos, REST_Z, sl, tl, sr, tr, counter, PARAMS)
+            touching = torch.tensor([[left, right]])
+            ok, counter = success.box_lift_success(pos, REST_Z, touching, counter, PARAMS)
             out.append(bool(ok[0]))
         return out
 
     lifted = [REST_Z, REST_Z + 0.06, REST_Z + 0.08, REST_Z + 0.08, REST_Z + 0.08]
     assert run(True, True, lifted) == [False, False, False, True, True]
     assert not any(run(True, False, lifted))  # one hand only
+    assert not any(run(False, True, lifted))
     assert not any(run(True, True, [REST_Z + 0.03] * 6))  # not high enough
+    with pytest.raises(ValueError, match=r"hands_touching must have shape \(1, 2\)"):
+        success.box_lift_success(torch.tensor([[0.0, 0.0, REST_Z]]), REST_Z, torch.tensor([True, True]),
+                                 torch.zeros(1, dtype=torch.long), PARAMS)
 
 
 def test_box_lift_tipped_up_on_an_edge_is_not_a_lift():
@@ -115,11 +118,10 @@ def test_box_lift_tipped_up_on_an_edge_is_not_a_lift():
     rest = table + 0.10
     assert on_edge[0, 2] - rest > PARAMS.lift_height
     counter = torch.zeros(1, dtype=torch.long)
+    both = torch.tensor([[True, True]])
     for _ in range(PARAMS.hold_steps + 2):
-        sl, tl = _hand(True, on_edge[:, None])
-        sr, tr = _hand(True, on_edge[:, None])
         clear = success.lowest_point_clear(on_edge, quat, half, table, 0.005)
-        ok, counter = success.box_lift_success(on_edge, rest, sl, tl, sr, tr, counter, PARAMS, clear=clear)
+        ok, counter = success.box_lift_success(on_edge, rest, both, counter, PARAMS, clear=clear)
         assert not ok[0]
 
 

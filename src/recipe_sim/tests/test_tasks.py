@@ -166,28 +166,42 @@ def test_box_lift_stickers_split_by_the_side_facing_each_hand():
     assert facing_halves(ring, _yaw_quat(0.0))[0].all() and facing_halves(ring, _yaw_quat(0.0))[1].all()
 
 
-def test_box_lift_quarter_turned_box_held_on_the_faces_facing_the_hands_is_a_lift():
+def test_box_lift_quarter_turned_box_held_on_the_faces_facing_the_hands_pays_the_lift():
     """The squeeze turns a wide box spawned beyond its peak-width yaw a quarter turn; both palms then hold
-    its +-x faces near one end, where a split fixed to the box's own y put both hands on one half."""
+    its +-x faces near one end, where a split fixed to the box's own y put both hands on one half. The lift
+    reward (fingertips on each hand's half) pays for that hold; success reads the hands' contacts."""
     task = task_for("box_lift", 1, max_stickers=32)
     spec = load_catalog().objects["lift_box_wide"]
     task.set_objects(np.array([0]), [spec], np.array([1.0]))
     hx = spec.size[0]
     center = torch.tensor([0.42, 0.0, TABLE + 0.10 + 0.10])
     task.rest_z[0] = TABLE + 0.10
-    turned = dataclasses.replace(frame(1, center.numpy()[None]), obj_quat=_yaw_quat(math.pi / 2))
+    both = torch.tensor([[True, True]])
+    turned = dataclasses.replace(frame(1, center.numpy()[None]), obj_quat=_yaw_quat(math.pi / 2),
+                                 hands_touching=both)
     # local (+-hx, 0.12): the +y end of the box's x faces, which now face left (+y) and right (-y)
     tips = torch.zeros(1, 2, 4, 3)
     tips[0, 0] = center + torch.tensor([-0.12, hx + 0.01, 0.0])
     tips[0, 1] = center + torch.tensor([-0.12, -hx - 0.01, 0.0])
     held = dataclasses.replace(turned, tips=tips)
-    oks = [bool(task._evaluate(held).success[0]) for _ in range(task.success_params.hold_steps)]
-    assert oks[-1] and not oks[0]
+    hold = task.success_params.hold_steps
+    outs = [task._evaluate(held) for _ in range(hold)]
+    assert outs[-1].success[0] and not outs[0].success[0]
+    assert outs[-1].demo_success[0] and not outs[0].demo_success[0]  # a demonstration of the intended grasp
+    assert outs[0].terms["lift"][0] > 0
     one_hand = tips.clone()
     one_hand[0, 1] = center + torch.tensor([0.0, -0.40, 0.2])
     task.counter.zero_()
-    one_handed = dataclasses.replace(turned, tips=one_hand)
-    assert not any(bool(task._evaluate(one_handed).success[0]) for _ in range(8))
+    task.demo_counter.zero_()
+    outs = [task._evaluate(dataclasses.replace(turned, tips=one_hand)) for _ in range(hold + 2)]
+    assert outs[0].terms["lift"][0] == 0  # the right hand's fingertips are off its half
+    # both hands touch the lifted box (a palm on the right face, say): a lift, not a demonstration to clone
+    assert outs[-1].success[0] and not any(bool(o.demo_success[0]) for o in outs)
+    task.counter.zero_()
+    one_touching = dataclasses.replace(held, hands_touching=torch.tensor([[True, False]]))
+    assert not any(bool(task._evaluate(one_touching).success[0]) for _ in range(8))
+    with pytest.raises(ValueError, match="hands_touching"):
+        task._evaluate(dataclasses.replace(held, hands_touching=None))
 
 
 def test_handover_directions_stage_and_bonus_once():
@@ -299,9 +313,9 @@ def test_box_lift_success_with_both_hands_and_not_with_one_or_none():
     box = env.object_specs[0]
     center = np.array([0.42, 0.0, env.table_top + box.resting_height + 0.10])  # lifted 10 cm
     beside = {
-        s: [center[0] - 0.12, sign * (box.size[1] + 0.045), center[2] + 0.01]
+        s: [center[0] - 0.12, sign * (box.size[1] + 0.02), center[2] + 0.01]
         for s, sign in (("left", 1.0), ("right", -1.0))
-    }  # fingertips at the side-centre stickers
+    }  # each hand against its side of the box (MuJoCo contacts; 4.5 cm out, the hands do not touch it)
     away = {s: [0.20, sign * 0.34, center[2] + 0.05] for s, sign in (("left", 1.0), ("right", -1.0))}
     q = np.stack(
         [

@@ -15,7 +15,7 @@ from recipe_common import robot_spec
 from recipe_common.observation import field_slice
 from recipe_sim.init_states import InitStates
 from recipe_sim.randomization import NoiseItem, RandomizationConfig
-from recipe_sim.vec_env import RecipeVecEnv
+from recipe_sim.vec_env import DEMO_SUCCESS_LOG_KEY, RecipeVecEnv
 
 N = 4
 
@@ -74,6 +74,7 @@ def test_time_limit_auto_resets_with_time_outs():
     assert torch.equal(env.episode_length_buf, torch.zeros(2, dtype=torch.long))
     assert extras["log"]["/episode/length"].tolist() == [3.0, 3.0]
     assert extras["log"]["/episode/success"].tolist() == [0.0, 0.0]
+    assert extras["log"][DEMO_SUCCESS_LOG_KEY].tolist() == [0.0, 0.0]
     # New episodes: object back on the table near the spawn region, robot back at its start pose.
     pos = env.physics.qpos[:, env.index.object_qpos_adr : env.index.object_qpos_adr + 3]
     assert np.allclose(pos[:, 2], env._rest_z + 0.001, atol=1e-6)

@@ -54,8 +54,9 @@ from recipe_policy.specialist import read_specialist
 DEFAULT_EXPERT_RANDOMIZATION = "randomization_low_noise.yaml"
 FLUSH_EPISODES = 32  # render and append after this many kept episodes
 SUCCESS_FILTER = (
-    "episode kept iff extras['log']['/episode/success'] is true when it resets (paper Sec. III-C); "
-    "sources of kind 'dagger' keep every episode"
+    "episode kept iff extras['log']['/episode/demo_success'] (the task's demonstration criterion: its "
+    "success, or box_lift's lift with the fingertips on the stickers) is true when it resets (paper "
+    "Sec. III-C); sources of kind 'dagger' keep every episode"
 )
 
 
@@ -369,7 +370,7 @@ class Collector:
         learner acts and ``source`` only labels (DAgger: every episode kept)."""
         from tqdm import tqdm
 
-        from recipe_sim.vec_env import RecipeVecEnv
+        from recipe_sim.vec_env import DEMO_SUCCESS_LOG_KEY, RecipeVecEnv
 
         overrides: dict[str, Any] = {**source.task_overrides, "init_states": None}
         if episode_length is not None:
@@ -438,7 +439,7 @@ class Collector:
                     )
                 done_ids = np.flatnonzero(dones.numpy())
                 if done_ids.size:
-                    success = np.asarray(extras["log"]["/episode/success"].numpy(), dtype=bool).reshape(-1)
+                    success = np.asarray(extras["log"][DEMO_SUCCESS_LOG_KEY].numpy(), dtype=bool).reshape(-1)
                     for k, i in enumerate(done_ids):
                         self.stats.episodes_run += 1
                         if (success[k] or drive is not None) and done_steps < steps:

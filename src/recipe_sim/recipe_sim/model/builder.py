@@ -90,6 +90,7 @@ class ModelIndex:
     table_geom: int
     floor_geom: int
     hand_geoms: np.ndarray  # collision geoms of both hands, robot_spec.SIDES order, as many per side
+    hand_touch_adr: np.ndarray  # (2,) sensordata address: that hand's contacts with the object; -1: no object
     nominal_body_mass: np.ndarray = field(repr=False)
     nominal_body_inertia: np.ndarray = field(repr=False)
     nominal_jnt_range: np.ndarray = field(repr=False)
@@ -322,8 +323,29 @@ def build_spec(hand: str = robot_spec.DEFAULT_HAND, obj: ObjectSpec | None = Non
     _add_hand_shapes(spec, hand)
     _add_actuators_and_couplings(spec, hand)
     _add_environment(spec, scene, obj)
+    if obj is not None:
+        _add_touch_sensors(spec, hand)
     _set_options(spec)
     return spec
+
+
+def _touch_sensor_name(side: str) -> str:
+    return f"touch_{side}_hand_object"
+
+
+def _add_touch_sensors(spec: mujoco.MjSpec, hand: str) -> None:
+    """One contact sensor per hand: does any geom of the hand (its palm link's subtree) touch the object?
+
+    A sensor, not a scan of ``data.contact``, because the vectorized env steps with ``mujoco.rollout``,
+    which returns sensor data but not contacts; the twin reads the same sensors, so a trial is judged
+    from the same fact as a training episode.
+    """
+    for side in robot_spec.SIDES:
+        palm, _ = _hand_links(hand, side)
+        spec.add_sensor(name=_touch_sensor_name(side), type=mujoco.mjtSensor.mjSENS_CONTACT,
+                        objtype=mujoco.mjtObj.mjOBJ_XBODY, objname=palm,  # the palm link's subtree
+                        reftype=mujoco.mjtObj.mjOBJ_GEOM, refname="object_geom",
+                        intprm=[1, 0, 1])  # data "found" (bit 0): the number of contacts; no reduction
 
 
 def build_model(hand: str = robot_spec.DEFAULT_HAND, obj: ObjectSpec | None = None,
@@ -388,6 +410,8 @@ def _make_index(model: mujoco.MjModel, hand: str, obj: ObjectSpec | None) -> Mod
         table_geom=_id(model, G, "table"),
         floor_geom=floor,
         hand_geoms=np.array(hand_geoms),
+        hand_touch_adr=np.array([int(model.sensor(_touch_sensor_name(s)).adr[0]) if has_obj else -1
+                                 for s in robot_spec.SIDES]),
         nominal_body_mass=model.body_mass.copy(),
         nominal_body_inertia=model.body_inertia.copy(),
         nominal_jnt_range=model.jnt_range.copy(),

@@ -43,6 +43,7 @@ from recipe_sim.experts import Expert, make_expert
 from recipe_sim.ppo.action_head import ActionAffine
 from recipe_sim.ppo.config import DemoInitConfig
 from recipe_sim.ppo.evaluation import SUCCESS_LOG_KEY
+from recipe_sim.vec_env import DEMO_SUCCESS_LOG_KEY
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,9 @@ def collect_demonstrations(
         done_ids = np.flatnonzero(dones.detach().cpu().numpy())
         if done_ids.size == 0:
             continue
-        success = np.asarray(extras["log"][SUCCESS_LOG_KEY].detach().cpu().numpy(), dtype=bool).reshape(-1)
+        log = extras["log"]
+        key = DEMO_SUCCESS_LOG_KEY if DEMO_SUCCESS_LOG_KEY in log else SUCCESS_LOG_KEY
+        success = np.asarray(log[key].detach().cpu().numpy(), dtype=bool).reshape(-1)
         for k, i in enumerate(done_ids):
             if success[k] and len(kept_obs) < episodes:
                 kept_obs.append(np.stack(buf_obs[i]))

@@ -53,6 +53,7 @@ class Frame:
     palms: torch.Tensor  # (N, 2, 3)
     actions: torch.Tensor  # (N, 26) the policy's (clipped) action of this step
     prev_actions: torch.Tensor  # (N, 26) the previous one
+    hands_touching: torch.Tensor | None = None  # (N, 2) bool [left/right]: the hand touches the object
 
 
 @dataclass
@@ -62,6 +63,9 @@ class StepOutcome:
     success: torch.Tensor  # (N,) bool
     failure: torch.Tensor  # (N,) bool
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    # (N,) bool: what an episode must reach to be kept as a demonstration (cloning, distillation); None: the
+    # success. box_lift: its lift with each hand's fingertips on its half, the grasp the reward shapes.
+    demo_success: torch.Tensor | None = None
 
 
 def sticker_points(spec: ObjectSpec, scale: float, count: int | None) -> np.ndarray:
@@ -169,8 +173,10 @@ class Task(ABC):
         failure = success.failed(
             frame.obj_pos, self.table_top, self.anchor, frame.q, frame.tips.reshape(-1, 24), params=sp
         )
+        demo = out.success if out.demo_success is None else out.demo_success
         return replace(
-            out, reward=reward, terms=terms, failure=failure | out.failure, success=out.success & ~failure
+            out, reward=reward, terms=terms, failure=failure | out.failure, success=out.success & ~failure,
+            demo_success=demo & ~failure,
         )
 
     @abstractmethod
