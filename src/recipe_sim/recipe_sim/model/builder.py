@@ -338,7 +338,8 @@ def _add_touch_sensors(spec: mujoco.MjSpec, hand: str) -> None:
 
     A sensor, not a scan of ``data.contact``, because the vectorized env steps with ``mujoco.rollout``,
     which returns sensor data but not contacts; the twin reads the same sensors, so a trial is judged
-    from the same fact as a training episode.
+    from the same fact as a training episode. Naming the palm link keeps the compiler from fusing it into
+    its parent (two more bodies); the dynamics are the same to round-off.
     """
     for side in robot_spec.SIDES:
         palm, _ = _hand_links(hand, side)
