@@ -13,7 +13,7 @@ episode is put in the first kind it fits, "held": lifted by lift_height, clear o
 both hands for hold_steps steps (a lift by contacts that the detector refused), "not_lifted": never
 lift_height up, "tipped": lifted only with an end still on the table, "brief": lifted clear, but with both
 hands on it for fewer than hold_steps steps. Until 2026-12-05 the detector asked for fingertips on the
-stickers and this found 18 "held" failures in 384 episodes of the committed clone; it now reads the hands'
+stickers and this found 16 "held" failures in 384 episodes of the committed clone; it now reads the hands'
 contacts (the model's contact sensors), so "held" should be 0 and the contact scan here checks the sensors.
 
     ./dev bench box_lift_turns                                             # the expert, low-noise profile
@@ -72,8 +72,12 @@ def failure_kinds(success: np.ndarray, lifted: np.ndarray, clear: np.ndarray, bo
                   hold_steps: int) -> dict[str, int]:
     """Count the failed episodes by what happened to the box (module docstring); (T, N) bool per step."""
     lifted, clear = np.asarray(lifted, dtype=bool), np.asarray(clear, dtype=bool)
+    both_touching = np.asarray(both_touching, dtype=bool)
+    for name, a in (("clear", clear), ("both_touching", both_touching)):
+        if a.shape != lifted.shape:
+            raise ValueError(f"{name} has shape {a.shape}, expected lifted's {lifted.shape} (T, N)")
     failed = ~np.asarray(success, dtype=bool)
-    held = longest_run(lifted & clear & np.asarray(both_touching, dtype=bool)) >= hold_steps
+    held = longest_run(lifted & clear & both_touching) >= hold_steps
     ever_up, ever_clear = lifted.any(axis=0), (lifted & clear).any(axis=0)
     kind = np.select([held, ~ever_up, ~ever_clear], [0, 1, 2], default=3)
     return {k: int(np.sum(failed & (kind == i))) for i, k in enumerate(FAILURE_KINDS)}
@@ -125,7 +129,7 @@ def run_box(obj: str, episodes: int, seed: int, randomization: Path | None, chec
         task, sp = env.task, env.task.success_params
         hold = sp.hold_steps
         at_success: list[set[str]] = []
-        lifted, clear, both = [], [], []
+        lifted, clear, both_touching = [], [], []  # per step, (N,) each
         for _ in range(int(env.max_episode_length) - 1):  # stop before the env's own reset
             obs, _, _, _ = env.step(act(obs))
             new = (task.counter.numpy() >= hold) & ~success
@@ -140,7 +144,7 @@ def run_box(obj: str, episodes: int, seed: int, randomization: Path | None, chec
             lifted.append(detector.object_lifted(pose[:, :3], task.rest_z, sp.lift_height).numpy())
             clear.append(detector.lowest_point_clear(pose[:, :3], pose[:, 3:], task.half_extents,
                                                      task.table_top, sp.table_clearance).numpy())
-            both.append(np.array([{"left", "right"} <= t for t in touch]))
+            both_touching.append(np.array([{"left", "right"} <= t for t in touch]))
         yaw_end = quat_yaw(env.physics.qpos[:, oa + 3 : oa + 7].copy())
         size = env.physics.models[0].geom_size[env.index.object_geom]
         out = split(success, yaw0, yaw_end, peak_width_yaw(float(size[0]), float(size[1])))
@@ -149,7 +153,8 @@ def run_box(obj: str, episodes: int, seed: int, randomization: Path | None, chec
         table = sum("table" in t for t in at_success)
         out["at_success"] = {"successes": n, "both_hands_touching": both / n if n else None,
                              "table_touching": table / n if n else None}
-        out["failures"] = failure_kinds(success, np.array(lifted), np.array(clear), np.array(both), hold)
+        out["failures"] = failure_kinds(success, np.array(lifted), np.array(clear), np.array(both_touching),
+                                        hold)
         return out
     finally:
         env.close()

@@ -145,11 +145,9 @@ class BatchedPhysics:
         return self.sensordata[:, adr[:, None] + np.arange(3)]
 
     def hands_touching(self) -> np.ndarray:
-        """(N, 2) bool [left/right]: the hand touches the object (the builder's contact sensors)."""
-        adr = self.template.index.hand_touch_adr
-        if (adr < 0).any():
-            return np.zeros((self.num_envs, 2), dtype=bool)
-        return self.sensordata[:, adr] > 0
+        """(N, 2) bool [left/right]: the hand touches the object (the builder's contact sensors; a physics
+        template always has an object)."""
+        return self.sensordata[:, self.template.index.hand_touch_adr] > 0
 
     # --- stepping ------------------------------------------------------------------------------------
 

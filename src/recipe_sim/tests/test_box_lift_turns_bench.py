@@ -59,6 +59,8 @@ def test_failures_are_sorted_by_what_happened_to_the_box(b):
     both = np.array([[t, t, t, t, f], [t, t, t, t, t], [t, f, t, t, f], [t, t, t, t, t]])
     assert b.failure_kinds(success, lifted, clear, both, hold_steps=2) == {
         "held": 1, "not_lifted": 1, "tipped": 1, "brief": 1}
+    with pytest.raises(ValueError, match=r"both_touching has shape \(\)"):  # not a count in its place
+        b.failure_kinds(success, lifted, clear, np.array(3), hold_steps=2)
 
 
 def test_geoms_touching_the_box_are_told_apart_by_hand(b):

@@ -132,9 +132,8 @@ def collect_demonstrations(
         done_ids = np.flatnonzero(dones.detach().cpu().numpy())
         if done_ids.size == 0:
             continue
-        log = extras["log"]
-        key = DEMO_SUCCESS_LOG_KEY if DEMO_SUCCESS_LOG_KEY in log else SUCCESS_LOG_KEY
-        success = np.asarray(log[key].detach().cpu().numpy(), dtype=bool).reshape(-1)
+        kept_ok = extras["log"][DEMO_SUCCESS_LOG_KEY]  # per finished episode: demonstration criterion met
+        success = np.asarray(kept_ok.detach().cpu().numpy(), dtype=bool).reshape(-1)
         for k, i in enumerate(done_ids):
             if success[k] and len(kept_obs) < episodes:
                 kept_obs.append(np.stack(buf_obs[i]))
