@@ -302,3 +302,15 @@ def test_a_specialist_trained_behind_an_object_filter_is_served_filtered_rows_in
     # Older packages (no record): raw readings, whatever tasks.yaml says today.
     assert specialist_source(SPECIALIST, None).task_overrides == {"object_pos_filter": 0.0}
     assert env_overrides(load_policy(SPECIALIST))["object_pos_filter"] == 0.0
+
+
+def test_eval_generalist_scores_objects_in_one_order_whatever_order_the_dataset_recorded():
+    """Object k runs on seed + k: two generalists of one task must get the same episodes under one seed."""
+    from types import SimpleNamespace
+
+    from recipe_sim.distill.eval_generalist import default_objects
+
+    first = SimpleNamespace(spec=SimpleNamespace(objects=("lift_box_wide", "lift_box_small", "lift_box")))
+    second = SimpleNamespace(spec=SimpleNamespace(objects=("lift_box_small", "lift_box_wide", "lift_box")))
+    expected = ["lift_box", "lift_box_small", "lift_box_wide"]
+    assert default_objects(first) == default_objects(second) == expected

@@ -241,6 +241,14 @@ def evaluate_policy_on_object(
     return batch, ctl.stats
 
 
+def default_objects(policy: DeployablePolicy) -> list[str]:
+    """The policy's objects, sorted. Object k runs on seed + k, and a dataset records its objects in the
+    order their first kept episodes arrived (box_lift: wide, small, lift_box for one generalist and small,
+    wide, lift_box for the next), so the policy's own order gave two generalists of one task different
+    episodes under one seed."""
+    return sorted(policy.spec.objects)
+
+
 def specialists_of(policy: DeployablePolicy) -> list[str]:
     """The packaged specialists a generalist was distilled from (its dataset record), DAgger labelers too."""
     rec = getattr(policy, "record", {}) or {}
@@ -370,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="specialists to compare on the same episodes (default: those the first policy was "
         "distilled from; pass none to skip)",
     )
-    p.add_argument("--objects", nargs="+", default=None, help="objects (default: the first policy's)")
+    p.add_argument("--objects", nargs="+", default=None, help="objects (default: the first policy's, sorted)")
     p.add_argument("--conditions", nargs="+", default=["nominal", "randomized", "pushes"],
                    choices=[*CONDITIONS, ALL_DISTURBANCES],
                    help="nominal, randomized, pushes, disturb-poke/-pull/-push/-drag; disturbances: the four")
@@ -440,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         specs = specialists_of(first) if a.specialists is None else a.specialists
         for ref in specs:
             policies[f"specialist:{Path(ref).name}"] = load_policy(ref)
-        objects = a.objects or list(first.spec.objects)
+        objects = a.objects or default_objects(first)
         rand = a.randomization or config_path(DEFAULT_RANDOMIZATION)
         runtime = load_runtime_config(**key_values(a.runtime, "--runtime"))
         input_age = InputAge(a.depth_age_s, a.object_age_s)
