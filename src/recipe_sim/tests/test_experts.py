@@ -128,6 +128,40 @@ def test_grasp_expert_replans_when_the_object_is_moved_mid_reach():
         env.close()
 
 
+def test_grasp_expert_raises_the_palm_first_when_the_grasp_asks_and_not_otherwise():
+    """The cage grasps rise before turning over the ball (config/grasps.yaml ``raise_first``): the palm goes
+    up from where it started, keeping its orientation, and the ball has not moved when the reach begins."""
+    env = _env("grasp_reach", "ball_medium", 2, seed=4)
+    try:
+        expert = make_expert(env)
+        grasp = expert.targets_of(0).grasp
+        assert grasp.raise_first > 0.05
+        side = int(env.task.side[0])
+        start = WorldState.of(env)
+        expert()
+        assert expert.phase_names[0] == "raise"
+        top = start.palms[0, side, 2]
+        for _ in range(30):
+            env.step(expert())
+            top = max(top, float(WorldState.of(env).palms[0, side, 2]))
+            if expert.phase_names[0] != "raise":
+                break
+        assert expert.phase_names[0] == "pregrasp", expert.phase_names
+        assert top - start.palms[0, side, 2] > 0.7 * grasp.raise_first
+        _run_until(env, expert, "reach", 0)
+        moved = np.linalg.norm(WorldState.of(env).obj_pos[0] - start.obj_pos[0])
+        assert moved < 0.005, moved
+    finally:
+        env.close()
+    env = _env("grasp_reach", "can_medium", 1)
+    try:
+        expert = make_expert(env)
+        expert()
+        assert expert.phase_names == ["pregrasp"]  # the side grasp goes straight to its pregrasp point
+    finally:
+        env.close()
+
+
 def test_grasp_expert_regrasps_an_object_knocked_out_of_the_hand():
     env = _env("grasp_reach", "can_medium", 2, seed=2, length=150)
     try:
@@ -219,13 +253,14 @@ def test_expert_interface_actions_resets_and_new_episodes():
         assert torch.all(a[:, 14:] >= 0) and torch.all(a[:, 14:] <= 1)  # hand entries are normalized
         for _ in range(12):
             env.step(expert())
-        assert (expert.phase > 0).all()
+        # The first phase of a side grasp is its pregrasp (it has no rise: "raise" is left at once).
+        assert "pregrasp" not in expert.phase_names, expert.phase_names
         expert.reset([1])
         expert.joint_targets()
-        assert expert.phase[1] == 0 and expert.phase[0] > 0
+        assert expert.phase_names[1] == "pregrasp" and expert.phase_names[0] != "pregrasp"
         env.reset()  # new episodes: the expert notices without being told
         expert.joint_targets()
-        assert (expert.phase == 0).all()
+        assert expert.phase_names == ["pregrasp"] * 3
     finally:
         env.close()
 

@@ -45,6 +45,9 @@ def test_the_shipped_file_loads_with_its_default():
         (lambda d: d["grasps"]["wrap"]["preshape"].update(wrist=0.2), "unknown key 'wrist'"),
         (lambda d: d["grasps"]["wrap"].update(palm_offset=[0.0, 0.1]), r"palm_offset must be \[x, y, z\]"),
         (lambda d: d["grasps"]["wrap"].update(palm_roll="a bit"), "palm_roll must be a number"),
+        (lambda d: d["grasps"]["wrap"].update(pregrasp=[0.0, 0.03]), r"wrap.pregrasp must be \[x, y, z\]"),
+        (lambda d: d["grasps"]["wrap"].update(raise_first=-0.1), r"wrap.raise_first"),
+        (lambda d: d["grasps"]["wrap"].update(approach="top"), "unknown key 'approach'"),
         (lambda d: d.update(default="nope"), "default: 'nope' is not one of"),
         (lambda d: d.update(format="recipe_sim/grasps/v0"), "format"),
     ],
@@ -53,6 +56,17 @@ def test_invalid_grasp_files_are_named(tmp_path, mutate, match):
     with pytest.raises(ValueError, match=match) as err:
         load_grasps(_write(tmp_path, mutate))
     assert "grasps.yaml" in str(err.value)
+
+
+def test_a_grasp_may_say_how_the_hand_approaches(tmp_path):
+    def mutate(d):
+        d["grasps"]["wrap"].update(pregrasp=[0.01, 0.04, 0.06], raise_first=0.12)
+
+    cat = load_grasps(_write(tmp_path, mutate))
+    np.testing.assert_allclose(cat.get("wrap").pregrasp, [0.01, 0.04, 0.06])
+    assert cat.get("wrap").raise_first == 0.12
+    default = cat.get("thumb_opposed")  # without the keys: the expert's pregrasp, no rise
+    assert default.pregrasp is None and default.raise_first == 0.0
 
 
 def test_the_right_hand_mirrors_the_left_and_finger_closure_keeps_the_thumb():

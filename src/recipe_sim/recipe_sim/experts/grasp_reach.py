@@ -12,7 +12,12 @@ Phases of the active hand (the other arm and hand hold the ready pose, as the ta
   the object has moved in the hand by more than ``slip_distance`` since the hand closed (or is farther than
   ``lost_distance`` from where the grasp holds it): ``retreat``.
 * ``retreat``: hand preshaped, palm straight up by ``retreat_height``; then ``pregrasp``.
-* ``pregrasp`` (also the first phase): palm to a point above and outside the grasp pose; then ``reach``.
+* ``raise`` (the first phase, for a grasp with ``raise_first``): the palm rises that far straight up from
+  where the episode found it, in the ready orientation; then ``pregrasp``. Without it the arm's joint-space
+  path from the ready pose to the pregrasp point swings the straight fingers past a low object, and under
+  action noise they brush it: a ball rolls away before the reach (the cage grasps).
+* ``pregrasp``: palm to a point above and outside the grasp pose (the grasp's ``pregrasp`` offset, else the
+  expert's); then ``reach``.
 
 Which grasp: ``grasp`` names one of config/grasps.yaml for every object, or (default) each object gets the
 grasp that config/grasps.yaml's ``objects`` table names for it (its default otherwise). Envs whose object or
@@ -55,7 +60,7 @@ class GraspTargets:
 
 class GraspReachExpert(Expert):
     kind = "grasp_reach"
-    PHASES = ("pregrasp", "reach", "close", "carry", "retreat", "no_plan")
+    PHASES = ("raise", "pregrasp", "reach", "close", "carry", "retreat", "no_plan")
 
     def __init__(
         self,
@@ -69,6 +74,8 @@ class GraspReachExpert(Expert):
         retreat_height: float = 0.05,
         pregrasp: tuple[float, float, float] = (0.0, 0.03, 0.05),
         arm_step: float = 0.06,
+        raise_tol: float = 0.03,
+        raise_steps: int = 20,
     ) -> None:
         super().__init__(env, arm_step=arm_step)
         catalog = load_grasps()
@@ -82,6 +89,8 @@ class GraspReachExpert(Expert):
         self.regrasp_distance, self.lost_distance = regrasp_distance, lost_distance
         self.slip_distance, self.retreat_height = slip_distance, retreat_height
         self.pregrasp = np.asarray(pregrasp, dtype=np.float64)
+        # Risen: within raise_tol of the top, or after raise_steps steps.
+        self.raise_tol, self.raise_steps = raise_tol, raise_steps
         self.lift_height = float(env.task.success_params.lift_height)
         self.lift_margin = 0.015
         n = self.num_envs
@@ -92,6 +101,7 @@ class GraspReachExpert(Expert):
         self._held_offset = np.zeros((n, 3))  # palm minus object when the hand closed on it
         self._retreat_from = np.zeros((n, 3))  # where each env's active palm is headed now (world, m)
         self._latched_obj = np.zeros((n, 3))
+        self._raise_to = np.zeros((n, 3))  # where the palm rises to in ``raise``
 
     @property
     def has_plan(self) -> np.ndarray:
@@ -102,6 +112,8 @@ class GraspReachExpert(Expert):
         for i in env_ids:
             self.side[i] = int(side[i])
             self._which[i] = int(self.env.models.object_id[i])
+            rise = self.targets_of(i).grasp.raise_first
+            self._raise_to[i] = s.palms[i, self.side[i]] + np.array([0.0, 0.0, rise])
 
     def targets_of(self, i: int) -> GraspTargets:
         return self._targets[self.grasps[self._which[i]].name]
@@ -124,7 +136,7 @@ class GraspReachExpert(Expert):
         if self.in_phase(i, "close") and np.linalg.norm(obj - self._latched_obj[i]) > self.regrasp_distance:
             self.set_phase(i, "reach")
         held = np.linalg.norm(obj - (s.palms[i, side] - gt.offset[side])) <= self.lost_distance
-        if (self.PHASES[self.phase[i]] in ("pregrasp", "reach", "retreat", "no_plan") and held
+        if (self.PHASES[self.phase[i]] in ("raise", "pregrasp", "reach", "retreat", "no_plan") and held
                 and self.finger_closure(s, i, side) >= 0.6 * float(np.mean(gt.grasp.closure[2:]))):
             # Someone else (a learner being relabelled) already holds it: carry on from there.
             self.set_phase(i, "carry")
@@ -141,8 +153,15 @@ class GraspReachExpert(Expert):
             q_arm, _ = gt.arm(i, side, palm)
             if self.palm_error(s, i, side, palm) < 2 * self.arrive_tol or self.dwell[i] >= 8:
                 self.set_phase(i, "pregrasp")
+        if self.in_phase(i, "raise"):
+            palm = self._aim(i, self._raise_to[i])
+            q_arm, ok = self.ik.solve(i, side, palm, self.ik.ready_rot[side])
+            if (gt.grasp.raise_first <= 0.0 or not ok or self.dwell[i] >= self.raise_steps
+                    or self.palm_error(s, i, side, palm) < self.raise_tol):
+                self.set_phase(i, "pregrasp")
         if self.in_phase(i, "pregrasp"):
-            palm = self._aim(i, gt.palm(side, obj, self.pregrasp * np.array([1.0, sgn, 1.0])))
+            pregrasp = self.pregrasp if gt.grasp.pregrasp is None else gt.grasp.pregrasp
+            palm = self._aim(i, gt.palm(side, obj, pregrasp * np.array([1.0, sgn, 1.0])))
             q_arm, ok = gt.arm(i, side, palm)
             if self.palm_error(s, i, side, palm) < 2 * self.arrive_tol or not ok:
                 self.set_phase(i, "reach")

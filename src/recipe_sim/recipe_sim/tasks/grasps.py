@@ -22,6 +22,7 @@ from recipe_common.paths import config_path
 FORMAT = "recipe_sim/grasps/v1"
 CONFIG_FILE = "grasps.yaml"
 _GRASP_KEYS = ("palm_offset", "palm_roll", "palm_yaw", "preshape", "closure")
+_APPROACH_KEYS = ("pregrasp", "raise_first")  # optional: how the hand comes to the grasp
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class SideGrasp:
     palm_yaw: float  # rad about world z, after the roll
     preshape: np.ndarray  # (6,) normalized hand targets during the reach
     closure: np.ndarray  # (6,) normalized hand targets of the closed grasp
+    # Where the palm waits before the reach (palm minus grasp pose, left hand, m); None: the expert's default.
+    pregrasp: np.ndarray | None = None
+    # Before anything else the palm rises this far (m) straight up from where it starts, in the ready
+    # orientation, so that it turns into the grasp orientation above the object; 0: no rise.
+    raise_first: float = 0.0
 
     def offset(self, side: str) -> np.ndarray:
         return self.palm_offset * np.array([1.0, 1.0 if side == "left" else -1.0, 1.0])
@@ -81,22 +87,27 @@ def _hand_values(raw: Any, where: str, required: bool) -> np.ndarray:
     return np.array([as_float(raw.get(j, 0.0), f"{where}.{j}", 0.0, 1.0) for j in joints])
 
 
+def _xyz(raw: Any, where: str) -> np.ndarray:
+    if not isinstance(raw, list | tuple) or len(raw) != 3:
+        raise ValueError(f"{where} must be [x, y, z] in metres, got {raw!r}")
+    return np.array([as_float(v, f"{where}[{i}]", -0.3, 0.3) for i, v in enumerate(raw)])
+
+
 def parse_grasp(name: str, raw: Any) -> SideGrasp:
     where = f"grasps.{name}"
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where} must be a mapping, got {raw!r}")
-    check_keys(raw, _GRASP_KEYS, where, required=_GRASP_KEYS)
-    off = raw["palm_offset"]
-    if not isinstance(off, list | tuple) or len(off) != 3:
-        raise ValueError(f"{where}.palm_offset must be [x, y, z] in metres, got {off!r}")
-    offset = np.array([as_float(v, f"{where}.palm_offset[{i}]", -0.3, 0.3) for i, v in enumerate(off)])
+    check_keys(raw, (*_GRASP_KEYS, *_APPROACH_KEYS), where, required=_GRASP_KEYS)
+    pregrasp = None if raw.get("pregrasp") is None else _xyz(raw["pregrasp"], f"{where}.pregrasp")
     return SideGrasp(
         name=name,
-        palm_offset=offset,
+        palm_offset=_xyz(raw["palm_offset"], f"{where}.palm_offset"),
         palm_roll=as_float(raw["palm_roll"], f"{where}.palm_roll", -np.pi, np.pi),
         palm_yaw=as_float(raw["palm_yaw"], f"{where}.palm_yaw", -np.pi, np.pi),
         preshape=_hand_values(raw["preshape"] or {}, f"{where}.preshape", required=False),
         closure=_hand_values(raw["closure"], f"{where}.closure", required=True),
+        pregrasp=pregrasp,
+        raise_first=as_float(raw.get("raise_first", 0.0), f"{where}.raise_first", 0.0, 0.3),
     )
 
 
