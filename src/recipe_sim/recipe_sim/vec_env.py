@@ -246,7 +246,12 @@ class RecipeVecEnv(VecEnv):
         if hold is not None:
             targets = np.where(hold.numpy(), self._reset_targets, targets)
         self.physics.ctrl[:, self.index.actuator_ids] = targets
-        self.physics.xfrc[:, self.index.object_body, :3] = self._force.step(self.dt, self._masses())
+        force = self._force.step(self.dt, self._masses())
+        min_lift = self.rand_cfg.object_force.min_lift
+        if min_lift > 0.0:  # only on an object that is off the table (randomization.ForceItem)
+            z = self.physics.qpos[:, self.index.object_qpos_adr + 2]
+            force[z - self._rest_z < min_lift] = 0.0
+        self.physics.xfrc[:, self.index.object_body, :3] = force
         if self._disturbance is not None:
             self._apply_disturbance()
         self.applied_ctrl = self.physics.ctrl.copy()

@@ -197,6 +197,7 @@ def _load_with(tmp_path: Path, mutate):
     (lambda d: d["action_noise"].update(std=float("nan")), r"action_noise\.std must be finite"),
     (lambda d: d["action_noise"].update(enabled="yes"), r"action_noise\.enabled must be true or false"),
     (lambda d: d["object_force"].update(interval_s=0.0), r"object_force\.interval_s must be > 0"),
+    (lambda d: d["object_force"].update(min_lift=-0.01), r"object_force\.min_lift must be >= 0"),
     (lambda d: d.update(object_mass=[0.1, 0.2]), r"object_mass must be a mapping"),
     (lambda d: d.update(format="recipe_sim/randomization/v0"), "key 'format' must be"),
 ])

@@ -238,6 +238,28 @@ def test_random_object_force_reaches_the_physics():
     assert np.linalg.norm(moved, axis=1).min() > 1e-4
 
 
+def test_object_force_with_min_lift_spares_a_resting_object_and_pushes_a_lifted_one():
+    cfg = RandomizationConfig.disabled()
+    item = dataclasses.replace(cfg.object_force, enabled=True, probability=1.0, scale=2.0, min_lift=0.01)
+    env = RecipeVecEnv("grasp_reach", 2, seed=0, objects=["ball_medium"],
+                       randomization=dataclasses.replace(cfg, object_force=item))
+    hold = torch.as_tensor(robot_spec.joint_targets_to_action(env._reset_targets), dtype=torch.float32)
+    b, oa = env.index.object_body, env.index.object_qpos_adr
+    start = env.physics.qpos[:, oa : oa + 3].copy()
+    for _ in range(5):
+        env.step(hold)
+    assert not env.physics.xfrc[:, b, :3].any()  # on the table: no force, and a ball stays put
+    assert np.abs(env.physics.qpos[:, oa : oa + 2] - start[:, :2]).max() < 1e-4  # (it settles 1 mm)
+    pose = env.physics.qpos[:, oa : oa + 7].copy()
+    pose[0, 2] += 0.05  # env 0's ball 5 cm up (it falls back during the step, but starts lifted)
+    env.teleport([0], object_pose=pose[[0]], hold_targets=False)
+    env.step(hold)
+    force = env.physics.xfrc[:, b, :3]
+    assert np.linalg.norm(force[0]) > 0.0 and not force[1].any()
+    assert "min_lift" not in RandomizationConfig().to_dict()["object_force"]  # the default writes as before
+    assert dataclasses.replace(cfg, object_force=item).to_dict()["object_force"]["min_lift"] == 0.01
+
+
 def test_init_states_are_sampled_at_reset(tmp_path):
     base = RecipeVecEnv("grasp_reach", 1, objects=["can_small"], randomization=RandomizationConfig.disabled())
     q = np.stack([base.ready_q, base.ready_q])
