@@ -49,6 +49,11 @@ def test_the_shipped_file_loads_with_its_default():
         (lambda d: d["grasps"]["wrap"].update(raise_first=-0.1), r"wrap.raise_first"),
         (lambda d: d["grasps"]["wrap"].update(approach="top"), "unknown key 'approach'"),
         (lambda d: d.update(default="nope"), "default: 'nope' is not one of"),
+        (lambda d: d.update(object_sets=[{"objects": ["puck"], "grasp": "pinch"}]),
+         r"object_sets\[0\].grasp: 'pinch' is not one of"),
+        (lambda d: d.update(object_sets=[{"objects": [], "grasp": "wrap"}]),
+         r"object_sets\[0\].objects must be"),
+        (lambda d: d.update(object_sets=[{"objects": ["puck"]}]), r"object_sets\[0\]: missing required key"),
         (lambda d: d.update(format="recipe_sim/grasps/v0"), "format"),
     ],
 )
@@ -67,6 +72,18 @@ def test_a_grasp_may_say_how_the_hand_approaches(tmp_path):
     assert cat.get("wrap").raise_first == 0.12
     default = cat.get("thumb_opposed")  # without the keys: the expert's pregrasp, no rise
     assert default.pregrasp is None and default.raise_first == 0.0
+
+
+def test_an_object_set_grasps_every_object_of_an_env_that_holds_exactly_that_set(tmp_path):
+    def mutate(d):
+        d["object_sets"] = [{"objects": ["puck", "ball_small"], "grasp": "wrap"}]
+
+    cat = load_grasps(_write(tmp_path, mutate))
+    assert [g.name for g in cat.for_objects(["ball_small", "puck"])] == ["wrap", "wrap"]
+    # Not exactly the set: each object's own grasp.
+    assert [g.name for g in cat.for_objects(["puck"])] == [cat.for_object("puck").name]
+    assert [g.name for g in cat.for_objects(["puck", "ball_small", "can_small"])] == [
+        cat.for_object(o).name for o in ("puck", "ball_small", "can_small")]
 
 
 def test_the_right_hand_mirrors_the_left_and_finger_closure_keeps_the_thumb():

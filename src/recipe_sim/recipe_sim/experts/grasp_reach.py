@@ -19,8 +19,9 @@ Phases of the active hand (the other arm and hand hold the ready pose, as the ta
 * ``pregrasp``: palm to a point above and outside the grasp pose (the grasp's ``pregrasp`` offset, else the
   expert's); then ``reach``.
 
-Which grasp: ``grasp`` names one of config/grasps.yaml for every object, or (default) each object gets the
-grasp that config/grasps.yaml's ``objects`` table names for it (its default otherwise). Envs whose object or
+Which grasp: ``grasp`` names one of config/grasps.yaml for every object, or (default) an env whose objects are
+one of config/grasps.yaml's ``object_sets`` grasps them all with that set's grasp, and otherwise each object
+gets the grasp that its ``objects`` table names for it (its default otherwise). Envs whose object or
 goal no grasp pose reaches hold the ready pose (``has_plan`` False).
 """
 
@@ -80,7 +81,7 @@ class GraspReachExpert(Expert):
         super().__init__(env, arm_step=arm_step)
         catalog = load_grasps()
         if grasp is None:
-            self.grasps = [catalog.for_object(name) for name in env.object_names]
+            self.grasps = catalog.for_objects(list(env.object_names))
         else:
             g = grasp if isinstance(grasp, SideGrasp) else catalog.get(grasp)
             self.grasps = [g for _ in env.object_names]

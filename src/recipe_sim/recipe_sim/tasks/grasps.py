@@ -64,10 +64,22 @@ class GraspCatalog:
     default: str
     grasps: dict[str, SideGrasp]
     objects: dict[str, str] = field(default_factory=dict)  # catalog object -> grasp name (others: default)
+    # An env holding exactly one of these sets of objects grasps every one of them with the set's grasp.
+    object_sets: tuple[tuple[frozenset[str], str], ...] = ()
 
     def for_object(self, obj: str) -> SideGrasp:
         """The grasp config/grasps.yaml assigns to a catalog object (the default grasp if none)."""
         return self.get(self.objects.get(obj))
+
+    def for_objects(self, objs: list[str] | tuple[str, ...]) -> list[SideGrasp]:
+        """One grasp per object of an env holding ``objs``: the set's grasp if ``object_sets`` names exactly
+        these objects, else each object's own. A policy that cannot tell its objects apart (a specialist
+        sees positions, not shapes) can only clone an expert that grasps them all the same way."""
+        key = frozenset(objs)
+        for members, name in self.object_sets:
+            if members == key:
+                return [self.get(name) for _ in objs]
+        return [self.for_object(o) for o in objs]
 
     def get(self, name: str | None = None) -> SideGrasp:
         """The named grasp, or the default one when ``name`` is None."""
@@ -116,7 +128,7 @@ def load_grasps(path: str | Path | None = None) -> GraspCatalog:
     path = config_path(CONFIG_FILE) if path is None else Path(path)
     data = load_yaml(path, FORMAT)
     try:
-        check_keys(data, ("format", "default", "grasps", "objects"), "grasps.yaml",
+        check_keys(data, ("format", "default", "grasps", "objects", "object_sets"), "grasps.yaml",
                    required=("default", "grasps"))
         grasps = data["grasps"]
         if not isinstance(grasps, Mapping) or not grasps:
@@ -131,6 +143,23 @@ def load_grasps(path: str | Path | None = None) -> GraspCatalog:
         for obj, name in objects.items():
             if name not in parsed:
                 raise ValueError(f"objects.{obj}: {name!r} is not one of the grasps {sorted(parsed)}")
-        return GraspCatalog(str(default), parsed, {str(k): str(v) for k, v in objects.items()})
+        sets = data.get("object_sets") or []
+        if not isinstance(sets, list):
+            raise ValueError(f"object_sets must be a list of {{objects: [...], grasp: name}}, got {sets!r}")
+        object_sets = []
+        for k, entry in enumerate(sets):
+            where = f"object_sets[{k}]"
+            if not isinstance(entry, Mapping):
+                raise ValueError(f"{where} must be a mapping {{objects: [...], grasp: name}}, got {entry!r}")
+            check_keys(entry, ("objects", "grasp"), where, required=("objects", "grasp"))
+            members = entry["objects"]
+            if not isinstance(members, list) or not members or not all(isinstance(o, str) for o in members):
+                raise ValueError(f"{where}.objects must be a non-empty list of object names, got {members!r}")
+            if entry["grasp"] not in parsed:
+                raise ValueError(f"{where}.grasp: {entry['grasp']!r} is not one of the grasps "
+                                 f"{sorted(parsed)}")
+            object_sets.append((frozenset(members), str(entry["grasp"])))
+        return GraspCatalog(str(default), parsed, {str(k): str(v) for k, v in objects.items()},
+                            tuple(object_sets))
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
