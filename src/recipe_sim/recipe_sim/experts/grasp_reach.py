@@ -154,11 +154,13 @@ class GraspReachExpert(Expert):
             q_arm, _ = gt.arm(i, side, palm)
             if self.palm_error(s, i, side, palm) < 2 * self.arrive_tol or self.dwell[i] >= 8:
                 self.set_phase(i, "pregrasp")
+        if self.in_phase(i, "raise") and gt.grasp.raise_first <= 0.0:
+            self.set_phase(i, "pregrasp")  # no rise and no IK solve: side grasps plan as they did before
         if self.in_phase(i, "raise"):
             palm = self._aim(i, self._raise_to[i])
             q_arm, ok = self.ik.solve(i, side, palm, self.ik.ready_rot[side])
-            if (gt.grasp.raise_first <= 0.0 or not ok or self.dwell[i] >= self.raise_steps
-                    or self.palm_error(s, i, side, palm) < self.raise_tol):
+            risen = self.palm_error(s, i, side, palm) < self.raise_tol
+            if not ok or risen or self.dwell[i] >= self.raise_steps:
                 self.set_phase(i, "pregrasp")
         if self.in_phase(i, "pregrasp"):
             pregrasp = self.pregrasp if gt.grasp.pregrasp is None else gt.grasp.pregrasp
